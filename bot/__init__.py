@@ -1,0 +1,1 @@
+"""Telegram bot: aiogram handlers, a durable SQLite job queue and one GPU generation loop."""

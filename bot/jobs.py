@@ -1,0 +1,508 @@
+"""The durable job queue: every request is a row in ``jobs`` before the user hears "queued".
+
+State machine (DESIGN.md)::
+
+    queued → running → generated → delivered
+    queued | running → cancelled
+    running | generated → failed        (generated: the stored video cannot be sent, e.g. too big)
+    generated → undeliverable           (the user blocked the bot)
+    at start: running → queued (attempt + 1) or → failed after ``max_attempts``
+
+Every transition is one conditional ``UPDATE … WHERE status IN (…)``, atomic without an explicit
+transaction, and reports whether it happened: a job cancelled while it rendered can never become
+``generated``, and a delivered job can never be delivered (sent) again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+import aiosqlite
+
+from bot.db import transaction
+from pipeline.options import GenerationOptions
+
+
+class JobStatus:
+    """Job states as stored in ``jobs.status`` (plain strings, so rows compare with ``==``)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    GENERATED = "generated"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    UNDELIVERABLE = "undeliverable"
+
+    ALL: tuple[str, ...] = (
+        QUEUED,
+        RUNNING,
+        GENERATED,
+        DELIVERED,
+        CANCELLED,
+        FAILED,
+        UNDELIVERABLE,
+    )
+    ACTIVE: tuple[str, ...] = (QUEUED, RUNNING)  # count against per-user limits
+    FINAL: tuple[str, ...] = (DELIVERED, CANCELLED, FAILED, UNDELIVERABLE)
+
+
+class JobSource:
+    REQUEST = "request"
+    REPEAT = "repeat"
+
+
+def interrupted_message(attempts: int) -> str:
+    """The error stored on a job that kept being interrupted by restarts."""
+    return f"Генерация прервана {attempts} раза (перезапуск бота), задача остановлена."
+
+
+_OPTION_FIELDS = tuple(f.name for f in fields(GenerationOptions))
+
+
+def options_to_json(options: GenerationOptions) -> str:
+    return json.dumps(asdict(options), ensure_ascii=False)
+
+
+def options_from_json(text: str, prompt: str = "") -> GenerationOptions:
+    """Parse stored options; unknown keys (from a newer version) are ignored."""
+    data = json.loads(text)
+    data.setdefault("prompt", prompt)
+    return GenerationOptions(**{k: v for k, v in data.items() if k in _OPTION_FIELDS})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of ``jobs``, with JSON columns decoded."""
+
+    id: int
+    user_id: int
+    chat_id: int
+    request_message_id: int | None
+    status_message_id: int | None
+    status: str
+    prompt: str
+    prompt_en: str | None
+    options: GenerationOptions
+    translate: bool
+    attempts: int
+    error: str | None
+    created_at: float
+    started_at: float | None
+    generated_at: float | None
+    finished_at: float | None
+    gen_seconds: float | None
+    video_path: str | None
+    video_meta: dict[str, Any] | None
+    file_id: str | None
+    result_message_id: int | None
+    progress: float
+    source: str
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in JobStatus.ACTIVE
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in JobStatus.FINAL
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Job:
+        return cls(
+            id=row["id"],
+            user_id=row["user_id"],
+            chat_id=row["chat_id"],
+            request_message_id=row["request_message_id"],
+            status_message_id=row["status_message_id"],
+            status=row["status"],
+            prompt=row["prompt"],
+            prompt_en=row["prompt_en"],
+            options=options_from_json(row["options"], row["prompt"]),
+            translate=bool(row["translate"]),
+            attempts=row["attempts"],
+            error=row["error"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            generated_at=row["generated_at"],
+            finished_at=row["finished_at"],
+            gen_seconds=row["gen_seconds"],
+            video_path=row["video_path"],
+            video_meta=json.loads(row["video_meta"]) if row["video_meta"] else None,
+            file_id=row["file_id"],
+            result_message_id=row["result_message_id"],
+            progress=row["progress"],
+            source=row["source"],
+        )
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :meth:`JobStore.recover` found at start."""
+
+    requeued: list[Job]
+    failed: list[Job]
+    undelivered: list[Job]  # ``generated``: send the stored file again, never regenerate
+
+
+class HourBucket(NamedTuple):
+    hour_ts: float  # start of the hour, UNIX seconds
+    jobs: int  # jobs created in that hour
+    mean_gen_seconds: float | None  # over those that finished generating
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0–100); None for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+class JobStore:
+    """All reads and writes of ``jobs``. ``clock`` is injectable so tests control time."""
+
+    def __init__(self, conn: aiosqlite.Connection, clock: Callable[[], float] = time.time):
+        self.conn = conn
+        self.clock = clock
+
+    # ------------------------------------------------------------ helpers
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Job | None:
+        rows = await self.conn.execute_fetchall(sql, params)
+        return Job.from_row(rows[0]) if rows else None
+
+    async def _many(self, sql: str, params: Sequence[Any] = ()) -> list[Job]:
+        rows = await self.conn.execute_fetchall(sql, params)
+        return [Job.from_row(row) for row in rows]
+
+    async def _changed(self, sql: str, params: Sequence[Any]) -> bool:
+        async with self.conn.execute(sql, params) as cursor:
+            return cursor.rowcount > 0
+
+    async def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self.conn.execute_fetchall(sql, params)
+        return rows[0][0] if rows else None
+
+    # ------------------------------------------------------------ create / read
+
+    async def create(
+        self,
+        user_id: int,
+        chat_id: int,
+        request_message_id: int | None,
+        prompt: str,
+        options: GenerationOptions,
+        translate: bool = True,
+        source: str = JobSource.REQUEST,
+    ) -> Job:
+        """Persist a new ``queued`` job (committed when this returns)."""
+        job = await self._one(
+            "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
+            " translate, created_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (
+                user_id,
+                chat_id,
+                request_message_id,
+                JobStatus.QUEUED,
+                prompt,
+                options_to_json(options),
+                int(translate),
+                self.clock(),
+                source,
+            ),
+        )
+        assert job is not None
+        return job
+
+    async def get(self, job_id: int) -> Job | None:
+        return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+
+    async def set_status_message(self, job_id: int, message_id: int) -> bool:
+        return await self._changed(
+            "UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id)
+        )
+
+    async def set_prompt_en(self, job_id: int, text: str) -> bool:
+        return await self._changed("UPDATE jobs SET prompt_en = ? WHERE id = ?", (text, job_id))
+
+    async def set_progress(self, job_id: int, fraction: float) -> bool:
+        """Store progress (clamped to 0–1) of a running job; False once it is no longer running."""
+        fraction = min(1.0, max(0.0, float(fraction)))
+        return await self._changed(
+            "UPDATE jobs SET progress = ? WHERE id = ? AND status = ?",
+            (fraction, job_id, JobStatus.RUNNING),
+        )
+
+    # ------------------------------------------------------------ transitions
+
+    async def claim_next(self) -> Job | None:
+        """Atomically move the oldest queued job to ``running``; None when the queue is empty.
+
+        One statement, so two loops (or processes) can never claim the same job.
+        """
+        return await self._one(
+            "UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1, progress = 0"
+            " WHERE id = (SELECT id FROM jobs WHERE status = ? ORDER BY id LIMIT 1)"
+            " AND status = ? RETURNING *",
+            (JobStatus.RUNNING, self.clock(), JobStatus.QUEUED, JobStatus.QUEUED),
+        )
+
+    async def mark_generated(
+        self, job_id: int, video_path: str, video_meta: dict[str, Any], gen_seconds: float
+    ) -> bool:
+        """running → generated. False if the job was cancelled (or anything else) meanwhile."""
+        return await self._changed(
+            "UPDATE jobs SET status = ?, video_path = ?, video_meta = ?, gen_seconds = ?,"
+            " generated_at = ?, progress = 1 WHERE id = ? AND status = ?",
+            (
+                JobStatus.GENERATED,
+                str(video_path),
+                json.dumps(video_meta, ensure_ascii=False, default=str),
+                gen_seconds,
+                self.clock(),
+                job_id,
+                JobStatus.RUNNING,
+            ),
+        )
+
+    async def mark_delivered(
+        self, job_id: int, file_id: str | None, result_message_id: int
+    ) -> bool:
+        """generated → delivered. False if it was already delivered: never send a video twice."""
+        return await self._changed(
+            "UPDATE jobs SET status = ?, file_id = ?, result_message_id = ?, finished_at = ?"
+            " WHERE id = ? AND status = ?",
+            (
+                JobStatus.DELIVERED,
+                file_id,
+                result_message_id,
+                self.clock(),
+                job_id,
+                JobStatus.GENERATED,
+            ),
+        )
+
+    async def mark_failed(self, job_id: int, error: str) -> bool:
+        """running | generated → failed with a human-readable ``error``."""
+        return await self._transition(
+            job_id, (JobStatus.RUNNING, JobStatus.GENERATED), JobStatus.FAILED, error
+        )
+
+    async def mark_undeliverable(self, job_id: int, error: str) -> bool:
+        """generated → undeliverable (e.g. 403: the user blocked the bot)."""
+        return await self._transition(
+            job_id, (JobStatus.GENERATED,), JobStatus.UNDELIVERABLE, error
+        )
+
+    async def _transition(
+        self, job_id: int, sources: Sequence[str], target: str, error: str | None
+    ) -> bool:
+        return await self._changed(
+            f"UPDATE jobs SET status = ?, error = ?, finished_at = ?"
+            f" WHERE id = ? AND status IN ({_placeholders(sources)})",
+            (target, error, self.clock(), job_id, *sources),
+        )
+
+    async def cancel(self, job_id: int) -> Job | None:
+        """queued | running → cancelled. Returns the job as it was (so the caller knows whether it
+        was running and must stop the worker), or None if it was not cancellable."""
+        for _ in range(5):  # optimistic: retry if the status moved between the read and the write
+            job = await self.get(job_id)
+            if job is None or job.status not in JobStatus.ACTIVE:
+                return None
+            if await self._changed(
+                "UPDATE jobs SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
+                (JobStatus.CANCELLED, self.clock(), job_id, job.status),
+            ):
+                return job
+        return None
+
+    async def cancel_user_queued(self, user_id: int) -> list[Job]:
+        """Cancel all of a user's queued jobs (on ban); returns them as they are now (cancelled)."""
+        jobs = await self._many(
+            "UPDATE jobs SET status = ?, finished_at = ? WHERE user_id = ? AND status = ?"
+            " RETURNING *",
+            (JobStatus.CANCELLED, self.clock(), user_id, JobStatus.QUEUED),
+        )
+        return sorted(jobs, key=lambda job: job.id)
+
+    async def recover(self, max_attempts: int = 3) -> Recovery:
+        """At start: requeue interrupted jobs (or fail those interrupted ``max_attempts`` times) and
+        list ``generated`` jobs whose video must be sent again. ``attempts`` is not reset."""
+        now = self.clock()
+        async with transaction(self.conn):
+            failed_rows = await self.conn.execute_fetchall(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ?"
+                " WHERE status = ? AND attempts >= ? RETURNING *",
+                (
+                    JobStatus.FAILED,
+                    interrupted_message(max_attempts),
+                    now,
+                    JobStatus.RUNNING,
+                    max_attempts,
+                ),
+            )
+            requeued_rows = await self.conn.execute_fetchall(
+                "UPDATE jobs SET status = ?, progress = 0 WHERE status = ? RETURNING *",
+                (JobStatus.QUEUED, JobStatus.RUNNING),
+            )
+            undelivered_rows = await self.conn.execute_fetchall(
+                "SELECT * FROM jobs WHERE status = ? ORDER BY id", (JobStatus.GENERATED,)
+            )
+
+        def jobs(rows: Iterable[aiosqlite.Row]) -> list[Job]:
+            return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
+
+        return Recovery(jobs(requeued_rows), jobs(failed_rows), jobs(undelivered_rows))
+
+    # ------------------------------------------------------------ queue views
+
+    async def queue_position(self, job_id: int) -> int | None:
+        """1 = claimed next; None if the job is not queued."""
+        return await self._scalar(
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE status = ? AND id <= j.id)"
+            " FROM jobs AS j WHERE j.id = ? AND j.status = ?",
+            (JobStatus.QUEUED, job_id, JobStatus.QUEUED),
+        )
+
+    async def queued_ids(self) -> list[int]:
+        rows = await self.conn.execute_fetchall(
+            "SELECT id FROM jobs WHERE status = ? ORDER BY id", (JobStatus.QUEUED,)
+        )
+        return [row[0] for row in rows]
+
+    async def count_queued(self) -> int:
+        return await self._scalar("SELECT COUNT(*) FROM jobs WHERE status = ?", (JobStatus.QUEUED,))
+
+    async def active_count(self, user_id: int) -> int:
+        """Queued + running jobs of a user (MAX_ACTIVE_JOBS_PER_USER)."""
+        return await self._scalar(
+            "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN (?, ?)",
+            (user_id, *JobStatus.ACTIVE),
+        )
+
+    async def count_since(self, user_id: int, since_ts: float) -> int:
+        """Jobs the user created since ``since_ts``, whatever became of them (DAILY_JOBS_PER_USER)."""
+        return await self._scalar(
+            "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?", (user_id, since_ts)
+        )
+
+    async def user_jobs(
+        self, user_id: int, statuses: Iterable[str] | None = None, limit: int = 10
+    ) -> list[Job]:
+        """A user's jobs, newest first, optionally only in ``statuses``."""
+        if statuses is None:
+            return await self._many(
+                "SELECT * FROM jobs WHERE user_id = ? ORDER BY id DESC LIMIT ?", (user_id, limit)
+            )
+        wanted = tuple(statuses)
+        if not wanted:
+            return []
+        return await self._many(
+            f"SELECT * FROM jobs WHERE user_id = ? AND status IN ({_placeholders(wanted)})"
+            " ORDER BY id DESC LIMIT ?",
+            (user_id, *wanted, limit),
+        )
+
+    async def latest_active(self, user_id: int) -> Job | None:
+        """The user's newest queued or running job (``/cancel`` without an id)."""
+        jobs = await self.user_jobs(user_id, JobStatus.ACTIVE, limit=1)
+        return jobs[0] if jobs else None
+
+    async def all_active(self) -> list[Job]:
+        """Every queued and running job, oldest first (admin ``/queue``, status refresh)."""
+        return await self._many(
+            "SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY id", JobStatus.ACTIVE
+        )
+
+    async def recent_durations(self, limit: int = 20) -> list[float]:
+        """``gen_seconds`` of the most recently generated jobs, newest first (for the ETA).
+
+        Counts every job that finished generating (delivered or not): delivery does not change
+        how long the GPU took.
+        """
+        rows = await self.conn.execute_fetchall(
+            "SELECT gen_seconds FROM jobs WHERE gen_seconds IS NOT NULL"
+            " ORDER BY generated_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [row[0] for row in rows]
+
+    # ------------------------------------------------------------ statistics
+
+    async def stats(self, since_ts: float) -> dict[str, Any]:
+        """Figures for ``/stats``; windows are by ``created_at``.
+
+        Keys: ``by_status_since`` / ``by_status_total`` (every status, zeros included),
+        ``jobs_since`` / ``jobs_total``, ``mean_gen_seconds`` / ``p95_gen_seconds`` (since) and
+        ``*_total``, ``failure_rate`` / ``failure_rate_total`` (failed ÷ jobs that reached a
+        delivered/failed/undeliverable end; cancelled ones are the user's choice; None if none),
+        ``queue_length`` (queued now), ``running`` (running now).
+        """
+        rows = await self.conn.execute_fetchall(
+            "SELECT status, COUNT(*), SUM(created_at >= ?) FROM jobs GROUP BY status", (since_ts,)
+        )
+        total = dict.fromkeys(JobStatus.ALL, 0)
+        since = dict.fromkeys(JobStatus.ALL, 0)
+        for status, count, count_since in rows:
+            total[status] = count
+            since[status] = count_since or 0
+        durations = await self.conn.execute_fetchall(
+            "SELECT gen_seconds, created_at >= ? FROM jobs WHERE gen_seconds IS NOT NULL",
+            (since_ts,),
+        )
+        all_seconds = [row[0] for row in durations]
+        since_seconds = [row[0] for row in durations if row[1]]
+
+        def failure_rate(counts: dict[str, int]) -> float | None:
+            ended = (
+                counts[JobStatus.DELIVERED]
+                + counts[JobStatus.FAILED]
+                + counts[JobStatus.UNDELIVERABLE]
+            )
+            return counts[JobStatus.FAILED] / ended if ended else None
+
+        def mean(values: list[float]) -> float | None:
+            return sum(values) / len(values) if values else None
+
+        return {
+            "by_status_since": since,
+            "by_status_total": total,
+            "jobs_since": sum(since.values()),
+            "jobs_total": sum(total.values()),
+            "mean_gen_seconds": mean(since_seconds),
+            "p95_gen_seconds": percentile(since_seconds, 95),
+            "mean_gen_seconds_total": mean(all_seconds),
+            "p95_gen_seconds_total": percentile(all_seconds, 95),
+            "failure_rate": failure_rate(since),
+            "failure_rate_total": failure_rate(total),
+            "queue_length": total[JobStatus.QUEUED],
+            "running": total[JobStatus.RUNNING],
+        }
+
+    async def hourly(self, since_ts: float) -> list[HourBucket]:
+        """Jobs created per hour and their mean generation time, every hour from the one holding
+        ``since_ts`` to the current one (empty hours included, so a chart has no gaps)."""
+        rows = await self.conn.execute_fetchall(
+            "SELECT CAST(created_at / 3600 AS INTEGER) AS hour, COUNT(*), AVG(gen_seconds)"
+            " FROM jobs WHERE created_at >= ? GROUP BY hour",
+            (since_ts,),
+        )
+        by_hour = {row[0]: (row[1], row[2]) for row in rows}
+        first = int(since_ts // 3600)
+        last = max(int(self.clock() // 3600), max(by_hour, default=first))
+        return [
+            HourBucket(float(hour * 3600), *by_hour.get(hour, (0, None)))
+            for hour in range(first, last + 1)
+        ]
