@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 MAX_SEED = 2**32 - 1
@@ -40,6 +41,7 @@ OPTION_NAMES = ("steps", "seed", "frames", "fps", "size", "guidance", "negative"
 _DASHES = "-‐‑‒–—―−"  # ASCII hyphen and every dash a phone keyboard may substitute for "--"
 _QUOTES = {'"': '"', "«": "»", "“": "”", "„": "“", "'": "'"}
 _SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xх×*]\s*(\d{1,5})\s*$", re.IGNORECASE)
+_SPACED_SIZE_RE = re.compile(r"\d{1,5}\s*[xх×*]\s*\d{1,5}(?=\s|$)", re.IGNORECASE)
 _TOKEN_RE = re.compile(r"\S+")
 
 
@@ -224,7 +226,9 @@ def _read_quoted(text: str, start: int) -> tuple[str, int] | None:
         return None
     end = text.find(closer, start + 1)
     if end < 0:
-        raise OptionError("unclosed_quote", "negative", "the quote is never closed", value=text[start:])
+        raise OptionError(
+            "unclosed_quote", "negative", "the quote is never closed", value=text[start:]
+        )
     return text[start + 1 : end], end + 1
 
 
@@ -284,6 +288,12 @@ def parse_request(text: str) -> ParsedRequest:
             store("negative", "negative", inner)
             pending = None
             continue
+        if pending == "size":
+            spaced = _SPACED_SIZE_RE.match(text, pos)  # "832 x 480" as a phone may type it
+            if spaced:
+                store("size", "size", spaced.group(0))
+                pos, pending = spaced.end(), None
+                continue
         match = _TOKEN_RE.match(text, pos)
         assert match is not None
         token = match.group(0)
@@ -308,7 +318,10 @@ def parse_request(text: str) -> ParsedRequest:
                     inner, pos = _read_quoted(text, start)  # type: ignore[misc]
                     store(name, alias, inner)
                 elif name == "negative":
-                    store(name, alias, inline)
+                    # like `--negative word word`: every word up to the next option
+                    if "negative" in values:
+                        raise OptionError("duplicate", "negative", "is given twice", value=alias)
+                    negative_words = [inline]
                 else:
                     store(name, alias, inline)
                 continue
@@ -335,8 +348,23 @@ def parse_request(text: str) -> ParsedRequest:
         raise OptionError("missing_value", pending, "needs a value")
     finish_negative()
 
+    return ParsedRequest(prompt=" ".join(prompt_parts), overrides=overrides_from_values(values))
+
+
+def overrides_from_values(values: Mapping[str, str]) -> OptionOverrides:
+    """Type raw option values keyed by name or alias (``{"steps": "30", "size": "832x480"}``).
+
+    The one place option values are typed: :func:`parse_request` and the CLI's flags both go
+    through it, so they accept and reject exactly the same values.
+    """
     overrides: dict[str, object] = {}
-    for name, raw in values.items():
+    for alias, raw in values.items():
+        name = OPTION_ALIASES.get(alias.lower())
+        if name is None:
+            raise OptionError(
+                "unknown_option", alias, "is not an option",
+                ", ".join(f"--{n}" for n in OPTION_NAMES), value=alias,
+            )  # fmt: skip
         if name in ("steps", "seed", "frames", "fps"):
             overrides[name] = _parse_int(name, raw)
         elif name == "guidance":
@@ -345,15 +373,22 @@ def parse_request(text: str) -> ParsedRequest:
             overrides["width"], overrides["height"] = _parse_size(raw)
         elif name == "negative":
             overrides["negative_prompt"] = raw.strip()
-    return ParsedRequest(prompt=" ".join(prompt_parts), overrides=OptionOverrides(**overrides))
+    return OptionOverrides(**overrides)
 
 
 # ---------------------------------------------------------------- validation
 
 
+def _number(x: float) -> str:
+    """``4294967295`` rather than ``4.29497e+09``; ``4.5`` stays ``4.5``."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _check_range(option: str, value: float, lo: float, hi: float) -> None:
     if not (lo <= value <= hi):
-        raise OptionError("out_of_range", option, "is out of range", f"{lo:g}–{hi:g}", str(value))
+        raise OptionError(
+            "out_of_range", option, "is out of range", f"{_number(lo)}–{_number(hi)}", str(value)
+        )
 
 
 def resolve_options(
@@ -370,7 +405,11 @@ def resolve_options(
         raise OptionError("empty_prompt", "prompt", "is empty: describe the video in words")
     if len(prompt) > max_prompt_chars:
         raise OptionError(
-            "too_long", "prompt", "is too long", f"up to {max_prompt_chars} characters", str(len(prompt))
+            "too_long",
+            "prompt",
+            "is too long",
+            f"up to {max_prompt_chars} characters",
+            str(len(prompt)),
         )
 
     def pick(name: str):
@@ -441,6 +480,8 @@ def fit_size(aspect_w: int, aspect_h: int, pixels: int, limits: ModelLimits) -> 
     scale = math.sqrt(pixels / (aspect_w * aspect_h))
     width = max(limits.min_side, min(limits.max_side, int(aspect_w * scale) // m * m))
     height = max(limits.min_side, min(limits.max_side, int(aspect_h * scale) // m * m))
-    while width * height > limits.max_pixels and width > limits.min_side and height > limits.min_side:
+    while (
+        width * height > limits.max_pixels and width > limits.min_side and height > limits.min_side
+    ):
         width, height = width - m, max(limits.min_side, (height * (width - m) // width) // m * m)
     return width, height

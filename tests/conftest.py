@@ -8,6 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models are slower with many threads on a busy 2-core machine; subprocesses inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path
 

@@ -1,0 +1,236 @@
+"""CLI: ``python -m pipeline "кот играет на пианино в космосе" -o cat.mp4 [--steps N ...]``.
+
+Option values go through the same typing code as the bot's ``/generate`` (options written inside
+the prompt text work too), so the CLI and the bot accept and reject exactly the same things.
+Bad options and missing models end with one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from dataclasses import fields
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from pipeline.errors import GenerationOOM, ModelLoadError, VideoTooLarge
+from pipeline.options import (
+    OptionError,
+    OptionOverrides,
+    overrides_from_values,
+    parse_request,
+    resolve_options,
+)
+from pipeline.progress import GenerationCancelled, Progress, Stage
+
+EXIT_OPTIONS = 2
+EXIT_MODEL = 3
+EXIT_FAILED = 1
+OPTION_FLAGS = ("steps", "seed", "frames", "fps", "size", "guidance", "negative")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line instead of argparse's usage block."""
+        self.exit(EXIT_OPTIONS, f"error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipeline.generator import DEFAULT_MODEL
+    from pipeline.text2video import DEFAULT_TRANSLATOR
+
+    p = _Parser(prog="python -m pipeline", description="Russian or English text → MP4 video.")
+    p.add_argument("prompt", nargs="+", help="what the video shows (options may be inside too)")
+    p.add_argument("-o", "--output", default="video.mp4", help="MP4 path (default: video.mp4)")
+    opts = p.add_argument_group("generation options (as in the bot's /generate)")
+    opts.add_argument("--steps", help="denoising steps")
+    opts.add_argument("--seed", help="random seed (default: random, always printed)")
+    opts.add_argument("--frames", help="number of frames (Wan: 4k+1)")
+    opts.add_argument("--fps", help="frames per second of the MP4")
+    opts.add_argument("--size", help="WxH, e.g. 832x480")
+    opts.add_argument("--guidance", help="classifier-free guidance scale")
+    opts.add_argument("--negative", help="negative prompt")
+    model = p.add_argument_group("model and hardware")
+    model.add_argument("--model", default=os.environ.get("T2V_MODEL", DEFAULT_MODEL))
+    model.add_argument(
+        "--translator",
+        default=os.environ.get("TRANSLATOR_MODEL", DEFAULT_TRANSLATOR),
+        help="Hub id or directory of a ru→en seq2seq model, or 'none'",
+    )
+    model.add_argument("--translator-device", default="cpu")
+    model.add_argument("--no-translate", action="store_true", help="give the model the text as is")
+    model.add_argument("--device", default=os.environ.get("DEVICE", "auto"))
+    model.add_argument(
+        "--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32")
+    )
+    model.add_argument(
+        "--memory-mode",
+        default="auto",
+        choices=("auto", "resident", "model_offload", "group_offload"),
+    )
+    model.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None)
+    speed = p.add_argument_group("speed (opt-in)")
+    speed.add_argument("--compile", action="store_true", help="regional torch.compile")
+    speed.add_argument("--attention-backend", help="e.g. flash, _flash_3_hub, sage, native")
+    speed.add_argument("--cache", help="first_block or mag:<ratios.json>")
+    speed.add_argument("--cache-threshold", type=float)
+    speed.add_argument("--lora", help="LoRA file or directory, fused at load")
+    speed.add_argument("--lora-scale", type=float, default=1.0)
+    speed.add_argument("--fast-steps", type=int, help="default steps with a step-distilled LoRA")
+    p.add_argument("--max-mb", type=float, help="re-encode to fit this many MB (Telegram: 50)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def request_overrides(
+    prompt_words: list[str], args: argparse.Namespace
+) -> tuple[str, OptionOverrides]:
+    """The prompt and its overrides: options written in the text, then the flags (never both)."""
+    parsed = parse_request(" ".join(prompt_words))
+    flags = {name: getattr(args, name) for name in OPTION_FLAGS if getattr(args, name) is not None}
+    from_flags = overrides_from_values(flags)
+    for f in fields(OptionOverrides):
+        if (
+            getattr(from_flags, f.name) is not None
+            and getattr(parsed.overrides, f.name) is not None
+        ):
+            option = {"width": "size", "height": "size", "negative_prompt": "negative"}.get(
+                f.name, f.name
+            )
+            raise OptionError("duplicate", option, "is given twice (in the text and as a flag)")
+    return parsed.prompt, from_flags.merged_over(parsed.overrides)
+
+
+class ProgressBar:
+    """One updating line on stderr per stage; the denoise stage gets a bar."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+
+    def __call__(self, p: Progress) -> None:
+        done = p.total > 0 and p.step >= p.total
+        if p.stage is Stage.DENOISE:
+            filled = int(self.width * p.fraction)
+            bar = "#" * filled + "-" * (self.width - filled)
+            line = f"{p.stage.value:<12} [{bar}] {p.step}/{p.total}  {p.elapsed:6.1f}s"
+        else:
+            line = f"{p.stage.value:<12} {'done' if done else '...'}  {p.elapsed:6.1f}s"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(72) + ("\n" if done else ""))
+        elif done:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        prompt, overrides = request_overrides(args.prompt, args)
+    except OptionError as exc:
+        return _fail(EXIT_OPTIONS, f"error: {_describe(exc)}")
+
+    from pipeline.presets import looks_like_path, read_class_name
+
+    if looks_like_path(args.model):  # a missing directory fails before torch is even imported
+        try:
+            read_class_name(args.model)
+        except ModelLoadError as exc:
+            return _fail(EXIT_MODEL, f"error: {exc}")
+    _quiet_libraries()
+    from pipeline.generator import GeneratorConfig
+    from pipeline.text2video import TextToVideo
+
+    config = GeneratorConfig(
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        memory_mode=args.memory_mode,
+        vae_tiling=args.vae_tiling,
+        compile=args.compile,
+        attention_backend=args.attention_backend,
+        cache=args.cache,
+        cache_threshold=args.cache_threshold,
+        lora_path=args.lora,
+        lora_scale=args.lora_scale,
+        fast_steps=args.fast_steps,
+    )
+    start = time.perf_counter()
+    try:
+        t2v = TextToVideo.load(
+            config, translator_model=args.translator, translator_device=args.translator_device
+        )
+        options = resolve_options(prompt, overrides, t2v.defaults, t2v.limits)
+    except OptionError as exc:
+        return _fail(EXIT_OPTIONS, f"error: {_describe(exc)}")
+    except (ModelLoadError, ValueError) as exc:
+        return _fail(EXIT_MODEL, f"error: {exc}")
+    loaded = time.perf_counter()
+
+    def on_progress(p: Progress) -> None:
+        if p.stage is Stage.TRANSLATE and p.step == 1:
+            print(f"prompt: {p.detail}", flush=True)
+        if bar is not None:
+            bar(p)
+
+    bar = None if args.quiet else ProgressBar()
+    max_bytes = int(args.max_mb * 1e6) if args.max_mb else None
+    try:
+        result = t2v.run(
+            options,
+            Path(args.output),
+            translate=not args.no_translate,
+            on_progress=on_progress,
+            max_bytes=max_bytes,
+        )
+    except GenerationOOM as exc:
+        return _fail(
+            EXIT_FAILED,
+            f"error: {exc} (try fewer frames, a smaller size or --memory-mode group_offload)",
+        )
+    except VideoTooLarge as exc:
+        return _fail(EXIT_FAILED, f"error: {exc}")
+    except (GenerationCancelled, KeyboardInterrupt):
+        return _fail(130, "cancelled")
+    video = result.video
+    print(
+        f"saved: {video.path} ({video.width}x{video.height}, {video.frames} frames, {video.fps} fps,"
+        f" {video.duration:.2f} s, {video.size_bytes / 1e3:.0f} kB)"
+    )
+    print(f"seed: {result.seed}")
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
+    print(
+        f"time: {result.timings['total']:.1f} s ({stages}; model load {loaded - start:.1f} s)"
+        f" on {t2v.device_info()}"
+    )
+    return 0
+
+
+def _describe(exc: OptionError) -> str:
+    text = str(exc)
+    return f"{text}, got {exc.value}" if exc.value else text
+
+
+def _fail(code: int, message: str) -> int:
+    print(" ".join(message.split()), file=sys.stderr)  # always exactly one line
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The CLI: a real run as a subprocess, and every bad option as a one-line error with no generation."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+
+from pipeline.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--size", "64x64", "--frames", "9", "--steps", "2"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # one torch thread: tiny models gain nothing from more, and a busy CPU makes them crawl
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_cli_writes_a_playable_mp4(
+    tmp_path: Path, tiny_wan_dir: Path, tiny_marian_dir: Path
+) -> None:
+    out = tmp_path / "cat.mp4"
+    proc = run_cli(
+        "кот играет на пианино в космосе", "-o", str(out), "--model", str(tiny_wan_dir),
+        "--translator", str(tiny_marian_dir), "--seed", "5", "--device", "cpu", *SMALL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("prompt: ") and lines[0] != "prompt: кот играет на пианино в космосе"
+    assert f"saved: {out}" in proc.stdout and "seed: 5" in lines and "time: " in proc.stdout
+    assert "denoise" in proc.stderr and "2/2" in proc.stderr  # the progress bar
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = next(reader)
+    assert meta["size"] == (64, 64) and meta["audio_codec"] == "aac"
+    assert sum(1 for _ in reader) == 9
+    assert out.with_suffix(".jpg").exists()
+
+
+def test_cli_missing_model_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli("кот", "-o", str(tmp_path / "x.mp4"), "--model", str(tmp_path / "no-model"))
+    assert proc.returncode != 0
+    assert proc.stderr.strip().count("\n") == 0 and "not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def no_generation(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fails the test if the video pipeline is ever called."""
+    from diffusers import WanPipeline
+
+    calls: list[str] = []
+
+    @functools.wraps(WanPipeline.__call__)  # keeps the signature the presets read defaults from
+    def spy(*args, **kwargs):
+        calls.append("called")
+
+    monkeypatch.setattr(WanPipeline, "__call__", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["кот", "--steps", "abc"], "steps"),
+        (["кот", "--seed", "1.5"], "seed"),
+        (["кот", "--size", "big"], "size"),
+        (["кот", "--guidance", "x"], "guidance"),
+        (["кот --bogus 3"], "bogus"),
+        (['кот --negative "open'], "negative"),
+        (["кот --steps 3", "--steps", "4"], "steps"),  # in the text and as a flag
+        (["кот", "--unknown-flag"], "unknown-flag"),
+    ],
+)
+def test_bad_syntax_fails_before_loading(
+    args: list[str], option: str, capsys, monkeypatch, no_generation: list[str]
+) -> None:
+    from pipeline.text2video import TextToVideo
+
+    monkeypatch.setattr(TextToVideo, "load", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(SystemExit) if args[-1] == "--unknown-flag" else _no_raise() as exit_info:
+        code = main(args)
+    if exit_info is not None:
+        code = exit_info.value.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and option in err
+    assert no_generation == []
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "allowed"),
+    [
+        (["--steps", "500"], "steps", "1–100"),
+        (["--frames", "10"], "frames", "4k+1"),
+        (["--frames", "85"], "frames", "1–81"),
+        (["--size", "65x64"], "size", "multiples of 16"),
+        (["--size", "4096x4096"], "size", "2048"),
+        (["--fps", "0"], "fps", "1–60"),
+        (["--guidance", "99"], "guidance", "0–20"),
+        (["--seed", "-1"], "seed", "0–4294967295"),
+        (["--negative", "x" * 1001], "negative", "1000"),
+    ],
+)
+def test_out_of_bounds_options_give_their_error_and_no_generation(
+    args: list[str], option: str, allowed: str, capsys, tiny_wan_dir: Path, no_generation
+) -> None:
+    code = main(
+        ["кот", "--model", str(tiny_wan_dir), "--translator", "none", "--device", "cpu", *args]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"error: {option}") and allowed in err
+    assert no_generation == []
+
+
+def test_empty_prompt(capsys, tiny_wan_dir: Path, no_generation) -> None:
+    code = main(
+        ["--steps 3", "--model", str(tiny_wan_dir), "--translator", "none", "--device", "cpu"]
+    )
+    assert code == 2 and "prompt" in capsys.readouterr().err
+    assert no_generation == []
+
+
+class _no_raise:
+    """A stand-in for pytest.raises when the call returns normally."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
