@@ -123,7 +123,14 @@ def to_uint8_frames(video: Any) -> np.ndarray:
         if hasattr(video, "convert"):
             raise TypeError("expected a video, got a single image")
     if hasattr(video, "detach"):
-        video = video.detach().float().cpu().numpy()
+        import torch
+
+        # Quantise where the frames are (the GPU): copying 81 float32 frames to the host and
+        # scaling them there costs about a second per clip at 832x480.
+        video = video.detach()
+        if video.dtype.is_floating_point:
+            video = video.float().clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        video = video.cpu().numpy()
     arr = np.asarray(video)
     if arr.ndim == 5:
         arr = arr[0]
@@ -368,7 +375,7 @@ class VideoGenerator:
             "guidance_scale": options.guidance,
             "frame_rate": options.fps,
             "generator": torch.Generator(device="cpu").manual_seed(options.seed),
-            "output_type": "np",
+            "output_type": "pt",  # frames stay on the device until quantised
             "max_sequence_length": self.max_sequence_length,
             "callback_on_step_end": callback,
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -391,6 +392,14 @@ def _check_range(option: str, value: float, lo: float, hi: float) -> None:
         )
 
 
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # controls, zero-width/bidi format marks, spaces
+
+
+def _visible(text: str) -> bool:
+    """Whether ``text`` holds a character a person can see (str.strip keeps U+200B, U+FEFF…)."""
+    return any(unicodedata.category(char) not in _INVISIBLE for char in text)
+
+
 def resolve_options(
     prompt: str,
     overrides: OptionOverrides,
@@ -401,7 +410,7 @@ def resolve_options(
 ) -> GenerationOptions:
     """Fill defaults, pick a random seed if none was given, and validate against ``limits``."""
     prompt = prompt.strip()
-    if not prompt:
+    if not _visible(prompt):  # also "\u200b\u200b" or a lone BOM/RTL mark: nothing to draw
         raise OptionError("empty_prompt", "prompt", "is empty: describe the video in words")
     if len(prompt) > max_prompt_chars:
         raise OptionError(

@@ -193,3 +193,18 @@ def test_to_uint8_frames_from_pil_lists() -> None:
 
     frames = to_uint8_frames([[Image.new("RGB", (8, 6), (255, 0, 0))] * 3])
     assert frames.shape == (3, 6, 8, 3) and frames[0, 0, 0].tolist() == [255, 0, 0]
+
+
+def test_torch_frames_are_quantised_like_numpy_frames_and_input_is_untouched() -> None:
+    """GPU-side quantisation (output_type="pt") must give the exact bytes of the numpy path."""
+    import torch
+
+    from pipeline.generator import to_uint8_frames
+
+    video = torch.rand(1, 9, 3, 8, 10) * 1.2 - 0.1  # a little outside [0, 1] on both sides
+    original = video.clone()
+    from_numpy = to_uint8_frames(video.permute(0, 1, 3, 4, 2).numpy())
+    from_torch = to_uint8_frames(video)
+    assert from_torch.shape == (9, 8, 10, 3) and from_torch.dtype == np.uint8
+    assert np.array_equal(from_torch, from_numpy)
+    assert torch.equal(video, original)

@@ -1,0 +1,191 @@
+"""The bot's configuration: environment variables or `.env`, read once at start.
+
+Every name of DESIGN.md's configuration table is here, plus the runtime extras of
+docs/architecture.md. The token is a ``SecretStr`` so it never shows up in a ``repr``, a
+traceback or a log line (see also :mod:`bot.logs`, which masks it in third-party log output).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CLOUD_UPLOAD_LIMIT = 50 * 1024 * 1024
+"""sendVideo limit of the official cloud Bot API."""
+LOCAL_UPLOAD_LIMIT = 2000 * 1024 * 1024
+"""sendVideo limit of a self-hosted Bot API server (``TELEGRAM_API_URL``)."""
+
+_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xх×*]\s*(\d{1,5})\s*$", re.IGNORECASE)
+_TOKEN_RE = re.compile(r"^\d+:[\w-]{20,}$")
+
+
+def _id_list(value: object) -> list[int]:
+    """``"1, 2,3"`` → ``[1, 2, 3]``; an empty string means nobody (not a JSON list, by design)."""
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [int(v) for v in value]
+    text = str(value).strip().strip("[]")
+    ids = []
+    for part in re.split(r"[,\s;]+", text):
+        if part:
+            try:
+                ids.append(int(part))
+            except ValueError:
+                raise ValueError(f"{part!r} is not a Telegram user id (a whole number)") from None
+    return ids
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """``"832x480"`` → ``(832, 480)``; also accepts the Cyrillic х and ×."""
+    match = _SIZE_RE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a size like 832x480")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _none_if_blank(value: object) -> object:
+    """An empty ``FOO=`` line in .env means "not set", not an empty string or a parse error."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the operator can set; names are the environment variable names, upper-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,  # a malformed BOT_TOKEN is still a secret
+    )
+
+    # --- Telegram
+    bot_token: SecretStr
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    allowed_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    telegram_api_url: str | None = None
+
+    # --- storage
+    database_path: Path = Path("data/bot.sqlite3")
+    video_dir: Path = Path("data/videos")
+
+    # --- models
+    t2v_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    translator_model: str = "Helsinki-NLP/opus-mt-tc-big-zle-en"
+    translator_device: str = "cpu"
+    device: str = "auto"
+    memory_mode: str = "auto"
+    compile: bool = False
+    attention_backend: str | None = None
+    cache: str | None = None
+    cache_threshold: float | None = None
+    lora_path: str | None = None
+    lora_scale: float = 1.0
+    fast_steps: int | None = None
+
+    # --- operator defaults and bounds (None = the model's own)
+    default_steps: int | None = Field(default=None, ge=1)
+    default_frames: int | None = Field(default=None, ge=1)
+    default_fps: int | None = Field(default=None, ge=1)
+    default_size: str | None = None
+    default_guidance: float | None = Field(default=None, ge=0)
+    max_steps: int | None = Field(default=None, ge=1)
+    max_frames: int | None = Field(default=None, ge=1)
+    max_pixels: int | None = Field(default=None, ge=64 * 64)
+
+    # --- limits
+    max_active_jobs_per_user: int = Field(default=2, ge=1)
+    daily_jobs_per_user: int = Field(default=0, ge=0)
+    max_queue: int = Field(default=100, ge=1)
+    max_prompt_chars: int = Field(default=1000, ge=1)
+
+    # --- runtime
+    log_level: str = "INFO"
+    status_min_interval: float = Field(default=3.0, ge=0)
+    """Seconds between two edits of one status message (Telegram allows about one a second)."""
+    queue_refresh_interval: float = Field(default=10.0, ge=0)
+    """Seconds between two refreshes of the queued jobs' positions when the queue moves."""
+    max_attempts: int = Field(default=3, ge=1)
+    """A job interrupted this many times (crash, restart) fails instead of being requeued."""
+    polling_timeout: int = Field(default=10, ge=0)
+    """Long-polling wait of getUpdates, seconds."""
+
+    @field_validator("admin_ids", "allowed_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> list[int]:
+        return _id_list(value)
+
+    @field_validator(
+        "telegram_api_url",
+        "default_steps",
+        "default_frames",
+        "default_fps",
+        "default_size",
+        "default_guidance",
+        "max_steps",
+        "max_frames",
+        "max_pixels",
+        "attention_backend",
+        "cache",
+        "cache_threshold",
+        "lora_path",
+        "fast_steps",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return _none_if_blank(value)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr) -> SecretStr:
+        # The message must not echo the value: it is a secret even when malformed.
+        if not _TOKEN_RE.match(value.get_secret_value().strip()):
+            raise ValueError("BOT_TOKEN does not look like a BotFather token (digits:letters)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("default_size")
+    @classmethod
+    def _check_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.strip().upper() or "INFO"
+
+    @property
+    def default_width_height(self) -> tuple[int, int] | None:
+        return parse_size(self.default_size) if self.default_size else None
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        """What sendVideo accepts: 50 MB on the cloud API, 2000 MB on a self-hosted server."""
+        return LOCAL_UPLOAD_LIMIT if self.telegram_api_url else CLOUD_UPLOAD_LIMIT
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.admin_ids
+
+    def is_allowed(self, user_id: int | None) -> bool:
+        """Whether the allow-list lets this user in (an empty list lets everyone in; admins always)."""
+        if user_id is None:
+            return False
+        return (
+            not self.allowed_user_ids or user_id in self.allowed_user_ids or self.is_admin(user_id)
+        )

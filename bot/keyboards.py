@@ -1,0 +1,38 @@
+"""Inline keyboards and their callback data.
+
+Callback data are typed ``CallbackData`` factories (short prefixes: Telegram allows 64 bytes).
+They carry ids only; a handler must re-check that the presser owns the job it names, because
+callback data come from the client and can be forged.
+"""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot import texts
+
+
+class RepeatCb(CallbackData, prefix="rep"):
+    """«🔁 Ещё вариант» under a video: the same options as ``job_id`` with a new seed."""
+
+    job_id: int
+
+
+class SettingsCb(CallbackData, prefix="set"):
+    """«⚙️ Настройки» and the settings keyboard: ``action`` ``open``/``set``/``reset``,
+    ``name`` a setting, ``value`` its new value."""
+
+    action: str = "open"
+    name: str = ""
+    value: str = ""
+
+
+def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    """The buttons under every delivered video."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=texts.BUTTON_REPEAT, callback_data=RepeatCb(job_id=job_id))
+    builder.button(text=texts.BUTTON_SETTINGS, callback_data=SettingsCb(action="open"))
+    builder.adjust(2)
+    return builder.as_markup()

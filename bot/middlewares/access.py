@@ -1,0 +1,90 @@
+"""Who may use the bot at all: bans (``/ban``) and the optional ``ALLOWED_USER_IDS`` allow-list.
+
+An outer middleware registered after :class:`bot.middlewares.context.UserContextMiddleware`
+(whose ``user_row`` already says whether the user is banned, so no extra query). Admins always
+pass. Anyone else who is banned or not on the allow-list gets *one* short refusal per
+``notice_interval`` (10 minutes) and every other update of theirs is dropped unanswered, so a
+banned user who keeps writing cannot make the bot flood the chat (or hit Telegram's limits).
+In groups only commands get the refusal; ordinary group chatter is ignored as always. A pressed
+button always gets its ``answerCallbackQuery`` (a toast that stops the spinner, no message).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import CallbackQuery, Message, TelegramObject
+
+from bot import texts_user
+
+log = logging.getLogger(__name__)
+
+NOTICE_INTERVAL = 600.0
+MAX_TRACKED = 10_000  # forget old notices beyond this many refused users
+
+
+class AccessMiddleware(BaseMiddleware):
+    def __init__(
+        self,
+        notice_interval: float = NOTICE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.notice_interval = notice_interval
+        self.clock = clock
+        self._last_notice: dict[int, float] = {}
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user = getattr(event, "from_user", None)
+        settings = data.get("settings")
+        if user is None or settings is None or data.get("is_admin"):
+            return await handler(event, data)
+        refusal = await self._refusal(user.id, settings, data)
+        if refusal is None:
+            return await handler(event, data)
+        await self._refuse(event, user.id, refusal)
+        return None
+
+    async def _refusal(self, user_id: int, settings: Any, data: dict[str, Any]) -> str | None:
+        row = data.get("user_row")
+        if row is not None:
+            banned = bool(row.banned)
+        else:
+            users = data.get("users")
+            banned = bool(users is not None and await users.is_banned(user_id))
+        if banned:
+            return texts_user.BANNED
+        if not settings.is_allowed(user_id):
+            return texts_user.not_allowed(user_id)
+        return None
+
+    async def _refuse(self, event: TelegramObject, user_id: int, text: str) -> None:
+        try:
+            if isinstance(event, CallbackQuery):
+                await event.answer(text)
+                return
+            if not isinstance(event, Message):
+                return
+            if event.chat.type != "private" and not (event.text or "").startswith("/"):
+                return
+            now = self.clock()
+            last = self._last_notice.get(user_id)
+            if last is not None and now - last < self.notice_interval:
+                return
+            if len(self._last_notice) > MAX_TRACKED:
+                self._last_notice = {
+                    k: v for k, v in self._last_notice.items() if now - v < self.notice_interval
+                }
+            self._last_notice[user_id] = now
+            await event.reply(text)
+        except TelegramAPIError as error:
+            log.info("refusal to user %s not sent: %s", user_id, error)

@@ -1,0 +1,159 @@
+"""Personal defaults from /settings, and how they become option overrides for a new job.
+
+A user's settings are stored as a JSON object in ``users.settings``; only the keys the user
+changed are stored. A missing key means "the operator's default", so when the operator changes
+``DEFAULT_*`` in ``.env`` the change reaches every user who never touched that setting.
+
+Explicit options in a request (``--steps 30``) always win over personal settings:
+``parsed.overrides.merged_over(personal.overrides)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.options import (
+    MAX_SEED,
+    GenerationDefaults,
+    ModelLimits,
+    OptionOverrides,
+    fit_size,
+    random_seed,
+)
+
+# Every setting and its allowed values, in the order the buttons cycle through them.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "aspect": ("16x9", "9x16", "1x1"),  # "x", not ":" (the callback data separator)
+    "length": ("short", "normal"),
+    "quality": ("fast", "balanced", "best"),
+    "seed": ("random", "fixed"),
+    "translate": ("auto", "off"),
+}
+SETTING_NAMES = tuple(CHOICES)
+SEED_VALUE_KEY = "seed_value"
+
+# Quality presets as multiples of the operator's default steps ("balanced" = the default).
+FAST_STEPS_FACTOR = 0.5
+BEST_STEPS_FACTOR = 1.5
+# "short" is about half the default length (then snapped to a frame count the model accepts).
+SHORT_LENGTH_FACTOR = 0.5
+
+
+@dataclass(frozen=True)
+class PersonalDefaults:
+    """What a user's settings contribute to a new job."""
+
+    overrides: OptionOverrides
+    translate: bool = True
+
+
+def clean(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Only known keys with allowed values; anything else stored or forged is dropped."""
+    result: dict[str, Any] = {}
+    if not raw:
+        return result
+    for name, allowed in CHOICES.items():
+        value = raw.get(name)
+        if isinstance(value, str) and value in allowed:
+            result[name] = value
+    seed_value = raw.get(SEED_VALUE_KEY)
+    if (
+        isinstance(seed_value, int)
+        and not isinstance(seed_value, bool)
+        and 0 <= seed_value <= MAX_SEED
+    ):
+        result[SEED_VALUE_KEY] = seed_value
+    if result.get("seed") == "fixed" and SEED_VALUE_KEY not in result:
+        del result["seed"]  # a fixed seed without a value is meaningless: back to the default
+    return result
+
+
+def aspect_of(width: int, height: int) -> str:
+    """The listed aspect closest to ``width``×``height`` (what the operator's default size looks like)."""
+    ratio = width / height
+    ratios = {"16x9": 16 / 9, "9x16": 9 / 16, "1x1": 1.0}
+    return min(ratios, key=lambda name: abs(math.log(ratios[name] / ratio)))
+
+
+def effective(raw: Mapping[str, Any] | None, defaults: GenerationDefaults) -> dict[str, Any]:
+    """The value of each setting as the user experiences it (their choice, else the default)."""
+    chosen = clean(raw)
+    values: dict[str, Any] = {
+        "aspect": aspect_of(defaults.width, defaults.height),
+        "length": "normal",
+        "quality": "balanced",
+        "seed": "random",
+        "translate": "auto",
+    }
+    values.update({k: v for k, v in chosen.items() if k in CHOICES})
+    if SEED_VALUE_KEY in chosen:
+        values[SEED_VALUE_KEY] = chosen[SEED_VALUE_KEY]
+    return values
+
+
+def choice_changes(name: str, value: str) -> dict[str, Any]:
+    """The keys to store when the user picks ``value`` for ``name`` (for ``UserStore.update_settings``,
+    where ``None`` removes a key). Raises ``ValueError`` for anything not offered by a button."""
+    if name not in CHOICES or value not in CHOICES[name]:
+        raise ValueError(f"unknown setting {name}={value}")
+    changes: dict[str, Any] = {name: value}
+    if name == "seed":
+        changes[SEED_VALUE_KEY] = random_seed() if value == "fixed" else None
+    return changes
+
+
+def size_for(aspect: str, defaults: GenerationDefaults, limits: ModelLimits) -> tuple[int, int]:
+    """A size of ``aspect`` with the default pixel budget, on the model's side grid and bounds."""
+    if aspect == aspect_of(defaults.width, defaults.height):
+        return defaults.width, defaults.height
+    aw, ah = (int(x) for x in aspect.split("x"))
+    return fit_size(aw, ah, defaults.width * defaults.height, limits)
+
+
+def frames_for(length: str, defaults: GenerationDefaults, limits: ModelLimits) -> int:
+    if length != "short":
+        return defaults.frames
+    wanted = max(limits.first_valid_frames(), round(defaults.frames * SHORT_LENGTH_FACTOR))
+    frames = limits.nearest_valid_frames(wanted)
+    return min(frames, defaults.frames)
+
+
+def steps_for(
+    quality: str, defaults: GenerationDefaults, limits: ModelLimits, fast_steps: int | None = None
+) -> int:
+    if quality == "fast":
+        if fast_steps:
+            return max(1, min(limits.max_steps, fast_steps))
+        return max(1, round(defaults.steps * FAST_STEPS_FACTOR))
+    if quality == "best":
+        return max(defaults.steps, min(limits.max_steps, round(defaults.steps * BEST_STEPS_FACTOR)))
+    return defaults.steps
+
+
+def to_personal(
+    raw: Mapping[str, Any] | None,
+    defaults: GenerationDefaults,
+    limits: ModelLimits,
+    *,
+    fast_steps: int | None = None,
+) -> PersonalDefaults:
+    """Overrides for a new job from the stored settings; unset settings stay ``None`` (= default)."""
+    chosen = clean(raw)
+    width = height = frames = steps = seed = None
+    if "aspect" in chosen:
+        width, height = size_for(chosen["aspect"], defaults, limits)
+    if "length" in chosen:
+        frames = frames_for(chosen["length"], defaults, limits)
+    if "quality" in chosen:
+        steps = steps_for(chosen["quality"], defaults, limits, fast_steps)
+    if chosen.get("seed") == "fixed":
+        seed = chosen[SEED_VALUE_KEY]
+    return PersonalDefaults(
+        overrides=OptionOverrides(
+            steps=steps, seed=seed, frames=frames, width=width, height=height
+        ),
+        translate=chosen.get("translate", "auto") != "off",
+    )

@@ -1,0 +1,387 @@
+"""Live status messages: one per job, edited on a cadence, never to the same text twice.
+
+Telegram allows about one message per second per chat and answers 400 "message is not
+modified" to an identical edit, so each job has a :class:`StatusReporter` that coalesces updates:
+``show(text)`` only records the newest text, and one flush task edits at most once per
+``min_interval`` seconds (only the latest text survives a burst of progress reports).
+
+The status message id is read from the database at every edit: the handler stores it only after
+its reply was sent, and the generation loop may already have claimed the job by then. Until the
+id exists an update simply waits; :meth:`StatusHub.attach` flushes it once the id is stored.
+
+:class:`StatusHub` owns the reporters, the queue-position refresh (throttled, when the queue
+moves) and the ETA figures (median of recent measured durations, ``bot/eta.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNotFound,
+)
+from aiogram.types import ReplyParameters
+
+from bot import texts
+from bot.eta import estimate_seconds, eta_for_position, remaining_seconds
+from pipeline.progress import Progress, Stage
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+
+    from bot.jobs import Job, JobStore
+
+log = logging.getLogger(__name__)
+
+STAGE_LINES: dict[Stage, str] = {
+    Stage.TRANSLATE: texts.TRANSLATING,
+    Stage.ENCODE_TEXT: texts.ENCODING_TEXT,
+    Stage.DENOISE: texts.GENERATING,
+    Stage.DECODE: texts.DECODING,
+    Stage.ENCODE_VIDEO: texts.ENCODING_VIDEO,
+}
+
+
+def is_not_modified(error: TelegramBadRequest) -> bool:
+    return "not modified" in str(error).lower()
+
+
+@dataclass
+class RunState:
+    """What the reporter knows about a running job, to draw the bar and the ETA."""
+
+    prompt: str = ""
+    started: float = field(default_factory=time.monotonic)
+    prompt_en: str | None = None
+    stage: Stage | None = None
+    step: int = 0
+    total: int = 0
+    denoise_t0: float | None = None
+    denoise_s0: int = 0
+    seconds_per_step: float | None = None
+
+    def update(self, progress: Progress) -> None:
+        self.stage = progress.stage
+        # The English prompt is shown only when it is a translation, not the user's words echoed.
+        detail = progress.detail
+        if progress.stage == Stage.TRANSLATE and detail and detail.strip() != self.prompt.strip():
+            self.prompt_en = detail
+        if progress.stage != Stage.DENOISE:
+            return
+        self.step, self.total = progress.step, progress.total
+        if self.denoise_t0 is None:
+            self.denoise_t0, self.denoise_s0 = progress.elapsed, progress.step
+        elif progress.step > self.denoise_s0:
+            self.seconds_per_step = (progress.elapsed - self.denoise_t0) / (
+                progress.step - self.denoise_s0
+            )
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+    def remaining(self, per_job: float | None) -> float | None:
+        """Seconds left: from this run's own step rate once known, else the typical duration."""
+        if self.seconds_per_step is not None and self.total:
+            return self.seconds_per_step * (self.total - self.step)
+        if per_job is None:
+            return None
+        return remaining_seconds(self.fraction, time.monotonic() - self.started, per_job)
+
+    def text(self, per_job: float | None) -> str:
+        if self.stage is None:
+            return texts.running(self.prompt_en, texts.STARTING)
+        line = STAGE_LINES.get(self.stage, texts.GENERATING)
+        if self.stage == Stage.DENOISE and self.total:
+            return texts.running(
+                self.prompt_en,
+                line,
+                fraction=self.fraction,
+                step=self.step,
+                total=self.total,
+                eta_seconds=self.remaining(per_job),
+            )
+        return texts.running(self.prompt_en, line)
+
+
+class StatusReporter:
+    """Throttled editor of one job's status message."""
+
+    def __init__(self, hub: StatusHub, job_id: int, chat_id: int) -> None:
+        self.hub = hub
+        self.job_id = job_id
+        self.chat_id = chat_id
+        self.last_text: str | None = None
+        self.last_edit = float("-inf")
+        self.pending: str | None = None
+        self.closed = False
+        self.run: RunState | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def show(self, text: str) -> None:
+        """Make ``text`` the status as soon as the throttle allows (a newer text replaces it)."""
+        if self.closed:
+            return
+        if text == self.last_text:
+            self.pending = None
+            return
+        self.pending = text
+        self._kick()
+
+    def _kick(self) -> None:
+        if self.pending is not None and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._flush(), name=f"status-{self.job_id}")
+
+    async def _flush(self) -> None:
+        while self.pending is not None and not self.closed:
+            wait = self.last_edit + self.hub.min_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue  # the text may have changed while we slept
+            text = self.pending
+            result = await self.hub.edit(self.job_id, self.chat_id, text)
+            if result == "no_message":
+                return  # keep ``pending``: attach() flushes it once the message id is stored
+            self.last_edit = time.monotonic()
+            if self.pending == text:
+                self.pending = None
+            if result == "ok":
+                self.last_text = text
+            elif result == "gone":
+                self.closed = True
+
+    async def close(self, final_text: str | None = None, *, delete: bool = False) -> None:
+        """Stop updating; then edit to ``final_text`` (throttle respected) or delete the message."""
+        self.closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if delete:
+            await self.hub.delete(self.job_id, self.chat_id)
+        elif final_text is not None and final_text != self.last_text:
+            wait = self.last_edit + self.hub.min_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            result = await self.hub.edit(self.job_id, self.chat_id, final_text)
+            if result == "no_message":
+                await self.hub.send(self.job_id, self.chat_id, final_text)
+            self.last_edit = time.monotonic()
+            self.last_text = final_text
+
+
+class StatusHub:
+    """All status reporters, the queue refresh and the ETA figures."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        jobs: JobStore,
+        *,
+        min_interval: float = 3.0,
+        queue_refresh_interval: float = 10.0,
+    ) -> None:
+        self.bot = bot
+        self.jobs = jobs
+        self.min_interval = min_interval
+        self.queue_refresh_interval = queue_refresh_interval
+        self._reporters: dict[int, StatusReporter] = {}
+        self._running_id: int | None = None
+        self._refresh_task: asyncio.Task[None] | None = None
+        self._last_refresh = float("-inf")
+        self._per_job: float | None = None
+
+    # ---------------------------------------------------------- reporters
+
+    def reporter(self, job_id: int, chat_id: int) -> StatusReporter:
+        found = self._reporters.get(job_id)
+        if found is None:
+            found = self._reporters[job_id] = StatusReporter(self, job_id, chat_id)
+        return found
+
+    def remember(self, job_id: int, chat_id: int, text: str) -> None:
+        """The handler sent ``text`` as the job's status: never edit to it again."""
+        reporter = self.reporter(job_id, chat_id)
+        reporter.last_text = text
+        reporter.last_edit = time.monotonic()
+        if reporter.pending == text:
+            reporter.pending = None
+
+    def attach(self, job_id: int) -> None:
+        """The status message id was just stored: flush whatever waited for it."""
+        reporter = self._reporters.get(job_id)
+        if reporter is not None:
+            reporter._kick()
+
+    async def finish(
+        self, job_id: int, chat_id: int, final_text: str | None = None, *, delete: bool = False
+    ) -> None:
+        """The job ended: last edit (or delete) and forget its reporter."""
+        reporter = self.reporter(job_id, chat_id)
+        self._reporters.pop(job_id, None)
+        if self._running_id == job_id:
+            self._running_id = None
+        await reporter.close(final_text, delete=delete)
+
+    async def settle(self, job: Job) -> None:
+        """``job`` ended before its status message id was stored: give that message its last
+        word now (the error or «cancelled»), or delete it if the video was sent."""
+        if job.status == "failed":
+            await self.finish(job.id, job.chat_id, job.error or texts.FAILED)
+        elif job.status == "cancelled":
+            await self.finish(job.id, job.chat_id, texts.CANCELLED)
+        else:
+            await self.finish(job.id, job.chat_id, delete=True)
+
+    def silence(self, job_id: int) -> None:
+        """Stop editing ``job_id`` at once (someone else writes its last word, e.g. /cancel)."""
+        reporter = self._reporters.get(job_id)
+        if reporter is not None:
+            reporter.closed = True
+            if reporter._task is not None:
+                reporter._task.cancel()
+
+    # ---------------------------------------------------------- running job
+
+    async def begin_running(self, job: Job) -> StatusReporter:
+        """The loop claimed ``job``: show that it started, and move everyone else up."""
+        reporter = self.reporter(job.id, job.chat_id)
+        reporter.closed = False
+        prompt_en = job.prompt_en if job.prompt_en and job.prompt_en != job.prompt else None
+        reporter.run = RunState(prompt=job.prompt, prompt_en=prompt_en)
+        self._running_id = job.id
+        await self.refresh_eta()
+        reporter.show(reporter.run.text(self._per_job))
+        self.queue_moved()
+        return reporter
+
+    def progress(self, job_id: int, progress: Progress) -> None:
+        """A progress report from the worker thread (already moved onto the event loop)."""
+        reporter = self._reporters.get(job_id)
+        if reporter is None or reporter.run is None:
+            return
+        reporter.run.update(progress)
+        reporter.show(reporter.run.text(self._per_job))
+
+    def show(self, job_id: int, chat_id: int, text: str) -> None:
+        self.reporter(job_id, chat_id).show(text)
+
+    # ---------------------------------------------------------- queue
+
+    async def refresh_eta(self) -> float | None:
+        """Median of recent measured durations; None until a job has been measured."""
+        durations = await self.jobs.recent_durations()
+        self._per_job = estimate_seconds(durations, 0.0) or None
+        return self._per_job
+
+    def running_remaining(self) -> float:
+        reporter = self._reporters.get(self._running_id) if self._running_id else None
+        if reporter is None or reporter.run is None:
+            return 0.0
+        return reporter.run.remaining(self._per_job) or 0.0
+
+    async def queued_text(self, job_id: int) -> str:
+        """The status text of a queued job: its position and, once measured, the ETA."""
+        position = await self.jobs.queue_position(job_id)
+        if self._per_job is None:
+            await self.refresh_eta()
+        eta = None
+        if position is not None and self._per_job is not None:
+            eta = eta_for_position(position, self._per_job, self.running_remaining())
+        return texts.queued(position, eta)
+
+    def queue_moved(self) -> None:
+        """The queue changed (a job claimed, cancelled, finished): refresh positions, throttled."""
+        if self._refresh_task is None or self._refresh_task.done():
+            self._refresh_task = asyncio.create_task(self._refresh_queue(), name="queue-refresh")
+
+    async def _refresh_queue(self) -> None:
+        wait = self._last_refresh + self.queue_refresh_interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_refresh = time.monotonic()
+        try:
+            await self.refresh_eta()
+            for job in await self.jobs.all_active():
+                if job.status == "queued":
+                    self.show(job.id, job.chat_id, await self.queued_text(job.id))
+        except Exception:
+            log.exception("queue refresh failed")
+
+    async def close(self) -> None:
+        """Stop every pending edit (shutdown); messages keep their last text."""
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
+        for reporter in list(self._reporters.values()):
+            reporter.closed = True
+            if reporter._task is not None:
+                reporter._task.cancel()
+        self._reporters.clear()
+
+    # ---------------------------------------------------------- Telegram calls
+
+    async def _message_id(self, job_id: int) -> int | None:
+        job = await self.jobs.get(job_id)
+        return job.status_message_id if job is not None else None
+
+    async def edit(self, job_id: int, chat_id: int, text: str) -> str:
+        """Edit the status message: ``ok``, ``no_message`` (id not stored yet), ``gone`` (deleted
+        or the user blocked the bot: stop editing) or ``error`` (try again later)."""
+        message_id = await self._message_id(job_id)
+        if message_id is None:
+            return "no_message"
+        try:
+            await self.bot.edit_message_text(
+                text=texts.shorten(text, texts.MESSAGE_LIMIT),
+                chat_id=chat_id,
+                message_id=message_id,
+            )
+        except TelegramBadRequest as error:
+            if is_not_modified(error):
+                return "ok"
+            log.info("job %s: status edit refused: %s", job_id, error)
+            # "not found": the message may just have been replaced (restart notice): look up
+            # the id again next time. Anything else (too old to edit…) will not get better.
+            return "error" if "not found" in str(error).lower() else "gone"
+        except (TelegramForbiddenError, TelegramNotFound) as error:
+            log.info("job %s: status edit impossible: %s", job_id, error)
+            return "gone"
+        except TelegramAPIError as error:
+            log.warning("job %s: status edit failed: %s", job_id, error)
+            return "error"
+        return "ok"
+
+    async def delete(self, job_id: int, chat_id: int) -> None:
+        message_id = await self._message_id(job_id)
+        if message_id is None:
+            return
+        try:
+            await self.bot.delete_message(chat_id=chat_id, message_id=message_id)
+        except TelegramAPIError as error:  # too old to delete, already gone: harmless
+            log.info("job %s: status message not deleted: %s", job_id, error)
+
+    async def send(self, job_id: int, chat_id: int, text: str) -> None:
+        """A final word for a job whose status message never got stored: a reply to the request."""
+        job = await self.jobs.get(job_id)
+        try:
+            await self.bot.send_message(
+                chat_id=chat_id,
+                text=texts.shorten(text, texts.MESSAGE_LIMIT),
+                reply_parameters=_reply_to(job.request_message_id if job else None),
+            )
+        except TelegramAPIError as error:
+            log.info("job %s: final status not sent: %s", job_id, error)
+
+
+def _reply_to(message_id: int | None) -> ReplyParameters | None:
+    if message_id is None:
+        return None
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)

@@ -1,0 +1,127 @@
+"""A fast stand-in for ``pipeline.text2video.TextToVideo``: the bot's `VideoBackend` without a model.
+
+It reports the same stages as the real pipeline (translate → denoise steps → encode), writes a
+real MP4 with the real ``pipeline.export.export_mp4`` (so delivery uploads a decodable file), and
+has hooks tests use to make it slow, block it, fail it, or count it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.export import VideoFile, export_mp4
+from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
+from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
+
+FAKE_DEFAULTS = GenerationDefaults(steps=4, frames=9, fps=8, width=64, height=64, guidance=5.0)
+FAKE_LIMITS = ModelLimits(
+    max_steps=200, max_frames=33, frame_multiple=4, frame_remainder=1, side_multiple=16,
+    min_side=32, max_side=512, max_pixels=256 * 256,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FakeRunResult:
+    video: VideoFile
+    prompt_en: str
+    seed: int
+    timings: dict[str, float]
+
+
+def frames_for(options: GenerationOptions) -> np.ndarray:
+    """Deterministic moving gradient frames, uint8 [F, H, W, 3] (seeded like a real model)."""
+    rng = np.random.default_rng(options.seed)
+    base = rng.integers(0, 255, size=3)
+    ys, xs = np.mgrid[0 : options.height, 0 : options.width]
+    out = np.empty((options.frames, options.height, options.width, 3), dtype=np.uint8)
+    for index in range(options.frames):
+        for channel in range(3):
+            out[index, :, :, channel] = (base[channel] + xs * 2 + ys + index * 9) % 256
+    return out
+
+
+@dataclass
+class FakeBackend:
+    """Hooks: ``step_delay`` (seconds per denoising step), ``gate`` (blocks before denoising until
+    set), ``fail_with`` (raised by the next ``fail_times`` runs), ``translation`` (the English
+    prompt reported for Cyrillic text). Counters: ``runs``, ``cancelled``, ``freed``."""
+
+    defaults: GenerationDefaults = FAKE_DEFAULTS
+    limits: ModelLimits = FAKE_LIMITS
+    reads_russian: bool = False
+    step_delay: float = 0.0
+    gate: threading.Event | None = None
+    fail_with: BaseException | None = None
+    fail_times: int = 1
+    translation: str = "a cat plays the piano in space"
+    runs: list[GenerationOptions] = field(default_factory=list)
+    run_started: list[float] = field(default_factory=list)  # time.monotonic() of each run
+    started: threading.Event = field(default_factory=threading.Event)
+    cancelled: int = 0
+    freed: int = 0
+    threads: set[str] = field(default_factory=set)
+
+    def run(
+        self,
+        options: GenerationOptions,
+        output: Path,
+        *,
+        translate: bool = True,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        max_bytes: int | None = None,
+        prompt_en: str | None = None,
+    ) -> FakeRunResult:
+        self.runs.append(options)
+        self.run_started.append(time.monotonic())
+        self.threads.add(threading.current_thread().name)
+        self.started.set()
+        start = time.perf_counter()
+
+        def report(stage: Stage, step: int, total: int, detail: str | None = None) -> None:
+            if on_progress is not None:
+                on_progress(Progress(stage, step, total, time.perf_counter() - start, detail))
+
+        def check_cancel() -> None:
+            if cancel is not None and cancel.is_set():
+                self.cancelled += 1
+                raise GenerationCancelled("cancelled")
+
+        if prompt_en is None:
+            report(Stage.TRANSLATE, 0, 1)
+            cyrillic = any("а" <= ch.lower() <= "я" or ch in "ёЁ" for ch in options.prompt)
+            prompt_en = self.translation if translate and cyrillic else options.prompt
+        report(Stage.TRANSLATE, 1, 1, prompt_en)
+        if self.gate is not None:
+            while not self.gate.wait(0.02):
+                check_cancel()
+        if self.fail_with is not None and self.fail_times > 0:
+            self.fail_times -= 1
+            raise self.fail_with
+        for step in range(1, options.steps + 1):
+            check_cancel()
+            if self.step_delay:
+                time.sleep(self.step_delay)
+            report(Stage.DENOISE, step, options.steps)
+        check_cancel()
+        report(Stage.ENCODE_VIDEO, 0, 1)
+        video = export_mp4(frames_for(options), output, options.fps, max_bytes=max_bytes)
+        report(Stage.ENCODE_VIDEO, 1, 1)
+        total = time.perf_counter() - start
+        return FakeRunResult(video, prompt_en, options.seed, {"total": total})
+
+    def device_info(self) -> str:
+        return "CPU (fake backend)"
+
+    def free_memory(self) -> None:
+        self.freed += 1
+
+
+def fake_backend(**kwargs: Any) -> FakeBackend:
+    return FakeBackend(**kwargs)

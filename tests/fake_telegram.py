@@ -1,0 +1,684 @@
+"""A fake Telegram Bot API server on 127.0.0.1, for tests and benchmarks.
+
+It speaks the wire protocol aiogram uses (``POST /bot<token>/<method>``, form fields with JSON
+encoded objects, files as multipart parts referenced by ``attach://<key>``) and answers
+``{"ok": true, "result": …}`` with realistic objects, so the real bot runs against it unchanged
+via ``TELEGRAM_API_URL``. Every call is recorded; faults can be injected per method and chat.
+
+    async with FakeTelegram() as tg:
+        settings = Settings(bot_token=tg.token, telegram_api_url=tg.base_url, …)
+        tg.push_message("кот на луне", user_id=1001)
+        await tg.wait_for(lambda: tg.videos())
+
+Methods: getMe, getUpdates (long poll with offset/timeout), sendMessage, editMessageText,
+editMessageReplyMarkup, deleteMessage, sendVideo, sendPhoto, sendDocument, sendChatAction,
+answerCallbackQuery, setMyCommands, deleteMyCommands, deleteWebhook, getFile, close, logOut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TOKEN = "123456789:AAFakeTokenForTests_abcdefghijKLMNOP"
+BOT_ID = 123456789
+BOT_USERNAME = "t2v_test_bot"
+
+JSON_FIELDS = {
+    "reply_parameters",
+    "reply_markup",
+    "commands",
+    "scope",
+    "allowed_updates",
+    "link_preview_options",
+    "entities",
+    "caption_entities",
+}
+INT_FIELDS = {
+    "chat_id",
+    "message_id",
+    "width",
+    "height",
+    "duration",
+    "offset",
+    "timeout",
+    "limit",
+    "user_id",
+}
+BOOL_FIELDS = {"supports_streaming", "drop_pending_updates", "show_alert", "disable_notification"}
+
+
+@dataclass
+class Upload:
+    """One file part of a multipart request."""
+
+    field: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class Call:
+    """One request the bot made, and what the fake answered."""
+
+    method: str
+    params: dict[str, Any]
+    files: dict[str, Upload]
+    time: float
+    status: int = 200
+    result: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def chat_id(self) -> int | None:
+        return self.params.get("chat_id")
+
+    def file(self, name: str) -> Upload | None:
+        """The upload a field points at (``video=attach://key``)."""
+        value = self.params.get(name)
+        if isinstance(value, str) and value.startswith("attach://"):
+            return self.files.get(value.removeprefix("attach://"))
+        return self.files.get(name)
+
+
+@dataclass
+class Fault:
+    """An injected failure: the next ``times`` matching calls get it (None = forever)."""
+
+    method: str
+    status: int = 429
+    description: str | None = None
+    retry_after: int | None = None
+    times: int | None = 1
+    chat_id: int | None = None
+    delay: float = 0.0
+    drop: bool = False
+
+    def matches(self, method: str, chat_id: int | None) -> bool:
+        return (self.method in ("*", method)) and (self.chat_id is None or self.chat_id == chat_id)
+
+
+@dataclass
+class SentMessage:
+    """A message the bot sent, as it stands now (edits applied)."""
+
+    chat_id: int
+    message_id: int
+    method: str
+    text: str | None
+    caption: str | None = None
+    reply_to: int | None = None
+    reply_markup: Any = None
+    deleted: bool = False
+    edits: list[tuple[float, str]] = field(default_factory=list)
+    sent_at: float = field(default_factory=time.monotonic)
+
+
+class FakeTelegram:
+    """The server; use as an async context manager or call :meth:`start` / :meth:`stop`."""
+
+    def __init__(self, token: str = TOKEN, *, username: str = BOT_USERNAME) -> None:
+        self.token = token
+        self.bot_id = int(token.split(":", 1)[0])
+        self.username = username
+        self.calls: list[Call] = []
+        self.faults: list[Fault] = []
+        self.blocked: set[int] = set()
+        self.messages: dict[tuple[int, int], SentMessage] = {}
+        self.user_messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._file_ids = itertools.count(1)
+        self._new_update = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.confirmed_offset = 0
+        self.hooks: dict[str, Callable[[Call], Awaitable[None] | None]] = {}
+        """``method`` → called with each call before it is answered (e.g. to look at the DB)."""
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        assert self.port is not None, "start() the server first"
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FakeTelegram:
+        app = web.Application(client_max_size=4 * 1024**3)
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        app.router.add_get("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        self._new_update.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeTelegram:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ updates from "users"
+
+    def _next_message_id(self, chat_id: int) -> int:
+        counter = self._message_ids.setdefault(chat_id, itertools.count(1))
+        return next(counter)
+
+    @staticmethod
+    def _chat(chat_id: int, chat_type: str = "private") -> dict[str, Any]:
+        if chat_type == "private":
+            return {"id": chat_id, "type": "private", "first_name": f"User{chat_id}"}
+        return {"id": chat_id, "type": chat_type, "title": f"Group {chat_id}"}
+
+    def push_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        update = {"update_id": next(self._update_ids), **update}
+        self._updates.append(update)
+        self._new_update.set()
+        return update
+
+    def push_message(
+        self,
+        text: str | None = None,
+        *,
+        user_id: int = 1001,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+        first_name: str = "Иван",
+        username: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """A user writes to the bot; returns the message (its ``message_id`` is the request id).
+        ``extra`` adds fields, e.g. ``photo=[…]`` or ``sticker={…}`` for non-text messages."""
+        chat_id = chat_id if chat_id is not None else user_id
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": self._chat(chat_id, chat_type),
+            "from": {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": first_name,
+                "username": username,
+                "language_code": "ru",
+            },
+        }
+        if text is not None:
+            message["text"] = text
+            if text.startswith("/"):
+                command = text.split()[0]
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        message.update(extra)
+        self.user_messages[(chat_id, message["message_id"])] = message
+        self.push_update({"message": message})
+        return message
+
+    def push_photo(self, *, user_id: int = 1001, caption: str | None = None) -> dict[str, Any]:
+        photo = [{"file_id": "ph1", "file_unique_id": "u1", "width": 90, "height": 90}]
+        extra: dict[str, Any] = {"photo": photo}
+        if caption:
+            extra["caption"] = caption
+        return self.push_message(None, user_id=user_id, **extra)
+
+    def push_sticker(self, *, user_id: int = 1001) -> dict[str, Any]:
+        sticker = {
+            "file_id": "st1",
+            "file_unique_id": "su1",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+        }
+        return self.push_message(None, user_id=user_id, sticker=sticker)
+
+    def push_voice(self, *, user_id: int = 1001) -> dict[str, Any]:
+        voice = {"file_id": "vo1", "file_unique_id": "vu1", "duration": 2}
+        return self.push_message(None, user_id=user_id, voice=voice)
+
+    def push_callback(
+        self, data: str, *, user_id: int = 1001, message_id: int, chat_id: int | None = None
+    ) -> str:
+        """A user presses an inline button under the bot's message ``message_id``."""
+        chat_id = chat_id if chat_id is not None else user_id
+        sent = self.messages.get((chat_id, message_id))
+        message = self._message_object(sent) if sent else {
+            "message_id": message_id, "date": int(time.time()), "chat": self._chat(chat_id),
+            "from": self._bot_user(), "text": "…",
+        }  # fmt: skip
+        callback_id = str(next(self._update_ids) * 7919)
+        self.push_update(
+            {
+                "callback_query": {
+                    "id": callback_id,
+                    "from": {"id": user_id, "is_bot": False, "first_name": "Иван"},
+                    "chat_instance": str(chat_id),
+                    "message": message,
+                    "data": data,
+                }
+            }
+        )
+        return callback_id
+
+    # ------------------------------------------------------------ faults
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: int | None = None,
+        description: str | None = None,
+        times: int | None = 1,
+        chat_id: int | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+    ) -> Fault:
+        """Make the next ``times`` calls of ``method`` ("*" = any) fail with ``status``; 429 gets
+        ``retry_after`` 1 unless given; ``drop`` closes the connection instead of answering."""
+        if status == 429 and retry_after is None:
+            retry_after = 1
+        fault = Fault(method, status, description, retry_after, times, chat_id, delay, drop)
+        self.faults.append(fault)
+        return fault
+
+    def slow(self, method: str, seconds: float, *, times: int | None = None) -> Fault:
+        """Answer ``method`` only after ``seconds`` (a slow upload), successfully."""
+        fault = Fault(method, status=200, times=times, delay=seconds)
+        self.faults.append(fault)
+        return fault
+
+    def block(self, chat_id: int) -> None:
+        """The user of ``chat_id`` blocked the bot: every send to it gets 403."""
+        self.blocked.add(chat_id)
+
+    def unblock(self, chat_id: int) -> None:
+        self.blocked.discard(chat_id)
+
+    # ------------------------------------------------------------ inspection
+
+    def calls_of(
+        self, method: str, chat_id: int | None = None, *, ok: bool | None = None
+    ) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method == method
+            and (chat_id is None or c.chat_id == chat_id)
+            and (ok is None or c.ok == ok)
+        ]
+
+    def videos(self, chat_id: int | None = None) -> list[Call]:
+        """Successful sendVideo calls (what users actually received)."""
+        return self.calls_of("sendVideo", chat_id, ok=True)
+
+    def texts_to(self, chat_id: int) -> list[str]:
+        """Current texts of the bot's text messages in a chat, oldest first (deleted ones too)."""
+        return [
+            m.text or ""
+            for (cid, _), m in sorted(self.messages.items())
+            if cid == chat_id and m.text is not None
+        ]
+
+    def sent(self, chat_id: int) -> list[SentMessage]:
+        return [m for (cid, _), m in sorted(self.messages.items()) if cid == chat_id]
+
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
+    ) -> Any:
+        """Poll ``predicate`` until it is truthy (returns its value) or fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------ HTTP
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {"id": self.bot_id, "is_bot": True, "first_name": "Видео", "username": self.username}
+
+    def _message_object(self, sent: SentMessage) -> dict[str, Any]:
+        chat_type = "private" if sent.chat_id > 0 else "group"
+        message: dict[str, Any] = {
+            "message_id": sent.message_id,
+            "date": int(time.time()),
+            "chat": self._chat(sent.chat_id, chat_type),
+            "from": self._bot_user(),
+        }
+        if sent.text is not None:
+            message["text"] = sent.text
+        if sent.caption is not None:
+            message["caption"] = sent.caption
+        if sent.reply_markup:
+            message["reply_markup"] = sent.reply_markup
+        if sent.reply_to is not None:
+            original = self.user_messages.get((sent.chat_id, sent.reply_to))
+            if original is not None:
+                message["reply_to_message"] = original
+        return message
+
+    @staticmethod
+    def _decode(name: str, value: str) -> Any:
+        if name in JSON_FIELDS:
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        if name in INT_FIELDS:
+            try:
+                return int(value)
+            except ValueError:
+                return value
+        if name in BOOL_FIELDS:
+            return value.lower() == "true"
+        return value
+
+    async def _read(self, request: web.Request) -> tuple[dict[str, Any], dict[str, Upload]]:
+        params: dict[str, Any] = {}
+        files: dict[str, Upload] = {}
+        if request.content_type == "application/json":
+            body = await request.json()
+            return dict(body), files
+        form = await request.post()
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                files[name] = Upload(name, value.filename, value.content_type, value.file.read())
+            else:
+                params[name] = self._decode(name, str(value))
+        params.update({k: v for k, v in request.query.items() if k not in params})
+        return params, files
+
+    @staticmethod
+    def _error(status: int, description: str, retry_after: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+        if retry_after is not None:
+            body["parameters"] = {"retry_after": retry_after}
+        return body
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        if request.match_info["token"] != self.token:
+            return web.json_response(self._error(401, "Unauthorized"), status=401)
+        params, files = await self._read(request)
+        call = Call(method, params, files, time.monotonic())
+        self.calls.append(call)
+        chat_id = call.chat_id
+
+        for fault in list(self.faults):
+            if not fault.matches(method, chat_id):
+                continue
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.drop:
+                call.status = 0
+                if request.transport is not None:
+                    request.transport.abort()
+                raise web.HTTPServiceUnavailable()
+            if fault.status != 200:
+                description = fault.description or {
+                    429: f"Too Many Requests: retry after {fault.retry_after}",
+                    403: "Forbidden: bot was blocked by the user",
+                    400: "Bad Request: message is not modified",
+                    500: "Internal Server Error",
+                    502: "Bad Gateway",
+                }.get(fault.status, "Error")
+                call.status = fault.status
+                body = self._error(fault.status, description, fault.retry_after)
+                return web.json_response(body, status=fault.status)
+            break
+
+        if chat_id is not None and chat_id in self.blocked and method != "getChat":
+            call.status = 403
+            return web.json_response(
+                self._error(403, "Forbidden: bot was blocked by the user"), status=403
+            )
+
+        hook = self.hooks.get(method)
+        if hook is not None:
+            awaitable = hook(call)
+            if awaitable is not None:
+                await awaitable
+
+        handler = getattr(self, f"_m_{method}", None)
+        if handler is None:
+            call.status = 404
+            return web.json_response(self._error(404, "Not Found: method not found"), status=404)
+        try:
+            result = await handler(call)
+        except _ApiError as error:
+            call.status = error.status
+            return web.json_response(
+                self._error(error.status, error.description), status=error.status
+            )
+        call.result = result
+        return web.json_response({"ok": True, "result": result})
+
+    # ------------------------------------------------------------ methods
+
+    async def _m_getMe(self, call: Call) -> Any:
+        return {
+            **self._bot_user(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    async def _m_getUpdates(self, call: Call) -> Any:
+        offset = int(call.params.get("offset") or 0)
+        timeout = float(call.params.get("timeout") or 0)
+        if offset:
+            self.confirmed_offset = offset
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = [u for u in self._updates if u["update_id"] >= offset]
+            if ready:
+                return ready[: int(call.params.get("limit") or 100)]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            self._new_update.clear()
+            try:
+                await asyncio.wait_for(self._new_update.wait(), timeout=left)
+            except asyncio.TimeoutError:
+                return []
+
+    def _store(
+        self, call: Call, *, text: str | None = None, caption: str | None = None
+    ) -> SentMessage:
+        chat_id = call.chat_id
+        if chat_id is None:
+            raise _ApiError(400, "Bad Request: chat_id is empty")
+        reply = call.params.get("reply_parameters") or {}
+        reply_to = reply.get("message_id") if isinstance(reply, dict) else None
+        sent = SentMessage(
+            chat_id=chat_id,
+            message_id=self._next_message_id(chat_id),
+            method=call.method,
+            text=text,
+            caption=caption,
+            reply_to=reply_to,
+            reply_markup=call.params.get("reply_markup"),
+        )
+        self.messages[(chat_id, sent.message_id)] = sent
+        return sent
+
+    async def _m_sendMessage(self, call: Call) -> Any:
+        text = call.params.get("text")
+        if not text:
+            raise _ApiError(400, "Bad Request: message text is empty")
+        if len(text) > 4096:
+            raise _ApiError(400, "Bad Request: message is too long")
+        return self._message_object(self._store(call, text=text))
+
+    def _existing(self, call: Call, action: str) -> SentMessage:
+        key = (call.chat_id, call.params.get("message_id"))
+        sent = self.messages.get(key)  # type: ignore[arg-type]
+        if sent is None or sent.deleted:
+            raise _ApiError(400, f"Bad Request: message to {action} not found")
+        return sent
+
+    async def _m_editMessageText(self, call: Call) -> Any:
+        sent = self._existing(call, "edit")
+        text = call.params.get("text") or ""
+        markup = call.params.get("reply_markup")
+        if text == sent.text and markup == sent.reply_markup:
+            raise _ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply"
+                " markup are exactly the same as a current content and reply markup of the message",
+            )
+        sent.text = text
+        sent.reply_markup = markup
+        sent.edits.append((call.time, text))
+        return self._message_object(sent)
+
+    async def _m_editMessageReplyMarkup(self, call: Call) -> Any:
+        sent = self._existing(call, "edit")
+        markup = call.params.get("reply_markup")
+        if markup == sent.reply_markup:
+            raise _ApiError(400, "Bad Request: message is not modified")
+        sent.reply_markup = markup
+        return self._message_object(sent)
+
+    async def _m_editMessageCaption(self, call: Call) -> Any:
+        sent = self._existing(call, "edit")
+        sent.caption = call.params.get("caption")
+        return self._message_object(sent)
+
+    async def _m_deleteMessage(self, call: Call) -> Any:
+        sent = self._existing(call, "delete")
+        sent.deleted = True
+        return True
+
+    def _file(self, upload: Upload | None, kind: str) -> dict[str, Any]:
+        number = next(self._file_ids)
+        return {
+            "file_id": f"{kind}-file-{number}",
+            "file_unique_id": f"{kind}-u{number}",
+            "file_size": len(upload.data) if upload else 0,
+        }
+
+    async def _m_sendVideo(self, call: Call) -> Any:
+        upload = call.file("video")
+        if upload is None and not isinstance(call.params.get("video"), str):
+            raise _ApiError(400, "Bad Request: there is no video in the request")
+        caption = call.params.get("caption")
+        if caption and len(caption) > 1024:
+            raise _ApiError(400, "Bad Request: message caption is too long")
+        sent = self._store(call, caption=caption)
+        message = self._message_object(sent)
+        video = {
+            **self._file(upload, "video"),
+            "width": int(call.params.get("width") or 0),
+            "height": int(call.params.get("height") or 0),
+            "duration": int(call.params.get("duration") or 0),
+            "mime_type": "video/mp4",
+        }
+        thumb = call.file("thumbnail")
+        if thumb is not None:
+            video["thumbnail"] = {**self._file(thumb, "thumb"), "width": 320, "height": 180}
+        message["video"] = video
+        return message
+
+    async def _m_sendPhoto(self, call: Call) -> Any:
+        upload = call.file("photo")
+        sent = self._store(call, caption=call.params.get("caption"))
+        message = self._message_object(sent)
+        message["photo"] = [{**self._file(upload, "photo"), "width": 640, "height": 480}]
+        return message
+
+    async def _m_sendDocument(self, call: Call) -> Any:
+        upload = call.file("document")
+        sent = self._store(call, caption=call.params.get("caption"))
+        message = self._message_object(sent)
+        message["document"] = {
+            **self._file(upload, "doc"),
+            "file_name": upload.filename if upload else None,
+        }
+        return message
+
+    async def _m_sendChatAction(self, call: Call) -> Any:
+        return True
+
+    async def _m_answerCallbackQuery(self, call: Call) -> Any:
+        return True
+
+    async def _m_setMyCommands(self, call: Call) -> Any:
+        return True
+
+    async def _m_deleteMyCommands(self, call: Call) -> Any:
+        return True
+
+    async def _m_deleteWebhook(self, call: Call) -> Any:
+        return True
+
+    async def _m_close(self, call: Call) -> Any:
+        return True
+
+    async def _m_logOut(self, call: Call) -> Any:
+        return True
+
+    async def _m_getFile(self, call: Call) -> Any:
+        file_id = call.params.get("file_id", "")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_path": f"files/{file_id}",
+        }
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def bot_settings(tg: FakeTelegram, data_dir: Any, **overrides: Any) -> Any:
+    """``bot.config.Settings`` pointing at ``tg``, with files under ``data_dir`` and fast cadences
+    (no ``.env`` is read, so a developer's own file never leaks into a test)."""
+    from pathlib import Path
+
+    from bot.config import Settings
+
+    data = Path(data_dir)
+    values: dict[str, Any] = {
+        "bot_token": tg.token,
+        "telegram_api_url": tg.base_url,
+        "database_path": data / "bot.sqlite3",
+        "video_dir": data / "videos",
+        "status_min_interval": 0.2,
+        "queue_refresh_interval": 0.2,
+        "polling_timeout": 1,
+        "translator_model": "none",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -1,0 +1,306 @@
+"""A Bot whose HTTP session records every Bot API call instead of sending it, and update builders.
+
+Handler tests feed updates through a real ``Dispatcher`` (``dp.feed_update``) and assert on the
+calls the bot made: what a user would have seen in Telegram.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.base import BaseSession
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    GetMe,
+    SendMessage,
+    SendPhoto,
+    SendVideo,
+    TelegramMethod,
+)
+from aiogram.types import CallbackQuery, Chat, Message, MessageEntity, Update, User
+
+from pipeline.options import GenerationDefaults, ModelLimits
+
+TOKEN = "123456:" + "A" * 35
+BOT_USER = User(id=123456, is_bot=True, first_name="Видеобот", username="video_bot")
+
+
+class RecordingSession(BaseSession):
+    """Answers every method like Telegram would, and keeps the calls in ``calls``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[TelegramMethod[Any]] = []
+        self._ids = itertools.count(1000)
+
+    async def make_request(
+        self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None
+    ) -> Any:
+        self.calls.append(method)
+        if isinstance(method, (SendMessage, SendPhoto, SendVideo)):
+            chat_type = "private" if int(method.chat_id) > 0 else "group"
+            return Message(
+                message_id=next(self._ids),
+                date=int(time.time()),
+                chat=Chat(id=int(method.chat_id), type=chat_type),
+                from_user=BOT_USER,
+                text=getattr(method, "text", None),
+                caption=getattr(method, "caption", None),
+            )
+        if isinstance(method, GetMe):
+            return BOT_USER
+        return True
+
+    async def stream_content(self, *args: Any, **kwargs: Any) -> AsyncGenerator[bytes, None]:
+        yield b""
+
+    async def close(self) -> None:
+        pass
+
+    # ------------------------------------------------------------ what the user saw
+
+    def of(self, kind: type) -> list[Any]:
+        return [call for call in self.calls if isinstance(call, kind)]
+
+    def texts(self) -> list[str]:
+        return [c.text for c in self.of(SendMessage)]
+
+    def last_text(self) -> str:
+        texts = self.texts()
+        assert texts, f"the bot sent no message; calls: {[type(c).__name__ for c in self.calls]}"
+        return texts[-1]
+
+    def answers(self) -> list[AnswerCallbackQuery]:
+        return self.of(AnswerCallbackQuery)
+
+    def edits(self) -> list[EditMessageText]:
+        return self.of(EditMessageText)
+
+    def markup_edits(self) -> list[EditMessageReplyMarkup]:
+        return self.of(EditMessageReplyMarkup)
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+def make_bot() -> tuple[Bot, RecordingSession]:
+    session = RecordingSession()
+    return Bot(TOKEN, session=session), session
+
+
+_update_ids = itertools.count(1)
+_message_ids = itertools.count(1)
+
+
+def message_update(
+    user_id: int, text: str, *, chat_id: int | None = None, username: str | None = None
+) -> Update:
+    """A text message; ``@name`` words get ``mention`` entities as Telegram would give them."""
+    chat_id = user_id if chat_id is None else chat_id
+    chat = Chat(
+        id=chat_id,
+        type="private" if chat_id > 0 else "supergroup",
+        title=None if chat_id > 0 else "Группа",
+    )
+    return Update(
+        update_id=next(_update_ids),
+        message=Message(
+            message_id=next(_message_ids),
+            date=int(time.time()),
+            chat=chat,
+            from_user=User(id=user_id, is_bot=False, first_name=f"u{user_id}", username=username),
+            text=text,
+            entities=mention_entities(text),
+        ),
+    )
+
+
+def mention_entities(text: str) -> list[MessageEntity] | None:
+    entities = []
+    for match in re.finditer(r"@\w+", text):
+        offset = len(text[: match.start()].encode("utf-16-le")) // 2
+        length = len(match.group(0).encode("utf-16-le")) // 2
+        entities.append(MessageEntity(type="mention", offset=offset, length=length))
+    return entities or None
+
+
+def callback_update(
+    user_id: int, data: str, *, chat_id: int | None = None, message_id: int = 500
+) -> Update:
+    chat_id = user_id if chat_id is None else chat_id
+    chat = Chat(id=chat_id, type="private" if chat_id > 0 else "supergroup")
+    return Update(
+        update_id=next(_update_ids),
+        callback_query=CallbackQuery(
+            id=str(next(_update_ids)),
+            from_user=User(id=user_id, is_bot=False, first_name=f"u{user_id}"),
+            chat_instance="ci",
+            data=data,
+            message=Message(
+                message_id=message_id,
+                date=int(time.time()),
+                chat=chat,
+                from_user=BOT_USER,
+                text="…",
+            ),
+        ),
+    )
+
+
+@dataclass
+class StubBackend:
+    """The model as the handlers see it: defaults, limits and the device line."""
+
+    defaults: GenerationDefaults
+    limits: ModelLimits
+    reads_russian: bool = False
+    device: str = "CPU"
+
+    def device_info(self) -> str:
+        return self.device
+
+
+def wan_like_backend() -> StubBackend:
+    return StubBackend(
+        defaults=GenerationDefaults(
+            steps=50, frames=81, fps=16, width=832, height=480, guidance=5.0
+        ),
+        limits=ModelLimits(
+            max_steps=100,
+            max_frames=121,
+            frame_multiple=4,
+            frame_remainder=1,
+            side_multiple=16,
+            max_pixels=832 * 480,
+        ),
+    )
+
+
+class StubLoop:
+    """Stands in for the generation loop: remembers which running jobs were told to stop."""
+
+    status = None  # no status hub: handlers fall back to plain edits
+
+    def __init__(self) -> None:
+        self.cancelled: list[int] = []
+        self.woken = 0
+
+    def wake(self) -> None:
+        self.woken += 1
+
+    def cancel(self, job_id: int) -> bool:
+        self.cancelled.append(job_id)
+        return True
+
+
+def make_settings(**overrides: Any) -> Any:
+    from bot.config import Settings
+
+    values: dict[str, Any] = {"bot_token": TOKEN, "admin_ids": [1]}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def options(prompt: str = "кот", seed: int = 7, **changes: Any) -> Any:
+    from pipeline.options import GenerationOptions
+
+    values: dict[str, Any] = dict(
+        prompt=prompt,
+        negative_prompt="",
+        steps=50,
+        seed=seed,
+        frames=81,
+        fps=16,
+        width=832,
+        height=480,
+        guidance=5.0,
+    )
+    values.update(changes)
+    return GenerationOptions(**values)
+
+
+@dataclass
+class FeatureEnv:
+    """A real Dispatcher with the feature routers, a real SQLite database and a recording bot."""
+
+    dp: Any
+    bot: Bot
+    session: RecordingSession
+    jobs: Any
+    users: Any
+    settings: Any
+    backend: StubBackend
+    loop: StubLoop
+    pause: Any
+    conn: Any
+
+    async def send(self, user_id: int, text: str, **kwargs: Any) -> RecordingSession:
+        await self.dp.feed_update(self.bot, message_update(user_id, text, **kwargs))
+        return self.session
+
+    async def press(self, user_id: int, data: str, **kwargs: Any) -> RecordingSession:
+        await self.dp.feed_update(self.bot, callback_update(user_id, data, **kwargs))
+        return self.session
+
+    async def add_job(
+        self, user_id: int, prompt: str = "кот", status: str = "queued", **kw: Any
+    ) -> Any:
+        """A job row as the generate handler and the loop would leave it."""
+        job = await self.jobs.create(user_id, user_id, 1, prompt, options(prompt, **kw))
+        await self.jobs.set_status_message(job.id, 900 + job.id)
+        if status != "queued":
+            await self.conn.execute(
+                "UPDATE jobs SET status = ?, started_at = ? WHERE id = ?",
+                (status, self.jobs.clock(), job.id),
+            )
+        return await self.jobs.get(job.id)
+
+
+def feature_routers(full: bool = False) -> list[Any]:
+    """This issue's routers, or (``full``) every router of the bot in its real order."""
+    from bot.handlers import admin, buttons, history, queue, settings, setup_routers
+
+    if full:
+        routers = setup_routers()
+    else:
+        routers = [queue.router, history.router, settings.router, admin.router, buttons.router]
+    for router in routers:
+        router._parent_router = (
+            None  # module-level routers: detach from a previous test's Dispatcher
+        )
+    return routers
+
+
+async def open_feature_env(
+    db_path: Any, *, full: bool = False, **settings_overrides: Any
+) -> FeatureEnv:
+    """``full``: the bot's real middlewares and every router, as ``bot/__main__.py`` wires them."""
+    from aiogram import Dispatcher
+
+    from bot import db
+    from bot.jobs import JobStore
+    from bot.middlewares import setup_middlewares
+    from bot.pause import PauseState
+    from bot.users import UserStore
+
+    conn = await db.connect(db_path)
+    await db.migrate(conn)
+    jobs, users = JobStore(conn), UserStore(conn)
+    settings = make_settings(**settings_overrides)
+    backend, loop, pause = wan_like_backend(), StubLoop(), PauseState()
+    bot, session = make_bot()
+    dp = Dispatcher(
+        jobs=jobs, users=users, settings=settings, backend=backend, loop=loop, pause=pause
+    )
+    if full:
+        setup_middlewares(dp)
+    dp.include_routers(*feature_routers(full))
+    return FeatureEnv(dp, bot, session, jobs, users, settings, backend, loop, pause, conn)

@@ -1,0 +1,169 @@
+"""bot/config.py and bot/logs.py: the configuration contract, and the token never reaching a log."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bot.backend import apply_settings
+from bot.config import CLOUD_UPLOAD_LIMIT, LOCAL_UPLOAD_LIMIT, Settings
+from bot.logs import MaskingFilter, MaskingFormatter, mask, register_secret
+from pipeline.options import OptionError
+from tests.fake_backend import FakeBackend
+
+TOKEN = "987654321:AAHsecretSECRETsecret_0123456789abcd"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No variable of the contract may leak in from the machine running the tests."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults_match_the_design_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    s = Settings()
+    assert s.bot_token.get_secret_value() == TOKEN
+    assert s.admin_ids == [] and s.allowed_user_ids == []
+    assert s.telegram_api_url is None
+    assert s.database_path == Path("data/bot.sqlite3")
+    assert s.video_dir == Path("data/videos")
+    assert s.t2v_model == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    assert s.translator_model == "Helsinki-NLP/opus-mt-tc-big-zle-en"
+    assert s.device == "auto"
+    assert (s.max_active_jobs_per_user, s.daily_jobs_per_user) == (2, 0)
+    assert (s.max_queue, s.max_prompt_chars) == (100, 1000)
+    assert s.default_steps is None and s.max_pixels is None
+    assert s.upload_limit_bytes == CLOUD_UPLOAD_LIMIT
+    assert s.status_min_interval == 3.0
+
+
+def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "BOT_TOKEN": TOKEN,
+        "ADMIN_IDS": "1, 2,3",
+        "ALLOWED_USER_IDS": "",
+        "TELEGRAM_API_URL": "http://bot-api:8081/",
+        "DEFAULT_SIZE": "480х272",  # Cyrillic х, as a Russian keyboard types it
+        "DEFAULT_STEPS": "20",
+        "MAX_PIXELS": "",
+        "COMPILE": "true",
+        "LOG_LEVEL": "debug",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    s = Settings()
+    assert s.admin_ids == [1, 2, 3]
+    assert s.allowed_user_ids == []
+    assert s.telegram_api_url == "http://bot-api:8081"
+    assert s.upload_limit_bytes == LOCAL_UPLOAD_LIMIT
+    assert s.default_width_height == (480, 272)
+    assert s.default_steps == 20 and s.max_pixels is None
+    assert s.compile is True and s.log_level == "DEBUG"
+    assert s.is_admin(2) and not s.is_admin(4) and not s.is_admin(None)
+    assert s.is_allowed(12345)
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"BOT_TOKEN={TOKEN}\nMAX_QUEUE=7\nADMIN_IDS=42\n", "utf-8")
+    s = Settings()
+    assert s.max_queue == 7 and s.admin_ids == [42]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ADMIN_IDS", "1,abc"), ("DEFAULT_SIZE", "big"), ("MAX_QUEUE", "0"), ("BOT_TOKEN", "oops")],
+)
+def test_bad_values_fail_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert name.lower() in str(info.value).lower()
+
+
+def test_token_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    s = Settings()
+    assert TOKEN not in repr(s) and TOKEN not in str(s) and TOKEN not in str(s.model_dump())
+    secret_part = TOKEN.split(":")[1]
+    # A malformed token is refused without echoing it.
+    monkeypatch.setenv("BOT_TOKEN", "12:" + secret_part[:10])
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert secret_part[:10] not in str(info.value)
+
+
+def test_main_reports_a_config_error_without_the_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import main
+
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("MAX_QUEUE", "-1")
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert "MAX_QUEUE" in err and TOKEN not in err
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text("utf-8")
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    expected = {name.upper() for name in Settings.model_fields}
+    assert expected <= documented, f"undocumented: {sorted(expected - documented)}"
+    assert documented <= expected, f"unknown names: {sorted(documented - expected)}"
+
+
+def test_log_output_masks_the_token_everywhere() -> None:
+    register_secret(TOKEN)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(MaskingFormatter("%(levelname)s %(message)s"))
+    handler.addFilter(MaskingFilter())
+    logger = logging.getLogger("test.masking")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        url = f"https://api.telegram.org/bot{TOKEN}/sendVideo"
+        logger.warning("request to %s failed", url)
+        try:
+            raise RuntimeError(f"Cannot connect to {url}")
+        except RuntimeError:
+            logger.exception("network")
+        logger.warning("secret part alone: %s", TOKEN.split(":")[1])
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert "sendVideo" in out and "Cannot connect" in out
+    assert TOKEN not in out and TOKEN.split(":")[1] not in out
+    assert mask(f"x{TOKEN}y") == "x***y"
+
+
+def test_operator_defaults_and_bounds_are_applied() -> None:
+    s = Settings(
+        _env_file=None, bot_token=TOKEN, default_steps=3, default_size="96x64", default_frames=5,
+        max_steps=10, max_frames=17, max_pixels=128 * 128,
+    )  # fmt: skip
+    backend = apply_settings(FakeBackend(), s)
+    assert (backend.defaults.steps, backend.defaults.width, backend.defaults.height) == (3, 96, 64)
+    assert backend.defaults.frames == 5
+    assert (backend.limits.max_steps, backend.limits.max_frames) == (10, 17)
+    assert backend.limits.max_pixels == 128 * 128
+    assert backend.device_info() == "CPU (fake backend)"
+
+
+def test_defaults_outside_the_bounds_fail_at_start() -> None:
+    s = Settings(_env_file=None, bot_token=TOKEN, default_steps=50, max_steps=10)
+    with pytest.raises(OptionError) as info:
+        apply_settings(FakeBackend(), s)
+    assert info.value.option == "steps"
