@@ -266,6 +266,34 @@ async def test_cancel_stops_a_running_job_and_the_loop_goes_on(
     assert tg.videos(ALICE) == []
 
 
+async def test_a_cancel_between_claim_and_render_wastes_no_gpu_time(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """/cancel can land after the claim but before the loop has a cancel flag to set."""
+    backend = FakeBackend()
+    async with running_bot(tg, tmp_path, backend) as app:
+        claim = app.jobs.claim_next
+
+        async def claim_then_cancel() -> Any:
+            job = await claim()
+            if job is not None and job.user_id == ALICE:
+                assert await app.jobs.cancel(job.id) is not None  # what /cancel does first
+                assert app.loop.cancel(job.id) is False  # ...and finds no flag yet
+            return job
+
+        app.jobs.claim_next = claim_then_cancel  # type: ignore[method-assign]
+        tg.push_message("кот, которого отменят сразу", user_id=ALICE)
+        await tg.wait_for(
+            lambda: (app.loop.current_job_id is None) and tg.calls_of("sendMessage", ALICE)
+        )
+        tg.push_message("кот Боба", user_id=BOB)
+        await tg.wait_for(lambda: tg.videos(BOB))
+        cancelled = await app.jobs.get(1)
+    assert cancelled.status == "cancelled"
+    assert [o.prompt for o in backend.runs] == ["кот Боба"]
+    assert tg.videos(ALICE) == []
+
+
 # ------------------------------------------------------------------ durability
 
 

@@ -245,6 +245,12 @@ class GenerationLoop:
         cancel = threading.Event()
         self._cancels[job.id] = cancel
         self.current_job_id = job.id
+        # A /cancel that landed between the claim and the line above found no flag to set:
+        # look once more now that any later cancel will reach the flag.
+        current = await self.jobs.get(job.id)
+        if current is None or current.status != "running":
+            log.info("job %s: cancelled before rendering began", job.id)
+            return
         log.info("job %s: started (attempt %d)", job.id, job.attempts)
         await self.status.begin_running(job)
         # The file name comes from the job id only, never from user text.
