@@ -24,7 +24,7 @@ WORKDIR /app
 # Dependencies in their own layer: code changes do not reinstall them.
 COPY pyproject.toml README.md ./
 RUN mkdir -p bot pipeline && touch bot/__init__.py pipeline/__init__.py \
-    && pip install -e .
+    && pip install -e ".[lora]"
 COPY migrations ./migrations
 COPY pipeline ./pipeline
 COPY bot ./bot

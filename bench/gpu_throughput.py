@@ -303,6 +303,8 @@ def project_call(gen, size: dict[str, Any], steps: int, seed: int):
         height=size["height"],
         guidance=size["guidance"],
         seed=seed,
+        # The cache and a LoRA are "fast" settings: the project applies them to fast jobs only.
+        fast=bool(gen.config.cache or gen.config.lora_path),
     )
 
     def call():

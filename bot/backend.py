@@ -149,7 +149,6 @@ def _load_text_to_video(settings: Settings) -> Any:
         cache_threshold=settings.cache_threshold,
         lora_path=settings.lora_path,
         lora_scale=settings.lora_scale,
-        fast_steps=settings.fast_steps,
     )
     return TextToVideo.load(
         config,

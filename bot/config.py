@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     lora_path: str | None = None
     lora_scale: float = 1.0
     fast_steps: int | None = None
+    default_quality: Literal["fast", "balanced", "best"] = "balanced"
+    """The quality of users who never picked one in /settings; ``fast`` makes every job fast."""
 
     # --- operator defaults and bounds (None = the model's own)
     default_steps: int | None = Field(default=None, ge=1)
@@ -145,6 +147,13 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: object) -> object:
         return _none_if_blank(value)
 
+    @field_validator("default_quality", mode="before")
+    @classmethod
+    def _quality(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return "balanced"
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("bot_token")
     @classmethod
     def _check_token(cls, value: SecretStr) -> SecretStr:
@@ -178,6 +187,11 @@ class Settings(BaseSettings):
     def upload_limit_bytes(self) -> int:
         """What sendVideo accepts: 50 MB on the cloud API, 2000 MB on a self-hosted server."""
         return LOCAL_UPLOAD_LIMIT if self.telegram_api_url else CLOUD_UPLOAD_LIMIT
+
+    @property
+    def fast_speedups(self) -> bool:
+        """Whether "fast" jobs get output-changing speed settings (a LoRA, the step cache)."""
+        return bool(self.lora_path or self.cache)
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admin_ids

@@ -129,9 +129,10 @@ def limit_queue(limit: int) -> str:
 # ---------------------------------------------------------------- status
 
 
-def queued(position: int | None, eta_seconds: float | None) -> str:
-    """The status of a waiting job: its place in the queue and when it should be ready."""
-    lines = ["⏳ Запрос принят."]
+def queued(job_id: int, position: int | None, eta_seconds: float | None) -> str:
+    """The status of a waiting job: its number (for /cancel), its place in the queue and when it
+    should be ready."""
+    lines = [f"⏳ Запрос #{job_id} принят."]
     if position is not None:
         lines.append(f"Место в очереди: {position}")
     if eta_seconds is not None:
@@ -158,9 +159,11 @@ def running(
     step: int | None = None,
     total: int | None = None,
     eta_seconds: float | None = None,
+    job_id: int | None = None,
 ) -> str:
-    """The status while a job runs: the English prompt, the stage, a bar, step i/n and the ETA."""
-    lines = []
+    """The status while a job runs: its number (for /cancel), the English prompt, the stage, a
+    bar, step i/n and the ETA."""
+    lines = [f"Запрос #{job_id} в работе"] if job_id is not None else []
     if prompt_en:
         lines.append(f"Запрос для модели: {shorten(prompt_en, 300)}")
         lines.append("")

@@ -323,6 +323,10 @@ USER_COMMANDS: list[tuple[str, str]] = [
     ("history", "Последние 10 задач"),
     ("settings", "Настройки по умолчанию"),
 ]
+GROUP_MENU: list[tuple[str, str]] = [  # in groups the bot answers only these (and mentions)
+    ("generate", "Сделать видео: /generate текст"),
+    ("gen", "То же, что /generate"),
+]
 ADMIN_COMMANDS: list[tuple[str, str]] = [
     ("stats", "Статистика и график"),
     ("ban", "Заблокировать: /ban id"),

@@ -6,6 +6,11 @@ changed are stored. A missing key means "the operator's default", so when the op
 
 Explicit options in a request (``--steps 30``) always win over personal settings:
 ``parsed.overrides.merged_over(personal.overrides)``.
+
+Quality "fast" makes a job ``fast`` (``GenerationOptions.fast``): fewer steps (``FAST_STEPS``, else
+half the default) and the operator's output-changing speed settings (``LORA_PATH``, ``CACHE``),
+with guidance 1 when a LoRA is configured (step-distilled LoRAs expect it) unless the request
+gives ``--guidance``. Users who never picked a quality get ``DEFAULT_QUALITY``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pipeline.options import (
     GenerationDefaults,
     ModelLimits,
     OptionOverrides,
+    fast_overrides,
     fit_size,
     random_seed,
 )
@@ -35,9 +41,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
 SETTING_NAMES = tuple(CHOICES)
 SEED_VALUE_KEY = "seed_value"
 
-# Quality presets as multiples of the operator's default steps ("balanced" = the default).
-FAST_STEPS_FACTOR = 0.5
+# Quality presets as multiples of the operator's default steps ("balanced" = the default;
+# "fast" = pipeline.options.FAST_STEPS_FACTOR unless FAST_STEPS is set).
 BEST_STEPS_FACTOR = 1.5
+DEFAULT_QUALITY = "balanced"
 # "short" is about half the default length (then snapped to a frame count the model accepts).
 SHORT_LENGTH_FACTOR = 0.5
 
@@ -78,13 +85,28 @@ def aspect_of(width: int, height: int) -> str:
     return min(ratios, key=lambda name: abs(math.log(ratios[name] / ratio)))
 
 
-def effective(raw: Mapping[str, Any] | None, defaults: GenerationDefaults) -> dict[str, Any]:
+def quality_options(settings: Any) -> dict[str, Any]:
+    """The operator's quality settings as keyword arguments of :func:`to_personal`."""
+    default = getattr(settings, "default_quality", None)
+    return {
+        "fast_steps": getattr(settings, "fast_steps", None),
+        "default_quality": default if default in CHOICES["quality"] else DEFAULT_QUALITY,
+        "distilled": bool(getattr(settings, "lora_path", None)),
+    }
+
+
+def effective(
+    raw: Mapping[str, Any] | None,
+    defaults: GenerationDefaults,
+    *,
+    default_quality: str = DEFAULT_QUALITY,
+) -> dict[str, Any]:
     """The value of each setting as the user experiences it (their choice, else the default)."""
     chosen = clean(raw)
     values: dict[str, Any] = {
         "aspect": aspect_of(defaults.width, defaults.height),
         "length": "normal",
-        "quality": "balanced",
+        "quality": default_quality,
         "seed": "random",
         "translate": "auto",
     }
@@ -125,9 +147,7 @@ def steps_for(
     quality: str, defaults: GenerationDefaults, limits: ModelLimits, fast_steps: int | None = None
 ) -> int:
     if quality == "fast":
-        if fast_steps:
-            return max(1, min(limits.max_steps, fast_steps))
-        return max(1, round(defaults.steps * FAST_STEPS_FACTOR))
+        return fast_overrides(defaults, limits, fast_steps=fast_steps).steps or 1
     if quality == "best":
         return max(defaults.steps, min(limits.max_steps, round(defaults.steps * BEST_STEPS_FACTOR)))
     return defaults.steps
@@ -139,21 +159,36 @@ def to_personal(
     limits: ModelLimits,
     *,
     fast_steps: int | None = None,
+    default_quality: str = DEFAULT_QUALITY,
+    distilled: bool = False,
 ) -> PersonalDefaults:
-    """Overrides for a new job from the stored settings; unset settings stay ``None`` (= default)."""
+    """Overrides for a new job from the stored settings; unset settings stay ``None`` (= default).
+
+    ``default_quality`` (``DEFAULT_QUALITY``) stands for a quality the user never picked;
+    ``distilled`` (a ``LORA_PATH`` is set) gives fast jobs guidance 1."""
     chosen = clean(raw)
-    width = height = frames = steps = seed = None
+    width = height = frames = steps = seed = guidance = fast = None
     if "aspect" in chosen:
         width, height = size_for(chosen["aspect"], defaults, limits)
     if "length" in chosen:
         frames = frames_for(chosen["length"], defaults, limits)
-    if "quality" in chosen:
-        steps = steps_for(chosen["quality"], defaults, limits, fast_steps)
+    quality = chosen.get("quality", default_quality)
+    if quality == "fast":
+        speed = fast_overrides(defaults, limits, fast_steps=fast_steps, distilled=distilled)
+        steps, guidance, fast = speed.steps, speed.guidance, True
+    elif "quality" in chosen or quality != DEFAULT_QUALITY:
+        steps = steps_for(quality, defaults, limits, fast_steps)
     if chosen.get("seed") == "fixed":
         seed = chosen[SEED_VALUE_KEY]
     return PersonalDefaults(
         overrides=OptionOverrides(
-            steps=steps, seed=seed, frames=frames, width=width, height=height
+            steps=steps,
+            seed=seed,
+            frames=frames,
+            width=width,
+            height=height,
+            guidance=guidance,
+            fast=fast,
         ),
         translate=chosen.get("translate", "auto") != "off",
     )

@@ -20,6 +20,7 @@ from pipeline.errors import GenerationOOM, ModelLoadError, VideoTooLarge
 from pipeline.options import (
     OptionError,
     OptionOverrides,
+    fast_overrides,
     overrides_from_values,
     parse_request,
     resolve_options,
@@ -75,11 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     speed = p.add_argument_group("speed (opt-in)")
     speed.add_argument("--compile", action="store_true", help="regional torch.compile")
     speed.add_argument("--attention-backend", help="e.g. flash, _flash_3_hub, sage, native")
-    speed.add_argument("--cache", help="first_block or mag:<ratios.json>")
+    speed.add_argument("--cache", help="first_block or mag:<ratios.json>; used with --fast")
     speed.add_argument("--cache-threshold", type=float)
-    speed.add_argument("--lora", help="LoRA file or directory, fused at load")
+    speed.add_argument(
+        "--lora", help="LoRA file or directory (e.g. step-distilled); used with --fast"
+    )
     speed.add_argument("--lora-scale", type=float, default=1.0)
-    speed.add_argument("--fast-steps", type=int, help="default steps with a step-distilled LoRA")
+    speed.add_argument(
+        "--fast",
+        action="store_true",
+        help="fast run: --lora and --cache on, fewer steps (--fast-steps, else half the default),"
+        " guidance 1 with --lora unless --steps/--guidance say otherwise",
+    )
+    speed.add_argument("--fast-steps", type=int, help="steps of a --fast run")
     p.add_argument("--max-mb", type=float, help="re-encode to fit this many MB (Telegram: 50)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -169,13 +178,17 @@ def main(argv: list[str] | None = None) -> int:
         cache_threshold=args.cache_threshold,
         lora_path=args.lora,
         lora_scale=args.lora_scale,
-        fast_steps=args.fast_steps,
     )
     start = time.perf_counter()
     try:
         t2v = TextToVideo.load(
             config, translator_model=args.translator, translator_device=args.translator_device
         )
+        if args.fast:
+            fast = fast_overrides(
+                t2v.defaults, t2v.limits, fast_steps=args.fast_steps, distilled=bool(args.lora)
+            )
+            overrides = overrides.merged_over(fast)  # explicit options win
         options = resolve_options(prompt, overrides, t2v.defaults, t2v.limits)
     except OptionError as exc:
         return _fail(EXIT_OPTIONS, f"error: {_describe(exc)}")

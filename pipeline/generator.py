@@ -13,7 +13,7 @@ import inspect
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from pipeline.presets import (
     signature_defaults,
 )
 from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
-from pipeline.speed import SpeedSettings, apply_speed, denoiser, enable_cache, load_lora
+from pipeline.speed import FastSwitch, SpeedSettings, apply_speed, denoiser, load_lora
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,10 @@ class GeneratorConfig:
     """How to load the video model; every speed or memory feature is opt-in or chosen by ``auto``.
 
     ``defaults_override`` / ``limits_override`` carry the operator's ``DEFAULT_*`` / ``MAX_*``
-    (field names of :class:`GenerationDefaults` / :class:`ModelLimits`). ``fast_steps`` makes the
-    default step count that of a step-distilled LoRA (with guidance 1, as such LoRAs expect).
+    (field names of :class:`GenerationDefaults` / :class:`ModelLimits`). ``compile``,
+    ``attention_backend`` and the memory mode do not change what a seed draws and serve every
+    job; ``cache`` and ``lora_path`` do, and serve only jobs with ``GenerationOptions.fast``
+    (their steps and guidance are the caller's choice: :func:`pipeline.options.fast_overrides`).
     """
 
     model: str = DEFAULT_MODEL
@@ -65,7 +67,6 @@ class GeneratorConfig:
     cache_threshold: float | None = None
     lora_path: str | None = None
     lora_scale: float = 1.0
-    fast_steps: int | None = None
     defaults_override: dict[str, Any] | None = None
     limits_override: dict[str, Any] | None = None
 
@@ -171,7 +172,7 @@ class VideoGenerator:
         self.max_sequence_length: int | None = preset.max_sequence_length or sig.get(
             "max_sequence_length"
         )
-        self._cache_steps: int | None = None
+        self.fast_switch = FastSwitch(pipe, config.speed)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ loading
@@ -219,11 +220,6 @@ class VideoGenerator:
         pipe.set_progress_bar_config(disable=True)  # we report progress ourselves
 
         defaults, limits = defaults_and_limits(pipe, preset)
-        if config.fast_steps:
-            fast = {"steps": config.fast_steps}
-            if config.lora_path:
-                fast["guidance"] = 1.0
-            defaults = replace(defaults, **fast)
         defaults, limits = apply_overrides(
             defaults, limits, config.defaults_override, config.limits_override
         )
@@ -258,7 +254,6 @@ class VideoGenerator:
             generator.speed_applied = apply_speed(pipe, speed, defaults.steps)
         except Exception as exc:
             raise ModelLoadError(f"cannot apply speed settings: {one_line(exc)}") from exc
-        generator._cache_steps = defaults.steps
         return generator
 
     # ------------------------------------------------------------ generation
@@ -322,9 +317,8 @@ class VideoGenerator:
 
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled("cancelled before start")
-            if self.config.cache and self._cache_steps != options.steps:
-                enable_cache(self.pipe, self.config.speed, options.steps)
-                self._cache_steps = options.steps
+            # The LoRA adapter and the cache change the output: on for fast jobs only.
+            self.fast_switch.prepare(options.fast, options.steps)
             prompt = self.cut_prompt(prompt_en if prompt_en is not None else options.prompt)
             negative = self.cut_prompt(options.negative_prompt) or None
             kwargs = self._call_kwargs(options, prompt, negative, on_step_end)

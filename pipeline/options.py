@@ -80,6 +80,7 @@ class OptionOverrides:
     height: int | None = None
     guidance: float | None = None
     negative_prompt: str | None = None
+    fast: bool | None = None
 
     def merged_over(self, base: OptionOverrides) -> OptionOverrides:
         """These overrides on top of ``base`` (e.g. explicit options over personal defaults)."""
@@ -170,6 +171,8 @@ class GenerationOptions:
     width: int
     height: int
     guidance: float
+    fast: bool = False
+    """Run with the output-changing speed settings (a step-distilled LoRA, the step cache)."""
 
     @property
     def size(self) -> str:
@@ -192,7 +195,32 @@ class GenerationOptions:
             height=self.height,
             guidance=self.guidance,
             negative_prompt=self.negative_prompt,
+            fast=self.fast,
         )
+
+
+FAST_STEPS_FACTOR = 0.5
+"""A "fast" job without an explicit step count runs this share of the default steps."""
+DISTILLED_GUIDANCE = 1.0
+"""Step-distilled LoRAs are trained without classifier-free guidance: guidance 1 turns it off."""
+
+
+def fast_overrides(
+    defaults: GenerationDefaults,
+    limits: ModelLimits,
+    *,
+    fast_steps: int | None = None,
+    distilled: bool = False,
+) -> OptionOverrides:
+    """What a "fast" job changes where the request names nothing: ``fast=True``, the steps
+    (``fast_steps``, else half the default) and, with a step-distilled LoRA (``distilled``),
+    guidance 1. Explicit options still win: merge the request's overrides over these."""
+    steps = fast_steps if fast_steps else round(defaults.steps * FAST_STEPS_FACTOR)
+    return OptionOverrides(
+        steps=max(1, min(limits.max_steps, steps)),
+        guidance=DISTILLED_GUIDANCE if distilled else None,
+        fast=True,
+    )
 
 
 def random_seed() -> int:
@@ -479,6 +507,7 @@ def resolve_options(
         width=int(width),
         height=int(height),
         guidance=float(guidance),
+        fast=bool(overrides.fast),
     )
 
 

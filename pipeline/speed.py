@@ -1,8 +1,13 @@
 """Opt-in speed settings, each one diffusers call on the denoiser (transformer) or the pipeline.
 
-Nothing here is on by default: regional ``torch.compile``, an attention backend, a cache that
-skips work between similar steps (FirstBlockCache, MagCache) and a LoRA (e.g. a step-distilled
-one, used with ``fast_steps``).
+Nothing here is on by default. Two kinds:
+
+* output-neutral, applied once at load and used by every job: regional ``torch.compile`` and an
+  attention backend (the memory mode lives in :mod:`pipeline.memory`);
+* output-changing, used only by jobs with ``GenerationOptions.fast``: a cache that skips work
+  between similar steps (FirstBlockCache, MagCache) and a LoRA (e.g. a step-distilled one).
+  The LoRA is loaded as the adapter ``"fast"`` (not fused) and the cache is not enabled at load:
+  :class:`FastSwitch` turns both on or off per job.
 """
 
 from __future__ import annotations
@@ -32,15 +37,23 @@ def denoiser(pipe: Any) -> Any:
     return getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
 
 
+LORA_ADAPTER = "fast"
+
+
 def load_lora(pipe: Any, path: str, scale: float) -> None:
-    """Fuse a LoRA into the weights (no per-step adapter cost, compiles cleanly)."""
+    """Load a LoRA as the adapter ``"fast"``, switched off: only fast jobs turn it on.
+
+    Not fused: fusing would change every job's output. The unfused adapter costs a little per
+    step (two small matmuls per adapted layer), and switching it recompiles a compiled model
+    once per state (both states then stay in the compile cache).
+    """
     try:
         import peft  # noqa: F401
     except ImportError as exc:
         raise RuntimeError("LORA_PATH needs the peft package: pip install peft") from exc
-    pipe.load_lora_weights(path, adapter_name="fast")
-    pipe.fuse_lora(adapter_names=["fast"], lora_scale=scale)
-    pipe.unload_lora_weights()
+    pipe.load_lora_weights(path, adapter_name=LORA_ADAPTER)
+    pipe.set_adapters([LORA_ADAPTER], [scale])
+    pipe.disable_lora()
 
 
 def cache_config(spec: str, threshold: float | None, steps: int) -> Any:
@@ -75,8 +88,62 @@ def enable_cache(pipe: Any, settings: SpeedSettings, steps: int) -> None:
     model.enable_cache(cache_config(settings.cache, settings.cache_threshold, steps))
 
 
+def disable_cache(pipe: Any) -> None:
+    model = denoiser(pipe)
+    if getattr(model, "is_cache_enabled", False):
+        model.disable_cache()
+
+
+class FastSwitch:
+    """Turns the output-changing speed settings (LoRA adapter, cache) on for fast jobs and off
+    for the others, calling diffusers only when a state changes (the generator's lock makes the
+    calls one job at a time)."""
+
+    def __init__(self, pipe: Any, settings: SpeedSettings) -> None:
+        self.pipe = pipe
+        self.settings = settings
+        self.lora_on = False  # load_lora leaves the adapter disabled
+        self.cache_steps: int | None = None  # the step count the cache is enabled for; None = off
+
+    @property
+    def available(self) -> bool:
+        """Whether a fast job differs from another one here at all."""
+        return bool(self.settings.lora_path or self.settings.cache)
+
+    def applied(self, fast: bool) -> list[str]:
+        """What a job with this ``fast`` flag runs with (for logs and benchmarks)."""
+        if not fast:
+            return []
+        return [
+            *([f"lora={LORA_ADAPTER}"] if self.settings.lora_path else []),
+            *([f"cache={self.settings.cache}"] if self.settings.cache else []),
+        ]
+
+    def prepare(self, fast: bool, steps: int) -> None:
+        """Put the pipeline into the state a job with ``fast`` and ``steps`` needs."""
+        if self.settings.lora_path and fast != self.lora_on:
+            if fast:
+                self.pipe.enable_lora()
+            else:
+                self.pipe.disable_lora()
+            self.lora_on = fast
+        if self.settings.cache:
+            if fast:
+                # FirstBlockCache does not depend on the step count; MagCache's ratios do.
+                stale = self.cache_steps is None or (
+                    self.settings.cache.startswith("mag") and self.cache_steps != steps
+                )
+                if stale:
+                    enable_cache(self.pipe, self.settings, steps)
+                    self.cache_steps = steps
+            elif self.cache_steps is not None:
+                disable_cache(self.pipe)
+                self.cache_steps = None
+
+
 def apply_speed(pipe: Any, settings: SpeedSettings, default_steps: int) -> list[str]:
-    """Apply everything asked for after the pipeline is placed; returns what was applied."""
+    """Apply the output-neutral settings after the pipeline is placed, and check the cache
+    settings once (they are enabled per fast job); returns what was applied."""
     import torch
 
     applied: list[str] = []
@@ -85,8 +152,13 @@ def apply_speed(pipe: Any, settings: SpeedSettings, default_steps: int) -> list[
         model.set_attention_backend(settings.attention_backend)
         applied.append(f"attention={settings.attention_backend}")
     if settings.cache:
-        enable_cache(pipe, settings, default_steps)
-        applied.append(f"cache={settings.cache}")
+        # A bad name or a missing ratios file fails at start, not in the first fast job.
+        cache_config(settings.cache, settings.cache_threshold, default_steps)
+        if not hasattr(model, "enable_cache"):
+            raise ValueError(f"{type(model).__name__} does not support a cache")
+        applied.append(f"cache={settings.cache} (fast jobs)")
+    if settings.lora_path:
+        applied.append(f"lora={LORA_ADAPTER} (fast jobs)")
     if settings.compile:
         # Cache hooks call torch.compiler.disable()d code inside the blocks: a full graph is
         # impossible with a cache (seen on an H200 with FirstBlockCache), so allow graph breaks.

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from aiogram.methods import SendMessage, SendPhoto, SetMyCommands
-from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.types import BotCommandScopeAllGroupChats, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot import charts
 from bot import texts_user as t
 from bot.charts import render_chart
 from bot.commands import set_commands
+from bot.filters import GROUP_COMMANDS
 from tests.feature_harness import FeatureEnv, make_bot, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
@@ -119,11 +120,13 @@ async def test_command_menus() -> None:
     user_names = [c.command for c in calls[0].commands]
     assert "queue" in user_names and "stats" not in user_names
     assert all(c.description for c in calls[0].commands)
-    admin_scopes = [c.scope for c in calls[1:]]
+    assert isinstance(calls[1].scope, BotCommandScopeAllGroupChats)
+    assert {c.command for c in calls[1].commands} == set(GROUP_COMMANDS)  # all a group gets
+    admin_scopes = [c.scope for c in calls[2:]]
     assert [s.chat_id for s in admin_scopes] == [ADMIN, 2]
     assert all(isinstance(s, BotCommandScopeChat) for s in admin_scopes)
     assert {"stats", "ban", "unban", "pause", "resume", "queue"} <= {
-        c.command for c in calls[1].commands
+        c.command for c in calls[2].commands
     }
 
 

@@ -4,6 +4,7 @@ and forged or malformed data change nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from aiogram.methods import SendMessage
 
 from bot import texts_user as t
 from bot.keyboards import RepeatCb, SettingsCb, result_keyboard
+from bot.limits import admission_lock
 from tests.feature_harness import FeatureEnv, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
@@ -43,6 +45,45 @@ async def test_more_like_this_queues_same_options_with_a_new_seed(env: FeatureEn
     assert env.loop.woken >= 1
     status = session.of(SendMessage)[-1]
     assert status.reply_parameters.message_id == 4242
+
+
+async def test_repeat_keeps_the_fast_flag(env: FeatureEnv) -> None:
+    done = await env.add_job(ALICE, "кот", status="delivered", steps=4, fast=True)
+    repeat, _settings = video_buttons(done.id)
+    await env.press(ALICE, repeat)
+    new = (await env.jobs.user_jobs(ALICE, limit=1))[0]
+    assert new.id != done.id and new.options.fast and new.options.steps == 4
+
+
+async def test_a_stalled_repeat_reply_does_not_hold_up_other_users(env: FeatureEnv) -> None:
+    """The status reply of a repeat may wait out a flood limit (429): the admission lock must
+    be free by then, so another user's request is queued and answered meanwhile."""
+    done = await env.add_job(ALICE, "кот", status="delivered")
+    repeat, _settings = video_buttons(done.id)
+    reached, release = asyncio.Event(), asyncio.Event()
+    real = env.session.make_request
+
+    async def make_request(bot, method, timeout=None):
+        if isinstance(method, SendMessage) and int(method.chat_id) == ALICE:
+            reached.set()
+            await release.wait()  # Alice's chat is rate limited
+        return await real(bot, method, timeout)
+
+    env.session.make_request = make_request  # type: ignore[method-assign]
+    pressed = asyncio.create_task(env.press(ALICE, repeat))
+    try:
+        await asyncio.wait_for(reached.wait(), 5)
+        assert not admission_lock(env.jobs).locked()
+        await asyncio.wait_for(env.send(BOB, "пёс на пляже"), 5)
+        (bobs,) = await env.jobs.user_jobs(BOB, limit=10)
+        assert bobs.status == "queued" and bobs.status_message_id is not None
+        assert any(int(c.chat_id) == BOB for c in env.session.of(SendMessage))
+        assert not pressed.done()
+    finally:
+        release.set()
+        await asyncio.wait_for(pressed, 5)
+    assert env.session.answers()[-1].text == t.repeat_queued(done.id)
+    assert len(await env.jobs.user_jobs(ALICE, limit=10)) == 2
 
 
 async def test_history_repeat_button(env: FeatureEnv) -> None:

@@ -131,6 +131,32 @@ def test_empty_prompt(capsys, tiny_wan_dir: Path, no_generation) -> None:
     assert no_generation == []
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], (False, 50, 5.0)),  # the model's defaults, untouched by speed settings
+        (["--fast"], (True, 25, 5.0)),  # half the default steps
+        (["--fast", "--fast-steps", "4"], (True, 4, 5.0)),
+        (["--fast", "--fast-steps", "4", "--steps", "7"], (True, 7, 5.0)),  # explicit wins
+    ],
+)
+def test_fast_flag(flags: list[str], expected: tuple, tiny_wan_dir: Path, monkeypatch) -> None:
+    from pipeline.progress import GenerationCancelled
+    from pipeline.text2video import TextToVideo
+
+    seen = []
+
+    def run(self, options, output, **kwargs):
+        seen.append(options)
+        raise GenerationCancelled("stop here")
+
+    monkeypatch.setattr(TextToVideo, "run", run)
+    args = ["кот", "--model", str(tiny_wan_dir), "--translator", "none", "--device", "cpu"]
+    assert main([*args, *flags]) == 130
+    (options,) = seen
+    assert (options.fast, options.steps, options.guidance) == expected
+
+
 class _no_raise:
     """A stand-in for pytest.raises when the call returns normally."""
 

@@ -42,6 +42,7 @@ def test_defaults_match_the_design_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (s.max_active_jobs_per_user, s.daily_jobs_per_user) == (2, 0)
     assert (s.max_queue, s.max_prompt_chars) == (100, 1000)
     assert s.default_steps is None and s.max_pixels is None
+    assert s.default_quality == "balanced" and s.fast_steps is None and not s.fast_speedups
     assert s.upload_limit_bytes == CLOUD_UPLOAD_LIMIT
     assert s.status_min_interval == 3.0
 
@@ -57,6 +58,9 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
         "MAX_PIXELS": "",
         "COMPILE": "true",
         "LOG_LEVEL": "debug",
+        "DEFAULT_QUALITY": " Fast ",
+        "FAST_STEPS": "4",
+        "CACHE": "first_block",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -68,6 +72,7 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.default_width_height == (480, 272)
     assert s.default_steps == 20 and s.max_pixels is None
     assert s.compile is True and s.log_level == "DEBUG"
+    assert s.default_quality == "fast" and s.fast_steps == 4 and s.fast_speedups
     assert s.is_admin(2) and not s.is_admin(4) and not s.is_admin(None)
     assert s.is_allowed(12345)
 
@@ -80,7 +85,13 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("ADMIN_IDS", "1,abc"), ("DEFAULT_SIZE", "big"), ("MAX_QUEUE", "0"), ("BOT_TOKEN", "oops")],
+    [
+        ("ADMIN_IDS", "1,abc"),
+        ("DEFAULT_SIZE", "big"),
+        ("MAX_QUEUE", "0"),
+        ("BOT_TOKEN", "oops"),
+        ("DEFAULT_QUALITY", "turbo"),
+    ],
 )
 def test_bad_values_fail_naming_the_setting(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str

@@ -146,6 +146,9 @@ async def test_status_edits_are_throttled_and_never_identical(
     progress = [t for t in texts_seen if "%" in t]
     assert progress and "Шаг" in progress[0] and "▓" in progress[-1]
     assert any("Запрос для модели: a cat plays the piano" in t for t in texts_seen)
+    job_id = 1  # the first job of a fresh database; its number is shown for /cancel
+    assert texts_seen[0].startswith(f"⏳ Запрос #{job_id} принят.")
+    assert all(t.startswith(f"Запрос #{job_id} в работе") for t in texts_seen[1:] if "%" in t)
 
 
 async def test_the_bot_answers_while_a_video_renders(tg: FakeTelegram, tmp_path: Path) -> None:

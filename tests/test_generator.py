@@ -160,19 +160,152 @@ def test_bad_settings_are_load_errors(tiny_wan_dir: Path) -> None:
         )
 
 
-def test_fast_steps_and_first_block_cache(tiny_wan_dir: Path) -> None:
+def test_default_steps_are_not_changed_by_speed_settings(tiny_wan_dir: Path) -> None:
+    gen = VideoGenerator.load(
+        GeneratorConfig(model=str(tiny_wan_dir), device="cpu", cache="first_block")
+    )
+    assert gen.defaults.steps == 50 and gen.defaults.guidance == 5.0  # the model's own
+    assert gen.speed_applied == ["cache=first_block (fast jobs)"]
+    assert not gen.pipe.transformer.is_cache_enabled  # enabled per fast job, not at load
+
+
+class Spy:
+    """Wraps a method and records each call (the real method still runs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, obj: object, name: str, log: list) -> None:
+        real = getattr(obj, name)
+
+        def spy(*args, **kwargs):
+            log.append(name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(obj, name, spy)
+
+
+def test_cache_is_on_for_fast_jobs_only(tiny_wan_dir: Path, monkeypatch) -> None:
+    gen = VideoGenerator.load(
+        GeneratorConfig(
+            model=str(tiny_wan_dir), device="cpu", cache="first_block", defaults_override=SMALL
+        )
+    )
+    transformer = gen.pipe.transformer
+    calls: list[str] = []
+    Spy(monkeypatch, transformer, "enable_cache", calls)
+    Spy(monkeypatch, transformer, "disable_cache", calls)
+    seen: list[bool] = []
+
+    def on_progress(p: Progress) -> None:
+        if p.stage is Stage.DENOISE and p.step == 1:
+            seen.append(transformer.is_cache_enabled)
+
+    for fast in (False, True, True, False, False, True):
+        video = gen.generate(options(gen, fast=fast), on_progress=on_progress)
+        assert video.frames.shape == (9, 64, 64, 3)
+    assert seen == [False, True, True, False, False, True]
+    assert calls == ["enable_cache", "disable_cache", "enable_cache"]  # only on a change
+
+
+def test_fast_switch_calls_diffusers_only_when_the_state_changes(tmp_path: Path) -> None:
+    """A fake pipe: the LoRA adapter and MagCache follow ``fast`` (MagCache also the steps)."""
+    from pipeline.speed import FastSwitch, SpeedSettings
+
+    class FakeTransformer:
+        is_cache_enabled = False
+
+        def __init__(self, log: list) -> None:
+            self.log = log
+
+        def enable_cache(self, config) -> None:
+            assert not self.is_cache_enabled
+            self.is_cache_enabled = True
+            self.log.append(f"enable_cache({config.num_inference_steps})")
+
+        def disable_cache(self) -> None:
+            self.is_cache_enabled = False
+            self.log.append("disable_cache")
+
+    class FakePipe:
+        def __init__(self) -> None:
+            self.log: list[str] = []
+            self.transformer = FakeTransformer(self.log)
+
+        def enable_lora(self) -> None:
+            self.log.append("enable_lora")
+
+        def disable_lora(self) -> None:
+            self.log.append("disable_lora")
+
+    ratios = tmp_path / "ratios.json"
+    ratios.write_text("[1.0, 0.99, 0.98, 0.97]", "utf-8")
+    pipe = FakePipe()
+    switch = FastSwitch(pipe, SpeedSettings(cache=f"mag:{ratios}", lora_path="lora.safetensors"))
+    assert switch.available and switch.applied(True) == ["lora=fast", f"cache=mag:{ratios}"]
+    assert switch.applied(False) == []
+    switch.prepare(False, 8)
+    assert pipe.log == []  # loaded disabled, the cache off: nothing to switch
+    switch.prepare(True, 4)
+    switch.prepare(True, 4)
+    assert pipe.log == ["enable_lora", "enable_cache(4)"]
+    switch.prepare(True, 6)  # MagCache's ratios depend on the step count
+    assert pipe.log[2:] == ["disable_cache", "enable_cache(6)"]
+    switch.prepare(False, 6)
+    switch.prepare(False, 30)
+    assert pipe.log[4:] == ["disable_lora", "disable_cache"]
+    assert not FastSwitch(pipe, SpeedSettings(compile=True)).available
+
+
+@pytest.fixture(scope="module")
+def tiny_lora_dir(tiny_wan_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random LoRA for the tiny Wan, saved as diffusers saves a trained one."""
+    pytest.importorskip("peft")
+    from diffusers import WanPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = WanPipeline.from_pretrained(tiny_wan_dir)
+    torch.manual_seed(0)
+    pipe.transformer.add_adapter(
+        LoraConfig(
+            r=4,
+            lora_alpha=4,
+            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+            init_lora_weights=False,  # random B too: the adapter changes the output
+        )
+    )
+    path = tmp_path_factory.mktemp("lora")
+    WanPipeline.save_lora_weights(
+        path, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer)
+    )
+    return path
+
+
+def test_lora_is_on_for_fast_jobs_only(
+    tiny_wan_dir: Path, tiny_lora_dir: Path, generator: VideoGenerator, monkeypatch
+) -> None:
     gen = VideoGenerator.load(
         GeneratorConfig(
             model=str(tiny_wan_dir),
             device="cpu",
-            cache="first_block",
-            fast_steps=4,
-            defaults_override={"width": 64, "height": 64, "frames": 5},
+            lora_path=str(tiny_lora_dir),
+            defaults_override=SMALL,
         )
     )
-    assert gen.defaults.steps == 4
-    assert gen.speed_applied == ["cache=first_block"]
-    assert gen.generate(options(gen)).frames.shape == (5, 64, 64, 3)
+    assert gen.speed_applied == ["lora=fast (fast jobs)"]
+    assert gen.defaults == generator.defaults  # no step or guidance change for anyone
+    assert gen.pipe.get_active_adapters() == ["fast"]
+    calls: list[str] = []
+    Spy(monkeypatch, gen.pipe, "enable_lora", calls)
+    Spy(monkeypatch, gen.pipe, "disable_lora", calls)
+
+    without_lora = generator.generate(options(generator)).frames
+    plain = gen.generate(options(gen)).frames
+    fast = gen.generate(options(gen, fast=True)).frames
+    fast_again = gen.generate(options(gen, fast=True)).frames
+    plain_again = gen.generate(options(gen)).frames
+    assert np.array_equal(plain, without_lora)  # not fused: other jobs never see the LoRA
+    assert not np.array_equal(fast, plain)
+    assert np.array_equal(fast, fast_again) and np.array_equal(plain_again, plain)
+    assert calls == ["enable_lora", "disable_lora"]  # only on a change
 
 
 @pytest.mark.parametrize(

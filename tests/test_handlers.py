@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiogram.types import Update
 
-from bot import texts
+from bot import texts, texts_user
 from bot.__main__ import App, build_app
 from tests.fake_backend import FAKE_DEFAULTS, FakeBackend
 from tests.fake_telegram import Call, FakeTelegram, bot_settings
@@ -87,6 +87,7 @@ async def test_plain_text_is_queued_before_the_user_is_told(app: App, tg: FakeTe
     assert (job.options.steps, job.options.frames) == (FAKE_DEFAULTS.steps, FAKE_DEFAULTS.frames)
     (reply,) = replies(tg)
     assert reply.params["reply_parameters"]["message_id"] == request["message_id"]
+    assert reply.params["text"].startswith(f"⏳ Запрос #{job.id} принят.")  # the id for /cancel
     assert "Место в очереди: 1" in reply.params["text"]
     assert job.status_message_id == reply.result["message_id"]
 
@@ -178,6 +179,45 @@ async def test_in_groups_only_commands_count(app: App, tg: FakeTelegram) -> None
     assert job is not None and job.chat_id == group and job.user_id == USER
     (reply,) = replies(tg, group)
     assert reply.params["reply_parameters"]["message_id"] == request["message_id"]
+
+
+GROUP_SILENT = [
+    "/start", "/help", "/start@t2v_test_bot", "/help@t2v_test_bot", "/queue", "/cancel",
+    "/cancel 1", "/history", "/settings", "/stats", "/ban 5", "/pause", "/frobnicate",
+    "/gen@other_bot кот", "/generate@other_bot кот", "@other_bot кот",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", GROUP_SILENT)
+async def test_in_groups_only_generate_and_mentions_are_answered(
+    app: App, tg: FakeTelegram, text: str
+) -> None:
+    group = -100500
+    for user_id in (USER, ADMIN):
+        await say(app, tg, text, chat_id=group, chat_type="supergroup", user_id=user_id)
+    assert tg.calls_of("sendMessage") == [] and tg.calls_of("sendPhoto") == []
+    assert await app.jobs.count_queued() == 0
+    # ...while the bot's own requests are answered there, replying to the request.
+    mention = "@t2v_test_bot кот в группе"
+    entity = {"type": "mention", "offset": 0, "length": len("@t2v_test_bot")}
+    for request in ("/gen кот в группе", "/generate@t2v_test_bot пёс", mention):
+        extra = {"entities": [entity]} if request == mention else {}
+        await say(app, tg, request, chat_id=group, chat_type="supergroup", user_id=ADMIN, **extra)
+    assert await app.jobs.count_queued() == 3
+    assert len(replies(tg, group)) == 3
+
+
+async def test_a_banned_user_in_a_group_is_refused_only_where_the_bot_answers(
+    app: App, tg: FakeTelegram
+) -> None:
+    group = -100500
+    await app.users.ban(USER)
+    for text in ("/start", "/help", "/queue", "/frobnicate", "/gen@other_bot кот"):
+        await say(app, tg, text, chat_id=group, chat_type="supergroup")
+    assert tg.calls_of("sendMessage") == []
+    await say(app, tg, "/gen кот", chat_id=group, chat_type="supergroup")
+    assert [c.params["text"] for c in replies(tg, group)] == [texts_user.BANNED]
+    assert await app.jobs.count_queued() == 0
 
 
 async def test_active_jobs_limit_holds_exactly_under_concurrency(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiosqlite
@@ -125,6 +126,22 @@ async def test_get_unknown_and_stored_options_with_unknown_keys(
     )
     loaded = await store.get(job.id)
     assert loaded is not None and loaded.options == job.options
+
+
+async def test_fast_flag_is_stored_and_old_rows_load_as_not_fast(
+    store: JobStore, conn: aiosqlite.Connection
+) -> None:
+    fast = await store.create(1, 1, 1, "кот", replace(make_options(), fast=True))
+    assert (await store.get(fast.id)).options.fast is True
+    assert (await store.get(fast.id)).options.with_seed(7).fast is True  # a repeat keeps it
+    old = await new_job(store)
+    await conn.execute(  # a row written before the flag existed
+        "UPDATE jobs SET options = json_remove(options, '$.fast') WHERE id = ?", (old.id,)
+    )
+    async with conn.execute("SELECT options FROM jobs WHERE id = ?", (old.id,)) as cursor:
+        assert "fast" not in (await cursor.fetchone())[0]
+    loaded = await store.get(old.id)
+    assert loaded is not None and loaded.options.fast is False and loaded.options == old.options
 
 
 async def test_setters(store: JobStore) -> None:

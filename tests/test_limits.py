@@ -5,6 +5,7 @@ Each limit must trigger at exactly its number and say which limit it is and when
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,7 +39,7 @@ async def count_jobs(env: FeatureEnv, user_id: int) -> int:
 
 
 def queued_replies(env: FeatureEnv) -> list[SendMessage]:
-    return [c for c in env.session.of(SendMessage) if c.text.startswith("⏳ Запрос принят")]
+    return [c for c in env.session.of(SendMessage) if re.match(r"⏳ Запрос #\d+ принят", c.text)]
 
 
 async def test_active_jobs_limit_at_exactly_its_number(tmp_path: Path, envs: list) -> None:

@@ -12,6 +12,7 @@ from pipeline.options import (
     ModelLimits,
     OptionError,
     OptionOverrides,
+    fast_overrides,
     fit_size,
     overrides_from_values,
     parse_request,
@@ -145,6 +146,18 @@ def test_resolve_fills_defaults_and_a_random_seed() -> None:
     )
     assert explicit.seed == 42
     assert explicit.negative_prompt == ""
+
+
+def test_fast_overrides() -> None:
+    assert not resolve_options("кот", OptionOverrides(), WAN_DEFAULTS, WAN_LIMITS).fast
+    assert fast_overrides(WAN_DEFAULTS, WAN_LIMITS) == OptionOverrides(steps=25, fast=True)
+    assert fast_overrides(WAN_DEFAULTS, WAN_LIMITS, fast_steps=4, distilled=True) == (
+        OptionOverrides(steps=4, guidance=1.0, fast=True)
+    )
+    assert fast_overrides(WAN_DEFAULTS, WAN_LIMITS, fast_steps=500).steps == 100  # within bounds
+    asked = OptionOverrides(steps=8).merged_over(fast_overrides(WAN_DEFAULTS, WAN_LIMITS))
+    options = resolve_options("кот", asked, WAN_DEFAULTS, WAN_LIMITS)
+    assert (options.steps, options.fast, options.to_overrides().fast) == (8, True, True)
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,12 @@ def _t5_tokenizer():
 def build_tiny_wan(path: Path) -> Path:
     """Write a 2-layer ``WanPipeline`` to ``path`` (the layout of Wan-AI/Wan2.1-T2V-1.3B-Diffusers)."""
     import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(0)

@@ -19,7 +19,7 @@ from bot import texts
 from bot.errors import option_error_text
 from bot.jobs import Job, JobSource, JobStatus, JobStore
 from bot.limits import admission_lock, check_new_job
-from bot.user_settings import to_personal
+from bot.user_settings import quality_options, to_personal
 from pipeline.options import GenerationOptions, OptionError, parse_request, resolve_options
 
 if TYPE_CHECKING:
@@ -88,9 +88,7 @@ async def handle_request(
     if user is None:
         return None
     stored = await users.get_settings(user.id) if users is not None else {}
-    personal = to_personal(
-        stored, backend.defaults, backend.limits, fast_steps=getattr(settings, "fast_steps", None)
-    )
+    personal = to_personal(stored, backend.defaults, backend.limits, **quality_options(settings))
     try:
         parsed = parse_request(text)
         options = resolve_options(
@@ -162,7 +160,7 @@ async def announce_job(
     if status is not None:
         text = await status.queued_text(job.id)
     else:
-        text = texts.queued(await jobs.queue_position(job.id), None)
+        text = texts.queued(job.id, await jobs.queue_position(job.id), None)
     if pause is not None and getattr(pause, "paused", False):
         text += "\n\n" + texts.PAUSED_NOTE
     try:

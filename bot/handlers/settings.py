@@ -21,6 +21,7 @@ from bot import user_settings as us
 from bot.keyboards import SettingsCb
 
 router = Router(name="settings")
+router.message.filter(F.chat.type == "private")  # buttons pressed in a group get a hint below
 
 
 def settings_keyboard(values: dict[str, Any]) -> InlineKeyboardMarkup:
@@ -49,11 +50,11 @@ def settings_view(
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The settings message: the text with what each setting means now, and the keyboard."""
     defaults, limits = backend.defaults, backend.limits
-    fast_steps = getattr(settings, "fast_steps", None)
-    values = us.effective(stored, defaults)
+    quality = us.quality_options(settings)
+    values = us.effective(stored, defaults, default_quality=quality["default_quality"])
     width, height = us.size_for(values["aspect"], defaults, limits)
     frames = us.frames_for(values["length"], defaults, limits)
-    steps = us.steps_for(values["quality"], defaults, limits, fast_steps)
+    steps = us.steps_for(values["quality"], defaults, limits, quality["fast_steps"])
     text = t.settings_text(
         values,
         width=width,
@@ -62,12 +63,12 @@ def settings_view(
         fps=defaults.fps,
         steps=steps,
         changed=set(us.clean(stored)) & set(us.CHOICES),
-        fast_mode=bool(fast_steps),
+        fast_mode=bool(getattr(settings, "lora_path", None) or getattr(settings, "cache", None)),
     )
     return text, settings_keyboard(values)
 
 
-@router.message(Command("settings"), F.chat.type == "private")
+@router.message(Command("settings"))
 async def on_settings(message: Message, users: Any, backend: Any, settings: Any) -> None:
     user_id = message.from_user.id if message.from_user else 0
     text, keyboard = settings_view(await users.get_settings(user_id), backend, settings)
@@ -104,7 +105,9 @@ async def on_settings_button(
         await callback.answer(t.BUTTON_BROKEN, show_alert=True)
         return
     stored = await users.get_settings(user_id)
-    if us.effective(stored, backend.defaults)[callback_data.name] == callback_data.value:
+    default_quality = us.quality_options(settings)["default_quality"]
+    current = us.effective(stored, backend.defaults, default_quality=default_quality)
+    if current[callback_data.name] == callback_data.value:
         await callback.answer(t.SETTINGS_UNCHANGED)
         return
     stored = await users.update_settings(user_id, **changes)

@@ -5,7 +5,8 @@ An outer middleware registered after :class:`bot.middlewares.context.UserContext
 pass. Anyone else who is banned or not on the allow-list gets *one* short refusal per
 ``notice_interval`` (10 minutes) and every other update of theirs is dropped unanswered, so a
 banned user who keeps writing cannot make the bot flood the chat (or hit Telegram's limits).
-In groups only commands get the refusal; ordinary group chatter is ignored as always. A pressed
+In groups only what the bot answers there (``/generate``, ``/gen``, an @mention of it) gets the
+refusal; other commands and ordinary group chatter are ignored as always. A pressed
 button always gets its ``answerCallbackQuery`` (a toast that stops the spinner, no message).
 """
 
@@ -21,6 +22,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from bot import texts_user
+from bot.filters import addressed_in_group
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class AccessMiddleware(BaseMiddleware):
         refusal = await self._refusal(user.id, settings, data)
         if refusal is None:
             return await handler(event, data)
-        await self._refuse(event, user.id, refusal)
+        await self._refuse(event, user.id, refusal, data.get("bot"))
         return None
 
     async def _refusal(self, user_id: int, settings: Any, data: dict[str, Any]) -> str | None:
@@ -67,14 +69,18 @@ class AccessMiddleware(BaseMiddleware):
             return texts_user.not_allowed(user_id)
         return None
 
-    async def _refuse(self, event: TelegramObject, user_id: int, text: str) -> None:
+    async def _refuse(
+        self, event: TelegramObject, user_id: int, text: str, bot: Any = None
+    ) -> None:
         try:
             if isinstance(event, CallbackQuery):
                 await event.answer(text)
                 return
             if not isinstance(event, Message):
                 return
-            if event.chat.type != "private" and not (event.text or "").startswith("/"):
+            if event.chat.type != "private" and (
+                bot is None or not await addressed_in_group(event, bot)
+            ):
                 return
             now = self.clock()
             last = self._last_notice.get(user_id)

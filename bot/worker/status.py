@@ -59,6 +59,7 @@ class RunState:
     """What the reporter knows about a running job, to draw the bar and the ETA."""
 
     prompt: str = ""
+    job_id: int | None = None
     started: float = field(default_factory=time.monotonic)
     prompt_en: str | None = None
     stage: Stage | None = None
@@ -98,7 +99,7 @@ class RunState:
 
     def text(self, per_job: float | None) -> str:
         if self.stage is None:
-            return texts.running(self.prompt_en, texts.STARTING)
+            return texts.running(self.prompt_en, texts.STARTING, job_id=self.job_id)
         line = STAGE_LINES.get(self.stage, texts.GENERATING)
         if self.stage == Stage.DENOISE and self.total:
             return texts.running(
@@ -108,8 +109,9 @@ class RunState:
                 step=self.step,
                 total=self.total,
                 eta_seconds=self.remaining(per_job),
+                job_id=self.job_id,
             )
-        return texts.running(self.prompt_en, line)
+        return texts.running(self.prompt_en, line, job_id=self.job_id)
 
 
 class StatusReporter:
@@ -256,7 +258,7 @@ class StatusHub:
         reporter = self.reporter(job.id, job.chat_id)
         reporter.closed = False
         prompt_en = job.prompt_en if job.prompt_en and job.prompt_en != job.prompt else None
-        reporter.run = RunState(prompt=job.prompt, prompt_en=prompt_en)
+        reporter.run = RunState(prompt=job.prompt, job_id=job.id, prompt_en=prompt_en)
         self._running_id = job.id
         await self.refresh_eta()
         reporter.show(reporter.run.text(self._per_job))
@@ -296,7 +298,7 @@ class StatusHub:
         eta = None
         if position is not None and self._per_job is not None:
             eta = eta_for_position(position, self._per_job, self.running_remaining())
-        return texts.queued(position, eta)
+        return texts.queued(job_id, position, eta)
 
     def queue_moved(self) -> None:
         """The queue changed (a job claimed, cancelled, finished): refresh positions, throttled."""

@@ -1,0 +1,1 @@
+"""Fault, abuse and load tests (issue 6). See docs/reliability.md for what they inject."""

@@ -1,0 +1,298 @@
+"""kill -9 at every stage of a job, restart, and check that nothing is lost or sent twice.
+
+Each run: the real entry point (``bot.__main__.main`` in a forked process, see ``botproc.py``)
+against the fake Bot API; two users each send a request; the first job is stopped dead at one
+stage; the bot is killed with SIGKILL; a fresh process starts on the same database and runs until
+every job is final. Stages:
+
+- ``queued``      — the admin paused the loop; both jobs are queued and acknowledged
+- ``translate``   — the first job is translating
+- ``denoise``     — the first job finished one denoising step
+- ``encode``      — the first job wrote half of its MP4
+- ``uploading``   — Telegram is still receiving the video (it has not accepted it)
+- ``after_upload``— Telegram accepted the video, its answer never reached the bot: the bot dies
+  between Telegram's accept and its own ``mark_delivered`` commit
+
+The second user's job is queued behind the first in every run. Invariants: every accepted job ends
+``delivered`` / ``failed`` with a message / ``cancelled``; no request gets two videos — except in the
+``after_upload`` window, where the Bot API offers no way to ask whether a message was sent, and
+the duplicate count is measured and bounded (docs/reliability.md, "Duplicate rule").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability.harness import (
+    ADMIN_ID,
+    CYRILLIC,
+    FIGURES,
+    FaultyTelegram,
+    ForkServer,
+    bot_env,
+    db_jobs,
+    wait_all_final,
+    wait_for,
+    wait_ready,
+)
+
+STAGES = ("queued", "translate", "denoise", "encode", "uploading", "after_upload")
+REPEATS = 5
+USER_A, USER_B = 7001, 7002
+
+_results: dict[str, dict[str, int]] = {}
+
+
+def _record(stage: str, key: str, amount: int = 1) -> None:
+    stats = _results.setdefault(stage, {"runs": 0, "jobs": 0, "delivered": 0, "duplicates": 0})
+    stats[key] = stats.get(key, 0) + amount
+    FIGURES["crash_runs"] = _results
+
+
+async def _reach_stage(stage: str, tg: FaultyTelegram, data: Path) -> None:
+    """Send the two requests and wait until the first job stands at ``stage``."""
+    if stage == "queued":
+        tg.push_message("/pause", user_id=ADMIN_ID)
+        await wait_for(lambda: any(CYRILLIC.search(t) for t in _texts(tg, ADMIN_ID)), 10, "/pause")
+    if stage == "uploading":
+        tg.hang_video = "before"
+    if stage == "after_upload":
+        tg.hang_video = "after"
+    tg.push_message("кот играет на пианино", user_id=USER_A)
+    tg.push_message("собака в космосе", user_id=USER_B)
+
+    def both_acknowledged() -> bool:
+        # Both requests are written and the users were told (a kill before that is another
+        # window: see test_bad_timing.py, the update confirmed before its job is written).
+        rows = db_jobs(data / "bot.sqlite3")
+        return len(rows) == 2 and all(r["status_message_id"] for r in rows)
+
+    await wait_for(both_acknowledged, 10, "both jobs written and acknowledged")
+    if stage == "queued":
+        assert [r["status"] for r in db_jobs(data / "bot.sqlite3")] == ["queued", "queued"]
+    elif stage in ("translate", "denoise", "encode"):
+        await wait_for(lambda: list(data.glob(f"{stage}-job-*.mp4")), 10, f"pause at {stage}")
+    else:
+        await wait_for(lambda: tg.held, 10, "sendVideo in flight")
+        # The second job renders while the first uploads (by design) and is sent right after:
+        # let it finish, or the kill may land in *its* accept→commit window by chance (seen:
+        # that is the after_upload case again, measured there on purpose).
+        await wait_for(
+            lambda: db_jobs(data / "bot.sqlite3")[1]["status"] == "delivered", 10, "job 2 sent"
+        )
+
+
+def _texts(tg: FaultyTelegram, chat_id: int) -> list[str]:
+    return [m.text or m.caption or "" for m in tg.sent(chat_id)]
+
+
+async def crash_run(stage: str, fork_server: ForkServer, data: Path) -> dict[str, Any]:
+    async with FaultyTelegram() as tg:
+        first = fork_server.spawn(bot_env(tg, data, rel_pause_at=stage), data / "bot-1.log")
+        try:
+            await wait_ready(tg, first)
+            await _reach_stage(stage, tg, data)
+        finally:
+            code = await first.kill9()
+        assert code == -9, first.output()[-2000:]
+        tg.release()
+        before_restart = {job: n for job, n in tg.videos_per_job().items()}
+
+        second = fork_server.spawn(bot_env(tg, data), data / "bot-2.log")
+        try:
+            await wait_ready(tg, second)
+            rows = await wait_all_final(data / "bot.sqlite3", 2, second)
+            await _settle(tg)
+        finally:
+            await second.terminate()
+        return {
+            "rows": rows,
+            "per_job": tg.videos_per_job(),
+            "per_request": tg.videos_per_request(),
+            "before_restart": before_restart,
+            "tg": tg,
+            "logs": first.output() + second.output(),
+        }
+
+
+async def _settle(tg: FaultyTelegram, quiet: float = 0.3) -> None:
+    """Until the bot made no call but polling for ``quiet`` seconds (late duplicates show up)."""
+    import asyncio
+
+    last = len([c for c in tg.calls if c.method != "getUpdates"])
+    for _ in range(20):
+        await asyncio.sleep(quiet)
+        now = len([c for c in tg.calls if c.method != "getUpdates"])
+        if now == last:
+            return
+        last = now
+
+
+@pytest.mark.parametrize("repeat", range(REPEATS))
+@pytest.mark.parametrize("stage", STAGES)
+async def test_kill9_at_stage(
+    stage: str, repeat: int, fork_server: ForkServer, tmp_path: Path
+) -> None:
+    outcome = await crash_run(stage, fork_server, tmp_path)
+    rows, per_job = outcome["rows"], outcome["per_job"]
+    tg: FaultyTelegram = outcome["tg"]
+    _record(stage, "runs")
+    _record(stage, "jobs", len(rows))
+
+    assert len(rows) == 2, rows
+    for row in rows:
+        # Every accepted job ended in an honest final state.
+        assert row["status"] in ("delivered", "failed", "cancelled"), row
+        if row["status"] == "failed":
+            assert row["error"] and CYRILLIC.search(row["error"]), row
+        if row["status"] == "delivered":
+            _record(stage, "delivered")
+            assert row["result_message_id"], row
+            assert per_job[row["id"]] >= 1, (row, per_job)
+        # The video path is named by the job id, under VIDEO_DIR.
+        if row["video_path"]:
+            path = Path(row["video_path"])
+            assert path.parent == tmp_path / "videos" and path.name == f"job-{row['id']}.mp4"
+            assert path.is_file() and path.stat().st_size > 0  # noqa: ASYNC240
+        # Nobody else's chat got this job's video.
+        for message in tg.video_messages():
+            if message.reply_to == row["request_message_id"] and message.chat_id == row["chat_id"]:
+                assert message.chat_id == row["user_id"]
+    # Both requests were delivered: a crash at a stage must not cost a job (3 attempts allowed).
+    assert [r["status"] for r in rows] == ["delivered", "delivered"], rows
+
+    duplicates = sum(n - 1 for n in per_job.values() if n > 1)
+    _record(stage, "duplicates", duplicates)
+    if stage == "after_upload":
+        # The Bot API cannot tell the restarted bot that the video arrived: at most one duplicate
+        # per crash in this window (the rule in docs/reliability.md).
+        assert duplicates <= 1, per_job
+    else:
+        assert duplicates == 0, (per_job, outcome["logs"][-3000:])
+        assert all(n == 1 for n in outcome["per_request"].values()), outcome["per_request"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/worker/delivery.py re-sends a video whose sendVideo reached Telegram but whose "
+    "answer was lost (kill between accept and mark_delivered); see docs/reliability.md",
+)
+async def test_no_duplicate_after_upload_before_commit(
+    fork_server: ForkServer, tmp_path: Path
+) -> None:
+    """The goal (zero duplicates even in the accept→commit window); fails today."""
+    outcome = await crash_run("after_upload", fork_server, tmp_path)
+    assert all(n == 1 for n in outcome["per_job"].values()), outcome["per_job"]
+
+
+async def test_repeated_crashes_fail_with_message(fork_server: ForkServer, tmp_path: Path) -> None:
+    """A job that kills the bot at every attempt ends ``failed`` with a Russian message after
+    MAX_ATTEMPTS (3) tries, and the job behind it is still delivered."""
+    async with FaultyTelegram() as tg:
+        env = bot_env(tg, tmp_path, rel_pause_at="denoise", max_attempts=3)
+        attempts = 0
+        for attempt in range(1, 4):
+            proc = fork_server.spawn(env, tmp_path / f"bot-{attempt}.log")
+            try:
+                await wait_ready(tg, proc)
+                if attempt == 1:
+                    tg.push_message("кот на луне", user_id=USER_A)
+                    tg.push_message("собака", user_id=USER_B)
+                await wait_for(
+                    lambda p=proc, m=tmp_path / "denoise-job-1.mp4": (
+                        m.exists() and m.read_text() == str(p.pid)
+                    ),
+                    10,
+                    f"attempt {attempt} paused",
+                )
+                if attempt > 1:
+                    # The resume notice is sent and its id stored (a kill between "delete the
+                    # old status message" and "store the new id" is its own bug: see
+                    # test_telegram_faults.py::test_failure_notice_when_status_message_deleted).
+                    await wait_for(
+                        lambda: (
+                            db_jobs(tmp_path / "bot.sqlite3")[0]["status_message_id"]
+                            == max(m.message_id for m in tg.sent(USER_A))
+                        ),
+                        10,
+                        "resume notice stored",
+                    )
+                attempts += 1
+            finally:
+                await proc.kill9()
+        last = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot-last.log")
+        try:
+            await wait_ready(tg, last)
+            rows = await wait_all_final(tmp_path / "bot.sqlite3", 2, last)
+        finally:
+            await last.terminate()
+        first, second = rows
+        assert attempts == 3
+        assert first["status"] == "failed" and first["attempts"] == 3, first
+        assert CYRILLIC.search(first["error"] or ""), first
+        assert second["status"] == "delivered", second
+        assert tg.videos_per_job() == {2: 1}
+        # The user of the failed job was told (status message edited or a new message).
+        assert any("прерван" in t or "😔" in t for t in _texts(tg, USER_A)), _texts(tg, USER_A)
+        FIGURES["crash_max_attempts"] = {"kills": 3, "final": first["status"]}
+
+
+LOCKER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="aiogram's polling confirms an update (next getUpdates offset) as soon as its handler "
+    "task starts; a kill -9 before the handler writes the job loses the request silently",
+)
+async def test_kill_after_update_confirmed_before_job_written(
+    fork_server: ForkServer, tmp_path: Path
+) -> None:
+    """The request reached the bot, the bot told Telegram it had it, the job is not yet written
+    (its write waits on a database lock held by another process): kill -9. After a restart the
+    request must not be lost: a job exists or the user was answered."""
+    import asyncio
+    import subprocess
+    import sys
+
+    db = tmp_path / "bot.sqlite3"
+    async with FaultyTelegram() as tg:
+        first = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot-1.log")
+        locker = None
+        try:
+            await wait_ready(tg, first)
+            locker = subprocess.Popen(  # noqa: ASYNC220 - a second process, on purpose
+                [sys.executable, "-c", LOCKER, str(db), "30"], stdout=subprocess.PIPE, text=True
+            )
+            assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+            tg.push_message("кот", user_id=USER_A)
+            update_id = tg._updates[-1]["update_id"]
+            await wait_for(lambda: tg.confirmed_offset > update_id, 5, "update confirmed")
+            await asyncio.sleep(0.3)
+            assert not db_jobs(db), "the job was written despite the lock"
+        finally:
+            await first.kill9()
+            if locker is not None:
+                locker.kill()
+                locker.wait()
+        second = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot-2.log")
+        try:
+            await wait_ready(tg, second)
+            await asyncio.sleep(1.5)
+            answered = [m for m in tg.sent(USER_A) if m.text]
+            FIGURES["lost_update_window"] = {
+                "jobs_after_restart": len(db_jobs(db)),
+                "answers": len(answered),
+            }
+            assert db_jobs(db) or answered, "the request vanished: no job, no answer"
+        finally:
+            await second.terminate()
