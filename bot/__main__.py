@@ -3,8 +3,11 @@
 settings → logging → database + migrations → model (loaded once) → Bot (self-hosted Bot API
 server when ``TELEGRAM_API_URL`` is set; retries for 429/5xx/network) → status, delivery and the
 generation loop → Dispatcher with its workflow data → middlewares → routers → startup (recover
-interrupted jobs, command menus, start the loop) → long polling. SIGTERM/SIGINT stop polling,
-then the loop; the job being rendered stays ``running`` and resumes at the next start.
+interrupted jobs, command menus, start the loop and the video janitor, replay updates whose
+handling a crash cut short) → long polling, each fetched batch stored in the update inbox before
+Telegram is told it arrived (``bot/polling.py``).
+SIGTERM/SIGINT stop polling, then the loop; the job being rendered stays ``running`` and resumes
+at the next start.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from bot.jobs import JobStore
 from bot.logs import register_secret, setup_logging
 from bot.middlewares import setup_middlewares
 from bot.pause import PauseState
+from bot.polling import InboxDispatcher, UpdateInbox
 from bot.session import RetryPolicy, make_session
 from bot.users import UserStore
 from bot.worker import Delivery, GenerationLoop, StatusHub
+from bot.worker.janitor import Janitor
 
 log = logging.getLogger("bot")
 
@@ -49,6 +54,7 @@ class App:
     conn: Any
     backend: ConfiguredBackend
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    janitor: Janitor | None = None
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Poll until stopped (a signal or :meth:`stop`), then close the database."""
@@ -107,7 +113,8 @@ async def build_app(
         pause=pause,
     )
 
-    dp = Dispatcher(
+    dp = InboxDispatcher(
+        inbox=UpdateInbox(conn),
         jobs=jobs,
         users=users,
         settings=settings,
@@ -118,7 +125,8 @@ async def build_app(
     )
     setup_middlewares(dp)
     dp.include_routers(*setup_routers())
-    app = App(settings, bot, dp, jobs, users, loop, conn, backend)
+    janitor = Janitor(jobs, settings.video_dir, settings.video_retention_days)
+    app = App(settings, bot, dp, jobs, users, loop, conn, backend, janitor=janitor)
 
     async def on_startup(bot: Bot) -> None:
         await bot.delete_webhook(
@@ -130,11 +138,15 @@ async def build_app(
             log.warning("command menu not set: %s", error)
         await loop.recover()
         loop.start()
+        janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
+        # Updates stored but never fully handled (a kill -9 mid-handler): before polling.
+        await dp.replay_pending(bot, bots=[bot])
         app.started.set()
         log.info("bot started; model on %s", backend.device_info())
 
     async def on_shutdown() -> None:
         log.info("stopping: the running job resumes at the next start")
+        await janitor.stop()
         await loop.stop()
 
     dp.startup.register(on_startup)

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # --- storage
     database_path: Path = Path("data/bot.sqlite3")
     video_dir: Path = Path("data/videos")
+    video_retention_days: int = Field(default=7, ge=0)
+    """Days a finished job's MP4 and thumbnail stay in ``video_dir`` (0 = forever)."""
 
     # --- models
     t2v_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
@@ -146,6 +148,11 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return _none_if_blank(value)
+
+    @field_validator("video_retention_days", mode="before")
+    @classmethod
+    def _retention_blank_is_default(cls, value: object) -> object:
+        return 7 if _none_if_blank(value) is None else value
 
     @field_validator("default_quality", mode="before")
     @classmethod

@@ -103,6 +103,7 @@ class Job:
     result_message_id: int | None
     progress: float
     source: str
+    update_id: int | None = None  # the Telegram update that created it (idempotent replay)
 
     @property
     def is_active(self) -> bool:
@@ -138,6 +139,7 @@ class Job:
             result_message_id=row["result_message_id"],
             progress=row["progress"],
             source=row["source"],
+            update_id=row["update_id"] if "update_id" in row.keys() else None,  # noqa: SIM118
         )
 
 
@@ -205,11 +207,18 @@ class JobStore:
         options: GenerationOptions,
         translate: bool = True,
         source: str = JobSource.REQUEST,
+        update_id: int | None = None,
     ) -> Job:
-        """Persist a new ``queued`` job (committed when this returns)."""
+        """Persist a new ``queued`` job (committed when this returns).
+
+        ``update_id`` names the Telegram update that asked for it: a second create for the same
+        update (a replay after a crash, ``bot/polling.py``) inserts nothing and returns the job
+        the first one created — compare ``created_at``/``status_message_id`` to tell.
+        """
         job = await self._one(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
-            " translate, created_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " translate, created_at, source, update_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING RETURNING *",
             (
                 user_id,
                 chat_id,
@@ -220,10 +229,17 @@ class JobStore:
                 int(translate),
                 self.clock(),
                 source,
+                update_id,
             ),
         )
+        if job is None and update_id is not None:
+            job = await self.by_update_id(update_id)
         assert job is not None
         return job
+
+    async def by_update_id(self, update_id: int) -> Job | None:
+        """The job created by Telegram update ``update_id``, if any."""
+        return await self._one("SELECT * FROM jobs WHERE update_id = ?", (update_id,))
 
     async def get(self, job_id: int) -> Job | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -506,3 +522,40 @@ class JobStore:
             HourBucket(float(hour * 3600), *by_hour.get(hour, (0, None)))
             for hour in range(first, last + 1)
         ]
+
+    # ------------------------------------------------------------ stored files (VIDEO_RETENTION_DAYS)
+
+    async def expired_files(self, before_ts: float) -> list[Job]:
+        """Jobs in a final state that ended before ``before_ts`` and still point to a stored
+        file (``video_path`` or the thumbnail in ``video_meta``), oldest first."""
+        return await self._many(
+            f"SELECT * FROM jobs WHERE status IN ({_placeholders(JobStatus.FINAL)})"
+            " AND COALESCE(finished_at, generated_at, created_at) < ?"
+            " AND (video_path IS NOT NULL"
+            " OR json_extract(video_meta, '$.thumbnail') IS NOT NULL) ORDER BY id",
+            (*JobStatus.FINAL, before_ts),
+        )
+
+    async def file_references(self) -> tuple[set[str], set[int]]:
+        """Every stored path some job points to (videos and thumbnails, as written), and the ids
+        of jobs whose files must stay whatever their age (queued, running, generated)."""
+        keep = tuple(s for s in JobStatus.ALL if s not in JobStatus.FINAL)
+        rows = await self.conn.execute_fetchall(
+            "SELECT id, status, video_path, json_extract(video_meta, '$.thumbnail') FROM jobs"
+            " WHERE video_path IS NOT NULL OR json_extract(video_meta, '$.thumbnail') IS NOT NULL"
+            f" OR status IN ({_placeholders(keep)})",
+            keep,
+        )
+        paths = {path for row in rows for path in (row[2], row[3]) if path}
+        return paths, {row[0] for row in rows if row[1] in keep}
+
+    async def mark_files_deleted(self, job_id: int) -> bool:
+        """Record that a final job's files are gone: ``video_path`` becomes NULL, ``video_meta``
+        keeps its facts with ``path``/``thumbnail`` NULL and ``files_deleted_at`` set. The
+        Telegram ``file_id`` stays. False if the job is not in a final state."""
+        return await self._changed(
+            "UPDATE jobs SET video_path = NULL, video_meta = json_set(COALESCE(video_meta, '{}'),"
+            " '$.path', NULL, '$.thumbnail', NULL, '$.files_deleted_at', ?)"
+            f" WHERE id = ? AND status IN ({_placeholders(JobStatus.FINAL)})",
+            (self.clock(), job_id, *JobStatus.FINAL),
+        )

@@ -294,7 +294,18 @@ def _rate(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
 
 
-def stats_text(stats: dict, *, device: str, uptime: float, paused: bool) -> str:
+def disk_text(files: int, size_bytes: int, retention_days: int | None = None) -> str:
+    """«Видео на диске: 12 файлов, 34.5 МБ (хранятся 7 дн.)»."""
+    kept = ""
+    if retention_days is not None:
+        kept = " (хранятся всегда)" if retention_days <= 0 else f" (хранятся {retention_days} дн.)"
+    noun = plural(files, "файл", "файла", "файлов")
+    return f"Видео на диске: {files} {noun}, {size_bytes / 1e6:.1f} МБ{kept}"
+
+
+def stats_text(
+    stats: dict, *, device: str, uptime: float, paused: bool, disk: str | None = None
+) -> str:
     return (
         "📊 Статистика\n"
         f"Сегодня (с 00:00 UTC): {stats['jobs_since']} — {_counts(stats['by_status_since'])}\n"
@@ -308,7 +319,8 @@ def stats_text(stats: dict, *, device: str, uptime: float, paused: bool) -> str:
         f"Очередь: {stats['queue_length']}, в работе: {stats['running']}"
         + (" · ⏸ пауза" if paused else "")
         + f"\nУстройство: {device}\n"
-        f"Аптайм: {duration(uptime)}"
+        + (f"{disk}\n" if disk else "")
+        + f"Аптайм: {duration(uptime)}"
     )
 
 

@@ -145,3 +145,18 @@ async def test_chart_renders_off_the_event_loop(monkeypatch: pytest.MonkeyPatch)
     assert png.startswith(PNG) and len(png) > 1000
     assert (await render_chart([])).startswith(PNG)
     assert threads and all(th is not threading.main_thread() for th in threads)
+
+
+async def test_stats_shows_videos_on_disk(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "job-1.mp4").write_bytes(b"\0" * 2_000_000)
+    (videos / "job-1.jpg").write_bytes(b"\0" * 500_000)
+    env = await open_feature_env(
+        tmp_path / "bot.sqlite3", admin_ids=[ADMIN], video_dir=videos, video_retention_days=0
+    )
+    try:
+        text = (await env.send(ADMIN, "/stats")).of(SendMessage)[-1].text
+    finally:
+        await env.conn.close()
+    assert "Видео на диске: 2 файла, 2.5 МБ (хранятся всегда)" in text

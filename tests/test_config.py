@@ -36,6 +36,7 @@ def test_defaults_match_the_design_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert s.telegram_api_url is None
     assert s.database_path == Path("data/bot.sqlite3")
     assert s.video_dir == Path("data/videos")
+    assert s.video_retention_days == 7
     assert s.t2v_model == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
     assert s.translator_model == "Helsinki-NLP/opus-mt-tc-big-zle-en"
     assert s.device == "auto"
@@ -91,6 +92,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("MAX_QUEUE", "0"),
         ("BOT_TOKEN", "oops"),
         ("DEFAULT_QUALITY", "turbo"),
+        ("VIDEO_RETENTION_DAYS", "-1"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(
@@ -101,6 +103,14 @@ def test_bad_values_fail_naming_the_setting(
     with pytest.raises(ValidationError) as info:
         Settings()
     assert name.lower() in str(info.value).lower()
+
+
+@pytest.mark.parametrize(("value", "days"), [("0", 0), ("30", 30), ("", 7), (" ", 7)])
+def test_video_retention_days(monkeypatch: pytest.MonkeyPatch, value: str, days: int) -> None:
+    """0 keeps videos forever; an empty line in .env means the default, like every other name."""
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("VIDEO_RETENTION_DAYS", value)
+    assert Settings().video_retention_days == days
 
 
 def test_token_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:

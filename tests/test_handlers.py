@@ -7,6 +7,7 @@ look at what the user is told and what is written to the database, not at genera
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,8 +44,14 @@ async def app(tg: FakeTelegram, tmp_path: Path) -> AsyncIterator[App]:
     await app.conn.close()
 
 
+_update_ids = itertools.count(1)
+
+
 async def feed(app: App, message: dict[str, Any]) -> None:
-    update = Update.model_validate({"update_id": 1, "message": message}, context={"bot": app.bot})
+    # Telegram never reuses an update id (jobs remember theirs: a replay finds its job).
+    update = Update.model_validate(
+        {"update_id": next(_update_ids), "message": message}, context={"bot": app.bot}
+    )
     await app.dp.feed_update(app.bot, update)
 
 

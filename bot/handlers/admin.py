@@ -22,6 +22,7 @@ from bot.filters import IsAdmin, is_admin
 from bot.handlers.queue import finish_status
 from bot.jobs import JobStore
 from bot.limits import start_of_utc_day
+from bot.worker.janitor import disk_usage
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ async def on_stats(
     backend: Any,
     pause: Any = None,
     started_at: float | None = None,
+    settings: Any = None,
 ) -> None:
     now = time.time()
     stats = await jobs.stats(start_of_utc_day(now))
@@ -65,7 +67,16 @@ async def on_stats(
         device = f"нет данных ({type(error).__name__})"
     uptime = now - (started_at if started_at is not None else process_started_at())
     paused = bool(getattr(pause, "paused", False))
-    await message.answer(t.stats_text(stats, device=device, uptime=uptime, paused=paused))
+    disk = None
+    if settings is not None:
+        try:
+            files, size = await asyncio.to_thread(disk_usage, settings.video_dir)
+            disk = t.disk_text(files, size, settings.video_retention_days)
+        except Exception:  # a disk figure is a nicety
+            log.exception("/stats: cannot measure VIDEO_DIR")
+    await message.answer(
+        t.stats_text(stats, device=device, uptime=uptime, paused=paused, disk=disk)
+    )
     buckets = await jobs.hourly(now - DEFAULT_DAYS * 86400)
     png = await render_chart(buckets, DEFAULT_DAYS)
     await message.answer_photo(

@@ -6,6 +6,9 @@ on someone else's job). Buttons keep working after a restart because nothing liv
 A forged or malformed button, or one for someone else's job, changes nothing and says so in the
 ``answerCallbackQuery`` (the spinner on the button stops either way).
 
+A press is one callback update; the new job carries that update's id, so the same press
+replayed after a crash (``bot/polling.py``) finds its job instead of queuing another.
+
 This router is included last: its catch-all answers every callback no other handler took.
 """
 
@@ -15,10 +18,10 @@ import logging
 from typing import Any
 
 from aiogram import Bot, Router
-from aiogram.types import CallbackQuery
+from aiogram.types import CallbackQuery, Update
 
 from bot import texts_user as t
-from bot.handlers.generate import announce_job, create_job
+from bot.handlers.generate import announce_job, create_job, replayed_job
 from bot.jobs import JobSource, JobStore
 from bot.keyboards import RepeatCb
 from bot.limits import admission_lock, check_new_job
@@ -42,7 +45,11 @@ async def on_repeat(
     loop: Any = None,
     pause: Any = None,
     is_admin: bool | None = None,
+    event_update: Update | None = None,
 ) -> None:
+    update_id = event_update.update_id if event_update is not None else None
+    if await replayed_job(jobs, update_id, bot=bot, loop=loop, pause=pause) is not None:
+        return  # the same press, replayed after a crash: its job exists (and is announced now)
     if not 0 < callback_data.job_id < MAX_SQLITE_INT:  # forged: no such row can exist
         await callback.answer(t.BUTTON_BROKEN, show_alert=True)
         return
@@ -73,6 +80,7 @@ async def on_repeat(
                 translate=job.translate,
                 source=JobSource.REPEAT,
                 loop=loop,
+                update_id=update_id,
             )
     if new_job is None:
         await callback.answer(refusal, show_alert=True)

@@ -3,6 +3,10 @@
 The order is the durability contract: validate → write the job to SQLite (``queued``) → only then
 tell the user it is queued → store the status message's id. The loop may claim the job before
 that id is stored; the status reporter reads it from the database at each edit.
+
+Replays (``bot/polling.py``): the job carries the id of the update that asked for it. An update
+handled again after a crash finds its job (:func:`replayed_job`) instead of being checked against
+the limits and queued a second time; it sends the "queued" reply only if the job has none yet.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message, ReplyParameters
+from aiogram.types import Message, ReplyParameters, Update
 
 from bot import texts
 from bot.errors import option_error_text
@@ -42,6 +46,7 @@ async def on_generate(
     loop: GenerationLoop | None = None,
     pause: Any = None,
     is_admin: bool = False,
+    event_update: Update | None = None,
 ) -> None:
     if not (command.args or "").strip():
         await message.reply(texts.GENERATE_USAGE)
@@ -49,6 +54,7 @@ async def on_generate(
     await handle_request(
         message, command.args or "", bot=bot, jobs=jobs, users=users, settings=settings,
         backend=backend, loop=loop, pause=pause, is_admin=is_admin,
+        update_id=event_update.update_id if event_update is not None else None,
     )  # fmt: skip
 
 
@@ -63,10 +69,12 @@ async def on_text(
     loop: GenerationLoop | None = None,
     pause: Any = None,
     is_admin: bool = False,
+    event_update: Update | None = None,
 ) -> None:
     await handle_request(
         message, message.text or "", bot=bot, jobs=jobs, users=users, settings=settings,
         backend=backend, loop=loop, pause=pause, is_admin=is_admin,
+        update_id=event_update.update_id if event_update is not None else None,
     )  # fmt: skip
 
 
@@ -82,11 +90,18 @@ async def handle_request(
     loop: GenerationLoop | None,
     pause: Any,
     is_admin: bool,
+    update_id: int | None = None,
 ) -> Job | None:
-    """Parse, validate, check limits, queue. Any refusal is a reply that queues nothing."""
+    """Parse, validate, check limits, queue. Any refusal is a reply that queues nothing.
+
+    ``update_id``: the update carrying the request; a replay of it returns the job it created.
+    """
     user = message.from_user
     if user is None:
         return None
+    existing = await replayed_job(jobs, update_id, bot=bot, loop=loop, pause=pause)
+    if existing is not None:
+        return existing
     stored = await users.get_settings(user.id) if users is not None else {}
     personal = to_personal(stored, backend.defaults, backend.limits, **quality_options(settings))
     try:
@@ -117,6 +132,7 @@ async def handle_request(
                 options=options,
                 translate=personal.translate,
                 loop=loop,
+                update_id=update_id,
             )
     if job is None:
         await message.reply(refusal or "")
@@ -136,15 +152,45 @@ async def create_job(
     translate: bool = True,
     source: str = JobSource.REQUEST,
     loop: GenerationLoop | None = None,
+    update_id: int | None = None,
 ) -> Job:
     """Write the job (``queued``, committed) and wake the loop. No Telegram call: this is the
-    part to run under :func:`bot.limits.admission_lock`."""
+    part to run under :func:`bot.limits.admission_lock`. With ``update_id``, a job that update
+    already created is returned instead of a new one."""
     job = await jobs.create(
-        user_id, chat_id, request_message_id, prompt, options, translate, source
-    )
+        user_id, chat_id, request_message_id, prompt, options, translate, source,
+        update_id=update_id,
+    )  # fmt: skip
     log.info("job %s: queued for user %s (%s)", job.id, user_id, source)
     if loop is not None:
         loop.wake()
+    return job
+
+
+async def replayed_job(
+    jobs: JobStore,
+    update_id: int | None,
+    *,
+    bot: Bot,
+    loop: GenerationLoop | None = None,
+    pause: Any = None,
+) -> Job | None:
+    """The job update ``update_id`` created before (a replay after a crash), or None.
+
+    A replayed request is neither checked against the limits again (its own job counts against
+    them now) nor queued twice; its "queued" reply is sent only if the first run died before
+    sending it (no status message stored).
+    """
+    if update_id is None:
+        return None
+    job = await jobs.by_update_id(update_id)
+    if job is None:
+        return None
+    if job.status_message_id is None:
+        log.info("job %s: replayed update %s, announcing it", job.id, update_id)
+        await announce_job(job, bot=bot, jobs=jobs, loop=loop, pause=pause)
+    else:
+        log.info("job %s: replayed update %s, already announced", job.id, update_id)
     return job
 
 

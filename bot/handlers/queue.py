@@ -155,15 +155,19 @@ async def on_cancel(
     await message.answer(t.cancelled_running(job.id) if was_running else t.cancelled_queued(job.id))
     by_admin = job.user_id != user_id
     final = t.cancelled_by_admin_status(job.id) if by_admin else t.cancelled_status(job.id)
-    await finish_status(job, final, bot=bot, jobs=jobs, loop=loop)
+    # The owner was just answered, unless an admin cancelled it: no second message for them.
+    await finish_status(job, final, bot=bot, jobs=jobs, loop=loop, resend=by_admin)
 
 
-async def finish_status(job: Job, text: str, *, bot: Bot, jobs: JobStore, loop: Any) -> None:
+async def finish_status(
+    job: Job, text: str, *, bot: Bot, jobs: JobStore, loop: Any, resend: bool = True
+) -> None:
     """Give a cancelled job's status message its last word, so it no longer shows a queue place
-    or a progress bar, and let the other queued jobs move up."""
+    or a progress bar, and let the other queued jobs move up. ``resend``: if that message is
+    gone, send ``text`` as a new one (False when the owner was answered already)."""
     hub = getattr(loop, "status", None)
     if hub is not None:  # the loop's status hub: respects its throttle, stops pending edits
-        await hub.finish(job.id, job.chat_id, text)
+        await hub.finish(job.id, job.chat_id, text, resend=resend)
         hub.queue_moved()
         return
     current = await jobs.get(job.id)

@@ -184,7 +184,11 @@ class GenerationLoop:
 
     async def _renew_status(self, job_id: int) -> None:
         """Tell the user of a requeued job that it continues, in a new status message (edits do
-        not notify, and a restart deserves a notification); the old one is deleted."""
+        not notify, and a restart deserves a notification); the old one is deleted.
+
+        The new id is stored *before* the old message is deleted: a kill in between leaves the
+        job pointing at a live message (at worst the old one lingers), never at a deleted one
+        whose final edit — the failure notice — would go nowhere."""
         job = await self.jobs.get(job_id)
         if job is None or job.status not in ("queued", "running"):
             return  # finished meanwhile: its delivery or error said enough
@@ -207,10 +211,11 @@ class GenerationLoop:
         except TelegramAPIError as error:
             log.info("job %s: resume notice not sent: %s", job.id, error)
             return
-        await self.status.delete(job.id, job.chat_id)
         await self.jobs.set_status_message(job.id, message.message_id)
         self.status.remember(job.id, job.chat_id, text)
         self.status.attach(job.id)
+        if job.status_message_id is not None and job.status_message_id != message.message_id:
+            await self.status.delete(job.id, job.chat_id, message_id=job.status_message_id)
 
     # ---------------------------------------------------------- the loop
 

@@ -11,6 +11,10 @@ id exists an update simply waits; :meth:`StatusHub.attach` flushes it once the i
 
 :class:`StatusHub` owns the reporters, the queue-position refresh (throttled, when the queue
 moves) and the ETA figures (median of recent measured durations, ``bot/eta.py``).
+
+A job's last word (failed, cancelled…) always reaches the user: when its status message is gone
+(the user deleted it, or it is too old to edit), it is sent as a new message replying to the
+request instead of being dropped with the refused edit.
 """
 
 from __future__ import annotations
@@ -157,11 +161,17 @@ class StatusReporter:
                 self.pending = None
             if result == "ok":
                 self.last_text = text
-            elif result == "gone":
+            elif result in ("gone", "uneditable"):
                 self.closed = True
 
-    async def close(self, final_text: str | None = None, *, delete: bool = False) -> None:
-        """Stop updating; then edit to ``final_text`` (throttle respected) or delete the message."""
+    async def close(
+        self, final_text: str | None = None, *, delete: bool = False, resend: bool = True
+    ) -> None:
+        """Stop updating; then edit to ``final_text`` (throttle respected) or delete the message.
+
+        If there is no status message to edit (never stored, deleted by the user, too old to
+        edit), ``final_text`` is sent as a new message instead — unless ``resend`` is False (the
+        caller already answered the user, e.g. ``/cancel``)."""
         self.closed = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -174,7 +184,7 @@ class StatusReporter:
             if wait > 0:
                 await asyncio.sleep(wait)
             result = await self.hub.edit(self.job_id, self.chat_id, final_text)
-            if result == "no_message":
+            if resend and result in ("no_message", "missing", "uneditable"):
                 await self.hub.send(self.job_id, self.chat_id, final_text)
             self.last_edit = time.monotonic()
             self.last_text = final_text
@@ -224,14 +234,21 @@ class StatusHub:
             reporter._kick()
 
     async def finish(
-        self, job_id: int, chat_id: int, final_text: str | None = None, *, delete: bool = False
+        self,
+        job_id: int,
+        chat_id: int,
+        final_text: str | None = None,
+        *,
+        delete: bool = False,
+        resend: bool = True,
     ) -> None:
-        """The job ended: last edit (or delete) and forget its reporter."""
+        """The job ended: last edit (or delete) and forget its reporter (``resend``: see
+        :meth:`StatusReporter.close`)."""
         reporter = self.reporter(job_id, chat_id)
         self._reporters.pop(job_id, None)
         if self._running_id == job_id:
             self._running_id = None
-        await reporter.close(final_text, delete=delete)
+        await reporter.close(final_text, delete=delete, resend=resend)
 
     async def settle(self, job: Job) -> None:
         """``job`` ended before its status message id was stored: give that message its last
@@ -335,8 +352,11 @@ class StatusHub:
         return job.status_message_id if job is not None else None
 
     async def edit(self, job_id: int, chat_id: int, text: str) -> str:
-        """Edit the status message: ``ok``, ``no_message`` (id not stored yet), ``gone`` (deleted
-        or the user blocked the bot: stop editing) or ``error`` (try again later)."""
+        """Edit the status message. ``ok``; ``no_message`` (id not stored yet); ``missing``
+        ("message to edit not found": deleted by the user, or just replaced by a restart notice —
+        the id is looked up again next time); ``uneditable`` ("message can't be edited": too old,
+        stop editing); ``gone`` (any other refusal, or the user blocked the bot: stop editing);
+        ``error`` (try again later)."""
         message_id = await self._message_id(job_id)
         if message_id is None:
             return "no_message"
@@ -352,7 +372,10 @@ class StatusHub:
             log.info("job %s: status edit refused: %s", job_id, error)
             # "not found": the message may just have been replaced (restart notice): look up
             # the id again next time. Anything else (too old to edit…) will not get better.
-            return "error" if "not found" in str(error).lower() else "gone"
+            description = str(error).lower()
+            if "not found" in description:
+                return "missing"
+            return "uneditable" if "can't be edited" in description else "gone"
         except (TelegramForbiddenError, TelegramNotFound) as error:
             log.info("job %s: status edit impossible: %s", job_id, error)
             return "gone"
@@ -361,8 +384,10 @@ class StatusHub:
             return "error"
         return "ok"
 
-    async def delete(self, job_id: int, chat_id: int) -> None:
-        message_id = await self._message_id(job_id)
+    async def delete(self, job_id: int, chat_id: int, *, message_id: int | None = None) -> None:
+        """Delete the job's status message (or the given one of its messages), if it can be."""
+        if message_id is None:
+            message_id = await self._message_id(job_id)
         if message_id is None:
             return
         try:
@@ -371,7 +396,7 @@ class StatusHub:
             log.info("job %s: status message not deleted: %s", job_id, error)
 
     async def send(self, job_id: int, chat_id: int, text: str) -> None:
-        """A final word for a job whose status message never got stored: a reply to the request."""
+        """A final word for a job without a status message to edit: a reply to the request."""
         job = await self.jobs.get(job_id)
         try:
             await self.bot.send_message(

@@ -10,7 +10,9 @@ polling, exit code). Each child is an ordinary process with its own pid: the tes
 The only thing replaced is the model loader: ``bot.__main__.load_backend`` returns a
 :class:`StageBackend`, a fake generator that reports the real pipeline's stages and can be told
 (``REL_PAUSE_AT``) to stop dead at one of them, leaving a marker file so the test knows when to
-kill. Tests that need the genuine ``python -m bot`` (model loading errors, token leaks) start it
+kill. ``REL_HOLD_JOB_WRITE=1`` likewise stops the first job *write* dead (``JobStore.create``
+never returns; marker ``job-write-held``): an update the bot received, stored and confirmed,
+whose job is not written yet. Tests that need the genuine ``python -m bot`` (model loading errors, token leaks) start it
 as a plain subprocess instead.
 
 Protocol on stdin/stdout, one JSON object a line: ``{"env": {...}, "log": path}`` → ``{"pid": N}``;
@@ -177,6 +179,19 @@ def _install_backend() -> None:
     entry.load_backend = load_stage_backend  # type: ignore[assignment]
 
 
+def _hold_job_writes(mark_dir: Path) -> None:
+    """``REL_HOLD_JOB_WRITE``: every ``JobStore.create`` leaves a marker and never returns."""
+    import asyncio
+
+    from bot.jobs import JobStore
+
+    async def held_create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        (mark_dir / "job-write-held").write_text(str(os.getpid()))
+        await asyncio.Event().wait()  # stopped dead: only kill -9 ends this
+
+    JobStore.create = held_create  # type: ignore[method-assign]
+
+
 def _child(env: dict[str, str], log: str) -> None:
     """In the forked child: become the bot. Never returns."""
     code = 70
@@ -193,6 +208,8 @@ def _child(env: dict[str, str], log: str) -> None:
         os.environ.update(env)
         if "REL_CWD" in env:
             os.chdir(env["REL_CWD"])
+        if env.get("REL_HOLD_JOB_WRITE"):
+            _hold_job_writes(Path(env.get("REL_MARK_DIR", ".")))
         import bot.__main__ as entry
 
         code = entry.main()

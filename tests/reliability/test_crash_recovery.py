@@ -66,7 +66,7 @@ async def _reach_stage(stage: str, tg: FaultyTelegram, data: Path) -> None:
 
     def both_acknowledged() -> bool:
         # Both requests are written and the users were told (a kill before that is another
-        # window: see test_bad_timing.py, the update confirmed before its job is written).
+        # window: see test_kill_after_update_confirmed_before_job_written below).
         rows = db_jobs(data / "bot.sqlite3")
         return len(rows) == 2 and all(r["status_message_id"] for r in rows)
 
@@ -209,9 +209,9 @@ async def test_repeated_crashes_fail_with_message(fork_server: ForkServer, tmp_p
                     f"attempt {attempt} paused",
                 )
                 if attempt > 1:
-                    # The resume notice is sent and its id stored (a kill between "delete the
-                    # old status message" and "store the new id" is its own bug: see
-                    # test_telegram_faults.py::test_failure_notice_when_status_message_deleted).
+                    # The resume notice is sent and its id stored (the id is stored before the
+                    # old status message is deleted, so a kill in between is harmless too:
+                    # tests/test_status_final.py).
                     await wait_for(
                         lambda: (
                             db_jobs(tmp_path / "bot.sqlite3")[0]["status_message_id"]
@@ -249,17 +249,39 @@ time.sleep(float(sys.argv[2]))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiogram's polling confirms an update (next getUpdates offset) as soon as its handler "
-    "task starts; a kill -9 before the handler writes the job loses the request silently",
-)
 async def test_kill_after_update_confirmed_before_job_written(
     fork_server: ForkServer, tmp_path: Path
 ) -> None:
-    """The request reached the bot, the bot told Telegram it had it, the job is not yet written
-    (its write waits on a database lock held by another process): kill -9. After a restart the
-    request must not be lost: a job exists or the user was answered."""
+    """The request reached the bot and the bot told Telegram it had it (the next ``getUpdates``
+    offset is past it); its job is not written yet (the write is held, ``REL_HOLD_JOB_WRITE``):
+    kill -9. The update inbox (bot/polling.py) stored it before confirming it, so the restarted
+    bot replays it: exactly one job, one "queued" answer, one video."""
+    db = tmp_path / "bot.sqlite3"
+    async with FaultyTelegram() as tg:
+        first = fork_server.spawn(
+            bot_env(tg, tmp_path, rel_hold_job_write=1), tmp_path / "bot-1.log"
+        )
+        try:
+            await wait_ready(tg, first)
+            tg.push_message("кот", user_id=USER_A)
+            update_id = tg._updates[-1]["update_id"]
+            await wait_for(lambda: tg.confirmed_offset > update_id, 5, "update confirmed")
+            await wait_for(lambda: (tmp_path / "job-write-held").exists(), 5, "job write held")
+            assert not db_jobs(db), "the job was written despite the hold"
+            assert not tg.calls_of("sendMessage", USER_A), "answered before the job was written"
+        finally:
+            await first.kill9()
+        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1)
+    FIGURES["lost_update_window"] = {"jobs_after_restart": len(rows), "answers": len(answers)}
+    assert [(r["status"], r["update_id"]) for r in rows] == [("delivered", update_id)], rows
+    assert len(answers) == 1, [c.params.get("text") for c in answers]
+    assert tg.videos_per_job() == {rows[0]["id"]: 1}
+
+
+async def test_database_locked_when_update_arrives(fork_server: ForkServer, tmp_path: Path) -> None:
+    """Another process holds the database (``BEGIN EXCLUSIVE``) when a request arrives: the bot
+    cannot store the update, so it does not confirm it either. kill -9 while the lock is held,
+    restart: Telegram sends the update again and it is handled exactly once."""
     import asyncio
     import subprocess
     import sys
@@ -276,23 +298,40 @@ async def test_kill_after_update_confirmed_before_job_written(
             assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
             tg.push_message("кот", user_id=USER_A)
             update_id = tg._updates[-1]["update_id"]
-            await wait_for(lambda: tg.confirmed_offset > update_id, 5, "update confirmed")
-            await asyncio.sleep(0.3)
+            await wait_for(
+                lambda: any(
+                    c.method == "getUpdates" and any(u["update_id"] == update_id for u in c.result)
+                    for c in tg.calls
+                    if isinstance(c.result, list)
+                ),
+                5,
+                "update fetched",
+            )
+            await asyncio.sleep(2.0)
+            assert tg.confirmed_offset <= update_id, "confirmed before it was stored"
             assert not db_jobs(db), "the job was written despite the lock"
         finally:
             await first.kill9()
             if locker is not None:
                 locker.kill()
                 locker.wait()
-        second = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot-2.log")
-        try:
-            await wait_ready(tg, second)
-            await asyncio.sleep(1.5)
-            answered = [m for m in tg.sent(USER_A) if m.text]
-            FIGURES["lost_update_window"] = {
-                "jobs_after_restart": len(db_jobs(db)),
-                "answers": len(answered),
-            }
-            assert db_jobs(db) or answered, "the request vanished: no job, no answer"
-        finally:
-            await second.terminate()
+        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1)
+    FIGURES["locked_at_receipt"] = {"jobs_after_restart": len(rows), "answers": len(answers)}
+    assert [(r["status"], r["update_id"]) for r in rows] == [("delivered", update_id)], rows
+    assert len(answers) == 1, [c.params.get("text") for c in answers]
+    assert tg.videos_per_job() == {rows[0]["id"]: 1}
+
+
+async def _restart_until_final(
+    fork_server: ForkServer, tg: FaultyTelegram, data: Path, expected: int
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """A fresh bot on the same database until ``expected`` jobs are final and all is quiet;
+    returns the job rows and the "queued" answers (sendMessage) to USER_A."""
+    second = fork_server.spawn(bot_env(tg, data), data / "bot-2.log")
+    try:
+        await wait_ready(tg, second)
+        rows = await wait_all_final(data / "bot.sqlite3", expected, second)
+        await _settle(tg)
+    finally:
+        await second.terminate()
+    return rows, tg.calls_of("sendMessage", USER_A, ok=True)

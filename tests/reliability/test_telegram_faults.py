@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.reliability.harness import (
     ADMIN_ID,
     CYRILLIC,
@@ -278,11 +276,6 @@ async def test_repeat_button_flood_wait_does_not_stall_admission(
             await proc.terminate()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/worker/status.py: the final edit of a job whose status message is gone ('message "
-    "to edit not found') is dropped, so a failed job's user is never told",
-)
 async def test_failure_notice_when_status_message_deleted(
     fork_server: ForkServer, tmp_path: Path
 ) -> None:

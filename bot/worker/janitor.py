@@ -1,0 +1,282 @@
+"""Video retention: deletes old MP4s and thumbnails so ``VIDEO_DIR`` does not fill the disk.
+
+Every clip stays in ``VIDEO_DIR`` after it is sent (≈ 2–5 MB with its thumbnail). The janitor
+runs at start and then hourly (``VIDEO_RETENTION_DAYS``; 0 turns it off) and deletes:
+
+* the video and thumbnail of a job in a final state (delivered, failed, cancelled,
+  undeliverable) that ended more than N days ago, then records it on the row
+  (:meth:`bot.jobs.JobStore.mark_files_deleted`: ``video_path`` NULL, ``files_deleted_at`` in
+  ``video_meta``; the Telegram ``file_id`` stays, and «🔁» regenerates with a new seed anyway);
+* orphans: files named like the bot's own (``job-<id>.mp4``/``.jpg``, the encoder's leftover
+  ``.job-<id>.part.mp4``) that no job points to and last modified more than N days ago (a job
+  cancelled after rendering, a crash mid-encode).
+
+It never touches a file of a queued, running or generated job (a generated one is sent from its
+file after a restart), whatever its age; never a path that resolves outside ``VIDEO_DIR`` (a row
+whose path points elsewhere is left alone, row and file); never a symlink, a folder, or a file
+not named like the bot's (the database may share the folder). File work runs in a thread
+(``asyncio.to_thread``); database reads and writes stay on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.jobs import JobStore
+
+log = logging.getLogger(__name__)
+
+DAY = 86400.0
+INTERVAL = 3600.0
+"""Seconds between two sweeps."""
+
+BOT_FILE_RE = re.compile(r"^\.?job-(\d+)(?:\.part)?\.(?:mp4|jpg)$")
+"""Names the bot writes in ``VIDEO_DIR`` (see ``bot/worker/loop.py`` and ``pipeline/export.py``)."""
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    files: int = 0
+    """Files deleted (videos, thumbnails and orphans)."""
+    bytes: int = 0
+    """Bytes freed."""
+    jobs: list[int] = field(default_factory=list)
+    """Expired jobs whose files are all gone now (deleted or already missing)."""
+    orphans: int = 0
+    """Of ``files``, how many no job pointed to."""
+    outside: list[int] = field(default_factory=list)
+    """Expired jobs left alone: a path resolves outside ``VIDEO_DIR``."""
+    errors: int = 0
+    """Files that could not be deleted (tried again at the next sweep)."""
+
+
+def _inside(path: str | os.PathLike[str], root: Path) -> Path | None:
+    """The real path of ``path`` if it lies inside the real folder ``root``, else None.
+
+    Symlinks are resolved first, so a link that leads out of ``root`` counts as outside.
+    """
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if real == root or not real.is_relative_to(root):
+        return None
+    return real
+
+
+def _remove(path: Path) -> tuple[bool, int] | None:
+    """Delete a regular file (never a symlink or a folder): ``(deleted, size)``, ``(False, 0)``
+    if it was already gone, None if it could not or must not be deleted."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False, 0
+    except OSError as error:
+        log.warning("janitor: cannot inspect %s: %s", path, error)
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        log.warning("janitor: %s is not a regular file; left alone", path)
+        return None
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False, 0
+    except OSError as error:
+        log.warning("janitor: cannot delete %s: %s", path, error)
+        return None
+    return True, info.st_size
+
+
+def sweep(
+    video_dir: Path,
+    expired: Iterable[tuple[int, list[str]]],
+    references: Iterable[str],
+    keep_ids: set[int],
+    cutoff: float,
+) -> SweepReport:
+    """The file side of one run (blocking; call it in a thread).
+
+    ``expired``: (job id, its stored paths) of final jobs past retention; ``references``: every
+    path some job points to; ``keep_ids``: jobs whose files must stay (queued, running,
+    generated); ``cutoff``: orphans last modified before it are deleted.
+    """
+    report = SweepReport()
+    try:
+        root = video_dir.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return report  # no folder (yet, or an unmounted disk): nothing is deleted or recorded
+    if not root.is_dir():
+        return report
+
+    for job_id, paths in expired:
+        reals = [_inside(path, root) for path in paths]
+        if any(real is None for real in reals):
+            report.outside.append(job_id)
+            continue
+        results = [_remove(real) for real in reals if real is not None]
+        for result in results:
+            if result is not None and result[0]:
+                report.files += 1
+                report.bytes += result[1]
+        if any(result is None for result in results):
+            report.errors += 1
+            continue
+        report.jobs.append(job_id)
+
+    referenced = {real for path in references if (real := _inside(path, root)) is not None}
+    try:
+        entries = list(os.scandir(root))
+    except OSError as error:
+        log.warning("janitor: cannot list %s: %s", root, error)
+        return report
+    for entry in entries:
+        match = BOT_FILE_RE.match(entry.name)
+        if match is None or int(match.group(1)) in keep_ids:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                continue
+        except OSError:
+            continue
+        path = root / entry.name
+        if path in referenced:
+            continue  # a finished job's file, deleted with its job once that job is old enough
+        result = _remove(path)
+        if result is None:
+            report.errors += 1
+        elif result[0]:
+            report.files += 1
+            report.orphans += 1
+            report.bytes += result[1]
+    return report
+
+
+def disk_usage(video_dir: Path) -> tuple[int, int]:
+    """(files, bytes) of the bot's videos and thumbnails in ``video_dir`` (blocking)."""
+    files = size = 0
+    try:
+        entries = list(os.scandir(video_dir))
+    except OSError:
+        return 0, 0
+    for entry in entries:
+        if not BOT_FILE_RE.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                files += 1
+                size += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return files, size
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class Janitor:
+    """Runs :func:`sweep` at start and every ``interval`` seconds while the bot runs."""
+
+    def __init__(
+        self,
+        jobs: JobStore,
+        video_dir: Path,
+        retention_days: int,
+        *,
+        interval: float = INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.jobs = jobs
+        self.video_dir = Path(video_dir)
+        self.retention_days = retention_days
+        self.interval = interval
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._warned_outside: set[int] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return self.retention_days > 0
+
+    def start(self) -> None:
+        if not self.enabled:
+            log.info("janitor: VIDEO_RETENTION_DAYS=0, videos are kept forever")
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="video-janitor")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("janitor: sweep failed; trying again in %.0f s", self.interval)
+            await asyncio.sleep(self.interval)
+
+    async def run_once(self) -> SweepReport | None:
+        """One sweep now; None when retention is off (``VIDEO_RETENTION_DAYS=0``)."""
+        if not self.enabled:
+            return None
+        cutoff = self.clock() - self.retention_days * DAY
+        expired = [
+            (job.id, _stored_paths(job.video_path, job.video_meta))
+            for job in await self.jobs.expired_files(cutoff)
+        ]
+        references, keep_ids = await self.jobs.file_references()
+        report = await asyncio.to_thread(
+            sweep, self.video_dir, expired, references, keep_ids, cutoff
+        )
+        for job_id in report.jobs:
+            await self.jobs.mark_files_deleted(job_id)
+        new_outside = [i for i in report.outside if i not in self._warned_outside]
+        if new_outside:
+            self._warned_outside.update(new_outside)
+            log.warning(
+                "janitor: jobs %s point outside %s; their files are left alone",
+                ", ".join(map(str, new_outside)),
+                self.video_dir,
+            )
+        if report.files or report.jobs or report.errors:
+            log.info(
+                "janitor: deleted %d files (%s freed) older than %d days: %d jobs, %d orphans;"
+                " %d not deletable",
+                report.files,
+                megabytes(report.bytes),
+                self.retention_days,
+                len(report.jobs),
+                report.orphans,
+                report.errors,
+            )
+        return report
+
+
+def _stored_paths(video_path: str | None, meta: dict | None) -> list[str]:
+    paths = [video_path] if video_path else []
+    thumbnail = (meta or {}).get("thumbnail")
+    if thumbnail and thumbnail not in paths:
+        paths.append(str(thumbnail))
+    return paths
