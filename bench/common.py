@@ -350,6 +350,69 @@ def sync() -> None:
 # ---------------------------------------------------------------- models
 
 
+def build_wan(
+    transformer: dict[str, Any],
+    text_encoder: dict[str, Any],
+    vae: dict[str, Any],
+    *,
+    device: str = "cpu",
+    dtype: Any = None,
+    vae_dtype: Any = None,
+    scheduler: dict[str, Any] | None = None,
+):
+    """A random-weight ``WanPipeline`` from component configs, created directly on ``device``.
+
+    ``dtype`` is the transformer's and text encoder's (default float32), ``vae_dtype`` the VAE's;
+    parameters diffusers keeps in float32 when loading in bf16 are upcast the same way, so the
+    timings match a ``from_pretrained`` load.
+    """
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    dtype = dtype or torch.float32
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer(512)
+    previous = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(dtype)
+        with torch.device(device):
+            denoiser = WanTransformer3DModel(**transformer)
+            encoder = UMT5EncoderModel(UMT5Config(**{"vocab_size": len(tokenizer), **text_encoder}))
+        torch.set_default_dtype(vae_dtype or dtype)
+        with torch.device(device):
+            autoencoder = AutoencoderKLWan(**vae)
+    finally:
+        torch.set_default_dtype(previous)
+    keep = denoiser._keep_in_fp32_modules or []
+    for name, param in denoiser.named_parameters():
+        if any(part in keep for part in name.split(".")):
+            param.data = param.data.float()
+    for module in (denoiser, encoder, autoencoder):
+        module.eval().requires_grad_(False)
+    return WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=encoder,
+        transformer=denoiser,
+        vae=autoencoder,
+        scheduler=UniPCMultistepScheduler(
+            **(
+                scheduler
+                or {
+                    "prediction_type": "flow_prediction",
+                    "use_flow_sigmas": True,
+                    "flow_shift": 3.0,
+                }
+            )
+        ),
+    )
+
+
 def build_tokenizer(model_max_length: int = 512):
     """A small T5 tokenizer trained here; only the padded sequence length matters for timing."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers

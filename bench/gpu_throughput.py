@@ -41,7 +41,7 @@ from bench.common import (
     JsonReport,
     Project,
     StageTimes,
-    build_tokenizer,
+    build_wan,
     fmt,
     free_memory,
     generation_options,
@@ -152,41 +152,11 @@ TINY_CONFIGS = "plain,group_offload_24g,attention,first_block_cache"
 def build_full_pipe(device: str, vae_dtype):
     """Wan2.1-T2V-1.3B with random weights, created on ``device`` in bf16 (VAE in ``vae_dtype``)."""
     import torch
-    from diffusers import (
-        AutoencoderKLWan,
-        UniPCMultistepScheduler,
-        WanPipeline,
-        WanTransformer3DModel,
-    )
-    from transformers import UMT5Config, UMT5EncoderModel
 
-    torch.manual_seed(0)
-    previous = torch.get_default_dtype()
-    try:
-        torch.set_default_dtype(torch.bfloat16)
-        with torch.device(device):
-            transformer = WanTransformer3DModel(**WAN_1_3B_TRANSFORMER)
-            text_encoder = UMT5EncoderModel(UMT5Config(**UMT5_XXL))
-        torch.set_default_dtype(vae_dtype)
-        with torch.device(device):
-            vae = AutoencoderKLWan(**WAN_VAE)
-    finally:
-        torch.set_default_dtype(previous)
-    # from_pretrained(torch_dtype=bf16) keeps these in fp32; do the same so the timings match
-    keep = transformer._keep_in_fp32_modules or []
-    for name, param in transformer.named_parameters():
-        if any(part in keep for part in name.split(".")):
-            param.data = param.data.float()
-    for module in (transformer, text_encoder, vae):
-        module.eval().requires_grad_(False)
-    pipe = WanPipeline(
-        tokenizer=build_tokenizer(512),
-        text_encoder=text_encoder,
-        transformer=transformer,
-        vae=vae,
-        scheduler=UniPCMultistepScheduler(**SCHEDULER),
-    )
-    return pipe
+    return build_wan(
+        WAN_1_3B_TRANSFORMER, UMT5_XXL, WAN_VAE, device=device, dtype=torch.bfloat16,
+        vae_dtype=vae_dtype, scheduler=SCHEDULER,
+    )  # fmt: skip
 
 
 def param_counts(pipe) -> dict[str, float]:

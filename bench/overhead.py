@@ -25,7 +25,7 @@ from bench.common import (
     NEGATIVE,
     PROMPT,
     JsonReport,
-    build_tokenizer,
+    build_wan,
     fmt,
     generation_options,
     load_project,
@@ -48,65 +48,25 @@ SIZES = {
 }
 
 
+MID_TRANSFORMER = dict(
+    patch_size=(1, 2, 2), num_attention_heads=8, attention_head_dim=64, in_channels=16,
+    out_channels=16, text_dim=256, freq_dim=256, ffn_dim=1536, num_layers=4, cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads", rope_max_seq_len=1024,
+)  # fmt: skip
+MID_TEXT_ENCODER = dict(
+    d_model=256, d_kv=32, d_ff=512, num_layers=2, num_heads=8, feed_forward_proj="gated-gelu",
+    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+)  # fmt: skip
+MID_VAE = dict(
+    base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+    temperal_downsample=[False, True, True],
+)  # fmt: skip
+
+
 def build_mid_wan(path: Path) -> Path:
     """A mid-size random ``WanPipeline``: 4 layers, dim 512 (8 heads x 64); small umT5 and a thin VAE,
     so the transformer, not the CPU-noisy VAE decode, is most of a call."""
-    import torch
-    from diffusers import (
-        AutoencoderKLWan,
-        UniPCMultistepScheduler,
-        WanPipeline,
-        WanTransformer3DModel,
-    )
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    torch.manual_seed(0)
-    tokenizer = build_tokenizer(512)
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            d_model=256,
-            d_kv=32,
-            d_ff=512,
-            num_layers=2,
-            num_heads=8,
-            vocab_size=len(tokenizer),
-            feed_forward_proj="gated-gelu",
-            pad_token_id=0,
-            eos_token_id=1,
-            decoder_start_token_id=0,
-        )
-    )
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=8,
-        attention_head_dim=64,
-        in_channels=16,
-        out_channels=16,
-        text_dim=256,
-        freq_dim=256,
-        ffn_dim=1536,
-        num_layers=4,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=1024,
-    )
-    vae = AutoencoderKLWan(
-        base_dim=8,
-        z_dim=16,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-    )
-    scheduler = UniPCMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
-    )
-    WanPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        transformer=transformer,
-        vae=vae,
-        scheduler=scheduler,
-    ).save_pretrained(path)
+    build_wan(MID_TRANSFORMER, MID_TEXT_ENCODER, MID_VAE).save_pretrained(path)
     return path
 
 
