@@ -87,7 +87,12 @@ def help_text(defaults: GenerationDefaults, limits: ModelLimits, max_prompt_char
         '--negative "…" — чего в кадре быть не должно\n\n'
         f"Описание — до {max_prompt_chars} символов. "
         "Под готовым видео есть кнопки «🔁 Ещё вариант» и «⚙️ Настройки».\n\n"
-        "Команды: /start, /help, /generate (/gen)"
+        "Команды:\n"
+        "/generate (/gen) — видео с параметрами\n"
+        "/queue — ваши задачи и место в очереди\n"
+        "/cancel [номер] — отменить задачу\n"
+        "/history — последние 10 задач с кнопкой повтора\n"
+        "/settings — формат, длина, качество, зерно, перевод"
     )
 
 

@@ -74,6 +74,8 @@ async def test_start_and_help(app: App, tg: FakeTelegram) -> None:
     for option in ("--steps", "--seed", "--frames", "--fps", "--size", "--guidance", "--negative"):
         assert option in help_
     assert f"1–{app.backend.limits.max_steps}" in help_
+    for command in ("/queue", "/cancel", "/history", "/settings"):  # every user command is listed
+        assert command in help_
     assert await app.jobs.count_queued() == 0
 
 
