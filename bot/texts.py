@@ -203,7 +203,8 @@ def caption(
     seconds: float | None,
 ) -> str:
     """The video caption, always ≤ 1024 characters: the prompts are cut, the facts never."""
-    facts = f"Зерно: {seed} · шагов: {steps} · {width}x{height}, {frames} кадров, {fps} к/с"
+    frames_word = plural(frames, "кадр", "кадра", "кадров")
+    facts = f"Зерно: {seed} · шагов: {steps} · {width}x{height}, {frames} {frames_word}, {fps} к/с"
     if seconds is not None:
         facts += f"\nГотово за {duration(seconds)}"
     show_en = bool(prompt_en) and prompt_en.strip() != prompt.strip()

@@ -271,3 +271,11 @@ async def test_handlers_answer_fast(app: App, tg: FakeTelegram) -> None:
     for i in range(10):
         await say(app, tg, f"/gen кот {i}", user_id=100 + i)
     assert (time.monotonic() - start) / 10 < 0.5
+
+
+def test_caption_words_agree_with_numbers() -> None:
+    """«81 кадр», «9 кадров»: a caption reads as Russian, whatever the frame count."""
+    common = dict(seed=1, steps=50, width=832, height=480, fps=16, seconds=70.0)
+    assert "81 кадр," in texts.caption("кот", "cat", frames=81, **common)
+    assert "33 кадра," in texts.caption("кот", "cat", frames=33, **common)
+    assert "9 кадров," in texts.caption("кот", "cat", frames=9, **common)
