@@ -7,6 +7,7 @@ synchronisation inside the run), on CPU they are ``time.perf_counter`` readings.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import gc
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -972,3 +974,32 @@ async def wait_until(predicate: Callable[[], Any], timeout: float, interval: flo
             return False
         await asyncio.sleep(interval)
     return True
+
+
+@contextlib.asynccontextmanager
+async def bench_bot(tg: Any, backend: Any, data_dir: str, **overrides: Any):
+    """The real bot (``build_app``, what ``python -m bot`` runs) polling ``tg`` with production
+    cadences and INFO logging to a file, started and stopped the way SIGTERM stops it."""
+    from bot.__main__ import build_app
+    from tests.fake_telegram import bot_settings
+
+    bot_log_to(Path(data_dir) / "bot.log")
+    settings = bot_settings(
+        SimpleNamespace(token=tg.token, base_url=tg.base_url),
+        data_dir,
+        # production cadences, not the tests' fast ones
+        status_min_interval=3.0,
+        queue_refresh_interval=10.0,
+        polling_timeout=10,
+        log_level="INFO",
+        **overrides,
+    )
+    app = await build_app(settings, backend)
+    task = asyncio.create_task(app.run(handle_signals=False))
+    try:
+        await asyncio.wait_for(app.started.wait(), timeout=30)
+        yield app
+    finally:
+        with contextlib.suppress(RuntimeError):
+            await app.stop()
+        await asyncio.wait_for(task, timeout=60)

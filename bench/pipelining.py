@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,7 +43,7 @@ from bench.common import (
     BurnBackend,
     FakeTelegramProcess,
     JsonReport,
-    bot_log_to,
+    bench_bot,
     fmt,
     light_machine_info,
     log,
@@ -57,41 +55,22 @@ STEP_SECONDS = 0.1
 
 
 async def run_once(args: argparse.Namespace) -> dict[str, Any]:
-    from bot.__main__ import build_app
-    from tests.fake_telegram import bot_settings
-
     backend = BurnBackend(step_seconds=STEP_SECONDS, gil_share=args.gil_share)
     steps = max(1, round(args.gen_s / STEP_SECONDS))
     plan = [[0.0, 7000 + i, f"/generate собака бежит по пляжу, вариант {i} --steps {steps}"]
             for i in range(args.jobs)]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-pipe-") as tmp:
-        bot_log_to(Path(tmp) / "bot.log")
         async with FakeTelegramProcess() as tg:
             await tg.request("slow", method="sendVideo", seconds=args.upload_s)
             if args.api_latency > 0:  # after sendVideo's: only the first matching delay applies
                 await tg.request("slow", method="*", seconds=args.api_latency)
-            settings = bot_settings(
-                SimpleNamespace(token=tg.token, base_url=tg.base_url),
-                tmp,
-                status_min_interval=3.0,
-                queue_refresh_interval=10.0,
-                polling_timeout=10,
-                log_level="INFO",
-            )
-            app = await build_app(settings, backend)
-            task = asyncio.create_task(app.run(handle_signals=False))
-            try:
-                await asyncio.wait_for(app.started.wait(), timeout=30)
+            async with bench_bot(tg, backend, tmp):
                 pushed = (await tg.request("push_many", schedule=plan))["pushed"]
                 budget = args.jobs * (args.gen_s + args.upload_s) * 3 + 30
                 done = (
                     await tg.request("wait", method="sendVideo", count=args.jobs, timeout=budget)
                 )["count"]
                 report = await tg.request("report")
-            finally:
-                with contextlib.suppress(RuntimeError):
-                    await app.stop()
-                await asyncio.wait_for(task, timeout=60)
 
     runs = sorted(backend.runs)
     delivered = report["delivered"]

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,7 +46,7 @@ from bench.common import (
     FakeTelegramProcess,
     JsonReport,
     LoopLagProbe,
-    bot_log_to,
+    bench_bot,
     fmt,
     light_machine_info,
     log,
@@ -128,31 +126,16 @@ def match_replies(report: dict[str, Any], pushed: list[dict[str, Any]]) -> list[
 async def run_once(
     scenario: str, gil_share: float | None, args: argparse.Namespace, seed: int
 ) -> dict[str, Any]:
-    from bot.__main__ import build_app
-    from tests.fake_telegram import bot_settings
-
     backend = BurnBackend(step_seconds=0.1, gil_share=gil_share if gil_share is not None else 0)
     plan = schedule(args.users, args.commands, args.window, seed)
+    probe = LoopLagProbe(0.01)
     with tempfile.TemporaryDirectory(prefix="bench-resp-") as tmp:
-        bot_log_to(Path(tmp) / "bot.log")
-        async with FakeTelegramProcess() as tg:
-            settings = bot_settings(
-                SimpleNamespace(token=tg.token, base_url=tg.base_url),
-                tmp,
-                # production cadences, not the tests' fast ones
-                status_min_interval=3.0,
-                queue_refresh_interval=10.0,
-                polling_timeout=10,
-                # every request is really queued (an insert), none refused by a per-user limit
-                max_active_jobs_per_user=1000,
-                max_queue=10000,
-                log_level="INFO",
-            )
-            app = await build_app(settings, backend)
-            task = asyncio.create_task(app.run(handle_signals=False))
-            probe = LoopLagProbe(0.01)
+        async with (
+            FakeTelegramProcess() as tg,
+            # every request is really queued (an insert), none refused by a per-user limit
+            bench_bot(tg, backend, tmp, max_active_jobs_per_user=1000, max_queue=10000) as app,
+        ):
             try:
-                await asyncio.wait_for(app.started.wait(), timeout=30)
                 probe.start()
                 if gil_share is None:
                     app.loop.pause()  # idle: the queued requests are not rendered either
@@ -178,9 +161,6 @@ async def run_once(
             finally:
                 probe.recording = False
                 await probe.stop()
-                with contextlib.suppress(RuntimeError):
-                    await app.stop()
-                await asyncio.wait_for(task, timeout=60)
     results = match_replies(report, pushed)
     latencies = [r["latency_s"] * 1000 for r in results if r["latency_s"] is not None]
     missing = sum(1 for r in results if r["latency_s"] is None)

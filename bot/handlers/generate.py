@@ -35,44 +35,27 @@ router = Router(name="generate")
 
 
 @router.message(Command("generate", "gen"))
-async def on_generate(
+@router.message(F.chat.type == "private", F.text, ~F.text.startswith("/"))
+async def on_request(
     message: Message,
-    command: CommandObject,
     bot: Bot,
     jobs: JobStore,
     users: Any,
     settings: Any,
     backend: Any,
+    command: CommandObject | None = None,
     loop: GenerationLoop | None = None,
     pause: Any = None,
     is_admin: bool = False,
     event_update: Update | None = None,
 ) -> None:
-    if not (command.args or "").strip():
+    """`/generate текст [options]` anywhere, or plain text in a private chat."""
+    text = command.args if command is not None else message.text
+    if command is not None and not (text or "").strip():  # a bare /generate: show how
         await message.reply(texts.GENERATE_USAGE)
         return
     await handle_request(
-        message, command.args or "", bot=bot, jobs=jobs, users=users, settings=settings,
-        backend=backend, loop=loop, pause=pause, is_admin=is_admin,
-        update_id=event_update.update_id if event_update is not None else None,
-    )  # fmt: skip
-
-
-@router.message(F.chat.type == "private", F.text, ~F.text.startswith("/"))
-async def on_text(
-    message: Message,
-    bot: Bot,
-    jobs: JobStore,
-    users: Any,
-    settings: Any,
-    backend: Any,
-    loop: GenerationLoop | None = None,
-    pause: Any = None,
-    is_admin: bool = False,
-    event_update: Update | None = None,
-) -> None:
-    await handle_request(
-        message, message.text or "", bot=bot, jobs=jobs, users=users, settings=settings,
+        message, text or "", bot=bot, jobs=jobs, users=users, settings=settings,
         backend=backend, loop=loop, pause=pause, is_admin=is_admin,
         update_id=event_update.update_id if event_update is not None else None,
     )  # fmt: skip
