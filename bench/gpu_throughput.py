@@ -35,31 +35,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
+from bench.gpu_tools import (
     NEGATIVE,
     PROMPT,
-    JsonReport,
     Project,
     StageTimes,
     build_wan,
-    fmt,
     free_memory,
     generation_options,
     instrumented,
     is_oom,
     load_project,
-    log,
-    machine_info,
-    median,
     no_progress_bar,
     one_line,
     peak_memory,
     quiet,
-    ratio,
     reset_peak_memory,
     stage_times,
     sync,
 )
+from bench.report import JsonReport, fmt, log, machine_info, median, ratio
 
 CACHE_NOTE = (
     "random weights: latency and memory figures are valid; cache skip rates (first_block_cache) are NOT "
@@ -652,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-tiny-") as tmp:
         tiny_dir = None
         if args.tiny:
-            from tests.tiny_models import build_tiny_wan
+            from tests.fakes.tiny_models import build_tiny_wan
 
             tiny_dir = build_tiny_wan(Path(tmp) / "tiny-wan")
         for name in names:

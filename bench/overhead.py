@@ -21,23 +21,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
+from bench.gpu_tools import (
     NEGATIVE,
     PROMPT,
-    JsonReport,
     build_wan,
-    fmt,
     generation_options,
     load_project,
-    log,
-    machine_info,
-    median,
     no_progress_bar,
     one_line,
     pipe_of,
     quiet,
-    ratio,
 )
+from bench.report import JsonReport, fmt, log, machine_info, median, ratio
 
 TARGET = 1.03
 
@@ -199,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"project path unavailable: {project.error}")
         report["error"] = project.error
         return 1
-    from tests.tiny_models import build_tiny_wan
+    from tests.fakes.tiny_models import build_tiny_wan
 
     builders = {"tiny": build_tiny_wan, "mid": build_mid_wan}
     entries = []

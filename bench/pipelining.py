@@ -1,7 +1,7 @@
 """Generation-loop utilisation: does the loop start the next job while the previous video uploads?
 
 The real bot (``bot.__main__.build_app``, in this process) polls the fake Bot API
-(``tests.fake_telegram`` in its own process on 127.0.0.1). Every ``sendVideo`` is answered only
+(``tests.fakes.telegram`` in its own process on 127.0.0.1). Every ``sendVideo`` is answered only
 after ``--upload-s`` seconds (a slow upload), every other call after ``--api-latency`` seconds
 (a round trip to Telegram), so a Telegram call awaited on the loop's critical path would show.
 ``--jobs`` users each send one request at the same moment; every job renders for ``--gen-s``
@@ -39,16 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
-    BurnBackend,
-    FakeTelegramProcess,
-    JsonReport,
-    bench_bot,
-    fmt,
-    light_machine_info,
-    log,
-    spread,
-)
+from bench.bot_tools import BurnBackend, FakeTelegramProcess, bench_bot
+from bench.report import JsonReport, fmt, light_machine_info, log, spread
 
 TARGET = 0.05
 STEP_SECONDS = 0.1

@@ -1,7 +1,7 @@
 """Bot responsiveness while a long generation runs: update → reply latency and event-loop lag.
 
 The real bot (``bot.__main__.build_app``, the code ``python -m bot`` runs, in this process)
-polls the fake Bot API (``tests.fake_telegram``), which runs in *its own process* on 127.0.0.1,
+polls the fake Bot API (``tests.fakes.telegram``), which runs in *its own process* on 127.0.0.1,
 so the server's work never counts as the bot's loop lag. A long job renders on a
 :class:`bench.common.BurnBackend`: its worker thread keeps one core busy, part of the time with
 numpy work that releases the GIL (as torch kernels do) and part with pure Python that holds it
@@ -41,19 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
-    BurnBackend,
-    FakeTelegramProcess,
-    JsonReport,
-    LoopLagProbe,
-    bench_bot,
-    fmt,
-    light_machine_info,
-    log,
-    percentile,
-    spread,
-    wait_until,
-)
+from bench.bot_tools import BurnBackend, FakeTelegramProcess, LoopLagProbe, bench_bot, wait_until
+from bench.report import JsonReport, fmt, light_machine_info, log, percentile, spread
 
 REPLY_TARGET_MS = 300.0
 LAG_TARGET_MS = 50.0
@@ -312,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             "long_job": "200 steps x 0.1 s of BurnBackend CPU work in the worker thread",
             "bot": "build_app in this process; production cadences (status 3 s, queue refresh 10 s,"
             " long poll 10 s); INFO logging to a file; per-user job limit lifted so every request is queued",
-            "fake_bot_api": "tests.fake_telegram.FakeTelegram in a child process on 127.0.0.1",
+            "fake_bot_api": "tests.fakes.telegram.FakeTelegram in a child process on 127.0.0.1",
         },
         definitions={
             "reply_latency": "server clock: update left in a getUpdates answer -> the bot's sendMessage"

@@ -16,8 +16,8 @@ from typing import Any
 
 from aiogram.types import Update
 
-from tests.fake_backend import FakeBackend
-from tests.fake_telegram import FakeTelegram, bot_settings
+from tests.fakes.backend import FakeBackend
+from tests.fakes.telegram import FakeTelegram, bot_settings
 
 BOT_USERNAME = "t2v_test_bot"
 

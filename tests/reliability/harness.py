@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fake_telegram import Call, FakeTelegram, _ApiError
+from tests.fakes.telegram import Call, FakeTelegram, _ApiError
 
 REPO = Path(__file__).resolve().parents[2]
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")

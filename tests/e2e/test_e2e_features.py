@@ -20,8 +20,8 @@ import pytest
 from bot import texts
 from bot import texts_user as t
 from bot.keyboards import RepeatCb, SettingsCb
-from tests.fake_backend import FakeBackend
-from tests.fake_telegram import FakeTelegram
+from tests.fakes.backend import FakeBackend
+from tests.fakes.telegram import FakeTelegram
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,9 @@ from bot.jobs import Job, JobStore
 from bot.session import RetryPolicy, make_session
 from bot.worker.loop import GenerationLoop
 from bot.worker.status import StatusHub
-from tests.fake_backend import FakeBackend
-from tests.fake_telegram import Call, FakeTelegram
-from tests.test_jobs import make_options
+from tests.fakes.backend import FakeBackend
+from tests.fakes.telegram import Call, FakeTelegram
+from tests.unit.test_jobs import make_options
 
 USER = 1001
 FAILED = "😔 Не получилось: тестовая ошибка."

@@ -14,7 +14,7 @@ from aiogram.methods import SendMessage
 from bot import texts_user as t
 from bot.keyboards import RepeatCb, SettingsCb, result_keyboard
 from bot.limits import admission_lock
-from tests.feature_harness import FeatureEnv, open_feature_env
+from tests.handlers.harness import FeatureEnv, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
 

@@ -14,10 +14,10 @@ from bot.backend import apply_settings
 from bot.config import CLOUD_UPLOAD_LIMIT, LOCAL_UPLOAD_LIMIT, Settings
 from bot.logs import MaskingFilter, MaskingFormatter, mask, register_secret
 from pipeline.options import OptionError
-from tests.fake_backend import FakeBackend
+from tests.fakes.backend import FakeBackend
 
 TOKEN = "987654321:AAHsecretSECRETsecret_0123456789abcd"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

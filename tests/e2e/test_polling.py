@@ -21,8 +21,8 @@ from aiogram.types import Update
 from bot import db
 from bot.__main__ import App, build_app
 from bot.polling import PRUNE_AFTER, UpdateInbox
-from tests.fake_backend import FakeBackend
-from tests.fake_telegram import Call, FakeTelegram, bot_settings
+from tests.fakes.backend import FakeBackend
+from tests.fakes.telegram import Call, FakeTelegram, bot_settings
 
 ALICE, BOB = 1001, 1002
 

@@ -15,7 +15,7 @@ from aiogram.methods import AnswerCallbackQuery, SendMessage
 from bot import texts
 from bot import texts_user as t
 from bot.keyboards import RepeatCb
-from tests.feature_harness import FeatureEnv, open_feature_env
+from tests.handlers.harness import FeatureEnv, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
 DAY = 86400.0

@@ -13,7 +13,7 @@ import pytest
 
 from bot import db
 
-REPO_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from aiogram.types import Update
 
 from bot import texts, texts_user
 from bot.__main__ import App, build_app
-from tests.fake_backend import FAKE_DEFAULTS, FakeBackend
-from tests.fake_telegram import Call, FakeTelegram, bot_settings
+from tests.fakes.backend import FAKE_DEFAULTS, FakeBackend
+from tests.fakes.telegram import Call, FakeTelegram, bot_settings
 
 USER = 1001
 ADMIN = 4242

@@ -22,8 +22,8 @@ from bot.jobs import Job, JobStore
 from bot.keyboards import RepeatCb
 from bot.worker.janitor import DAY, Janitor, disk_usage, sweep
 from pipeline.options import GenerationOptions
-from tests.fake_backend import FakeBackend
-from tests.fake_telegram import FakeTelegram
+from tests.fakes.backend import FakeBackend
+from tests.fakes.telegram import FakeTelegram
 
 NOW = 1_800_000_000.0
 OLD = NOW - 10 * DAY
@@ -312,7 +312,7 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 async def _prepare_database(data_dir: Path) -> dict[str, int]:
     """An old delivered job and an old generated (never sent) job, both with files on disk."""
     from pipeline.export import export_mp4
-    from tests.fake_backend import frames_for
+    from tests.fakes.backend import frames_for
 
     video_dir = data_dir / "videos"
     conn = await db.connect(data_dir / "bot.sqlite3")
@@ -342,7 +342,7 @@ async def _prepare_database(data_dir: Path) -> dict[str, int]:
 async def test_the_bot_sweeps_at_start_and_still_sends_an_old_generated_video(
     tg: FakeTelegram, tmp_path: Path
 ) -> None:
-    from tests.test_e2e import running_bot
+    from tests.e2e.test_e2e import running_bot
 
     ids = await _prepare_database(tmp_path)
     videos = tmp_path / "videos"

@@ -29,12 +29,12 @@ from bot.config import Settings
 from bot.jobs import JobStore
 from pipeline.export import export_mp4
 from pipeline.options import OptionOverrides, resolve_options
-from tests.fake_backend import FakeBackend, frames_for
-from tests.fake_telegram import Call, FakeTelegram, bot_settings
+from tests.fakes.backend import FakeBackend, frames_for
+from tests.fakes.telegram import Call, FakeTelegram, bot_settings
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ALICE, BOB = 1001, 2002
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot import texts_user as t
-from tests.feature_harness import FeatureEnv, open_feature_env
+from tests.handlers.harness import FeatureEnv, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
 

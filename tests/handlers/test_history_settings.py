@@ -14,7 +14,7 @@ from bot import texts_user as t
 from bot import user_settings as us
 from bot.keyboards import RepeatCb, SettingsCb
 from pipeline.options import GenerationDefaults, ModelLimits, OptionOverrides, resolve_options
-from tests.feature_harness import FeatureEnv, make_settings, open_feature_env, wan_like_backend
+from tests.handlers.harness import FeatureEnv, make_settings, open_feature_env, wan_like_backend
 
 ALICE, BOB = 10, 20
 

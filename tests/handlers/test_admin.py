@@ -16,7 +16,7 @@ from bot import texts_user as t
 from bot.charts import render_chart
 from bot.commands import set_commands
 from bot.filters import GROUP_COMMANDS
-from tests.feature_harness import FeatureEnv, make_bot, open_feature_env
+from tests.handlers.harness import FeatureEnv, make_bot, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.__main__ import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--size", "64x64", "--frames", "9", "--steps", "2"]
 
 
