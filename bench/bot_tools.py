@@ -92,69 +92,17 @@ def burn(seconds: float, gil_share: float, chunk: float = 0.002) -> None:
                 x += i * i
 
 
-class BurnBackend:
-    """A ``VideoBackend`` whose run costs ``steps × step_seconds`` of real CPU in the worker
-    thread (see :func:`burn`), reports progress like the pipeline (translate, one report per
-    denoising step, encode), honours the cancel event at each step, and writes a real small MP4
-    with the project's ``export_mp4``. ``runs`` records ``(start, end)`` monotonic times of
-    every completed run (``time.monotonic`` is system-wide on Linux: comparable across
-    processes)."""
+def burn_backend(step_seconds: float = 0.1, gil_share: float = 0.5) -> Any:
+    """The tests' ``FakeBackend`` whose every denoising step costs ``step_seconds`` of real CPU
+    in the worker thread (see :func:`burn`); ``spans`` holds the monotonic ``(start, end)`` of
+    each finished run (``time.monotonic`` is system-wide on Linux: comparable across
+    processes), ``steps_done`` the steps rendered so far."""
+    from tests.fakes.backend import FakeBackend
 
-    reads_russian = False
-
-    def __init__(self, step_seconds: float = 0.1, gil_share: float = 0.5) -> None:
-        from tests.fakes.backend import FAKE_DEFAULTS, FAKE_LIMITS
-
-        self.defaults = FAKE_DEFAULTS
-        self.limits = FAKE_LIMITS
-        self.step_seconds = step_seconds
-        self.gil_share = gil_share
-        self.runs: list[tuple[float, float]] = []
-        self.steps_done = 0
-        self.started_runs = 0
-
-    def run(
-        self,
-        options: Any,
-        output: Path,
-        *,
-        translate: bool = True,
-        on_progress: Any = None,
-        cancel: Any = None,
-        max_bytes: int | None = None,
-        prompt_en: str | None = None,
-    ) -> Any:
-        from pipeline.export import export_mp4
-        from pipeline.progress import GenerationCancelled, Progress, Stage
-        from tests.fakes.backend import FakeRunResult, frames_for
-
-        start = time.monotonic()
-        self.started_runs += 1
-
-        def report(stage: Any, step: int, total: int, detail: str | None = None) -> None:
-            if on_progress is not None:
-                on_progress(Progress(stage, step, total, time.monotonic() - start, detail))
-
-        prompt_en = prompt_en or options.prompt
-        report(Stage.TRANSLATE, 1, 1, prompt_en)
-        for step in range(1, options.steps + 1):
-            if cancel is not None and cancel.is_set():
-                raise GenerationCancelled("cancelled")
-            burn(self.step_seconds, self.gil_share)
-            self.steps_done += 1
-            report(Stage.DENOISE, step, options.steps)
-        report(Stage.ENCODE_VIDEO, 0, 1)
-        video = export_mp4(frames_for(options), output, options.fps, max_bytes=max_bytes)
-        report(Stage.ENCODE_VIDEO, 1, 1)
-        end = time.monotonic()
-        self.runs.append((start, end))
-        return FakeRunResult(video, prompt_en, options.seed, {"total": end - start})
-
-    def device_info(self) -> str:
-        return f"CPU (bench BurnBackend, gil_share={self.gil_share})"
-
-    def free_memory(self) -> None:
-        pass
+    return FakeBackend(
+        step_work=lambda: burn(step_seconds, gil_share),
+        device=f"CPU (bench burn backend, gil_share={gil_share})",
+    )
 
 
 # ---------------------------------------------------------------- the fake Bot API in its own process
@@ -176,23 +124,9 @@ async def _serve() -> None:
 
     from tests.fakes.telegram import FakeTelegram
 
-    class RecordingTelegram(FakeTelegram):
-        """Also records when each update left in a getUpdates answer and when calls were answered."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.delivered: dict[int, float] = {}
-            self.pushed: list[dict[str, Any]] = []
-
-        async def _m_getUpdates(self, call: Any) -> Any:
-            result = await super()._m_getUpdates(call)
-            now = time.monotonic()
-            for update in result:
-                self.delivered.setdefault(update["update_id"], now)
-            return result
-
-    tg = RecordingTelegram()
+    tg = FakeTelegram()
     await tg.start()
+    pushed: list[dict[str, Any]] = []
 
     def answered(call: Any) -> None:  # hooks run after an injected delay, just before the answer
         call.answered = time.monotonic()
@@ -208,10 +142,10 @@ async def _serve() -> None:
             "chat_id": user_id,
             "text": text,
             "message_id": message["message_id"],
-            "update_id": tg._updates[-1]["update_id"] if tg._updates else None,
+            "update_id": tg.last_update_id,
             "pushed": time.monotonic(),
         }
-        tg.pushed.append(record)
+        pushed.append(record)
         return record
 
     async def push_many(schedule: list[list[Any]]) -> list[dict[str, Any]]:
@@ -280,8 +214,8 @@ async def _serve() -> None:
                 out(
                     {
                         "calls": [summary(c) for c in tg.calls],
-                        "delivered": {str(k): v for k, v in tg.delivered.items()},
-                        "pushed": tg.pushed,
+                        "delivered": {str(k): v for k, v in tg.handed_out.items()},
+                        "pushed": pushed,
                     }
                 )
             else:

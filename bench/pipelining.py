@@ -5,7 +5,7 @@ The real bot (``bot.__main__.build_app``, in this process) polls the fake Bot AP
 after ``--upload-s`` seconds (a slow upload), every other call after ``--api-latency`` seconds
 (a round trip to Telegram), so a Telegram call awaited on the loop's critical path would show.
 ``--jobs`` users each send one request at the same moment; every job renders for ``--gen-s``
-seconds on a :class:`bench.common.BurnBackend` (CPU work in the worker thread, half of it
+seconds on a :func:`bench.bot_tools.burn_backend` (CPU work in the worker thread, half of it
 holding the GIL).
 
 Definitions (all from ``time.monotonic``, system-wide on Linux, so the bot's and the server's
@@ -29,25 +29,23 @@ counterfactual ``setup + Σ gen + Σ upload`` (a loop that awaited each upload).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bot_tools import BurnBackend, FakeTelegramProcess, bench_bot
-from bench.report import JsonReport, fmt, light_machine_info, log, spread
+from bench.bot_tools import FakeTelegramProcess, bench_bot, burn_backend
+from bench.report import JsonReport, fmt, light_machine_info, log, run_timed, spread
 
 TARGET = 0.05
 STEP_SECONDS = 0.1
 
 
 async def run_once(args: argparse.Namespace) -> dict[str, Any]:
-    backend = BurnBackend(step_seconds=STEP_SECONDS, gil_share=args.gil_share)
+    backend = burn_backend(step_seconds=STEP_SECONDS, gil_share=args.gil_share)
     steps = max(1, round(args.gen_s / STEP_SECONDS))
     plan = [[0.0, 7000 + i, f"/generate собака бежит по пляжу, вариант {i} --steps {steps}"]
             for i in range(args.jobs)]  # fmt: skip
@@ -64,7 +62,7 @@ async def run_once(args: argparse.Namespace) -> dict[str, Any]:
                 )["count"]
                 report = await tg.request("report")
 
-    runs = sorted(backend.runs)
+    runs = sorted(backend.spans)
     delivered = report["delivered"]
     first_update = min(
         delivered[str(p["update_id"])] for p in pushed if str(p["update_id"]) in delivered
@@ -187,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             "serial_counterfactual": "setup + sum(gen) + sum(upload): a loop awaiting each upload",
         },
     )
-    start = time.perf_counter()
-    code = asyncio.run(main_async(args, report))
-    report["elapsed_s"] = round(time.perf_counter() - start, 1)
-    log(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
-    return code
+    return run_timed(main_async, args, report)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ report written after every change, and one print helper."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -10,6 +11,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,17 @@ def light_machine_info() -> dict[str, Any]:
         except Exception:
             info[name] = None
     return info
+
+
+def run_timed(
+    main: Callable[[Any, dict[str, Any]], Coroutine[Any, Any, int]],
+    args: Any,
+    report: dict[str, Any],
+) -> int:
+    """Run a benchmark's ``main(args, report)`` coroutine, record its wall time in ``report`` and
+    say where the figures went; returns its exit code."""
+    start = time.perf_counter()
+    code = asyncio.run(main(args, report))
+    report["elapsed_s"] = round(time.perf_counter() - start, 1)
+    log(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
+    return code

@@ -3,7 +3,7 @@
 The real bot (``bot.__main__.build_app``, the code ``python -m bot`` runs, in this process)
 polls the fake Bot API (``tests.fakes.telegram``), which runs in *its own process* on 127.0.0.1,
 so the server's work never counts as the bot's loop lag. A long job renders on a
-:class:`bench.common.BurnBackend`: its worker thread keeps one core busy, part of the time with
+:func:`bench.bot_tools.burn_backend`: its worker thread keeps one core busy, part of the time with
 numpy work that releases the GIL (as torch kernels do) and part with pure Python that holds it
 (as a pipeline's Python glue does; ``--gil-share``). It simulates the CPU/GIL pressure of a model
 thread, not a GPU, memory traffic or a real model's exact GIL pattern.
@@ -31,7 +31,6 @@ Targets: reply p99 < 300 ms, loop lag p99 < 50 ms (both for ``burn``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sys
 import tempfile
@@ -41,8 +40,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bot_tools import BurnBackend, FakeTelegramProcess, LoopLagProbe, bench_bot, wait_until
-from bench.report import JsonReport, fmt, light_machine_info, log, percentile, spread
+from bench.bot_tools import FakeTelegramProcess, LoopLagProbe, bench_bot, burn_backend, wait_until
+from bench.report import JsonReport, fmt, light_machine_info, log, percentile, run_timed, spread
 
 REPLY_TARGET_MS = 300.0
 LAG_TARGET_MS = 50.0
@@ -115,7 +114,7 @@ def match_replies(report: dict[str, Any], pushed: list[dict[str, Any]]) -> list[
 async def run_once(
     scenario: str, gil_share: float | None, args: argparse.Namespace, seed: int
 ) -> dict[str, Any]:
-    backend = BurnBackend(step_seconds=0.1, gil_share=gil_share if gil_share is not None else 0)
+    backend = burn_backend(step_seconds=0.1, gil_share=gil_share if gil_share is not None else 0)
     plan = schedule(args.users, args.commands, args.window, seed)
     probe = LoopLagProbe(0.01)
     with tempfile.TemporaryDirectory(prefix="bench-resp-") as tmp:
@@ -298,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "mix": dict(KINDS),
             "gil_share": args.gil_share,
-            "long_job": "200 steps x 0.1 s of BurnBackend CPU work in the worker thread",
+            "long_job": "200 steps x 0.1 s of burn backend CPU work in the worker thread",
             "bot": "build_app in this process; production cadences (status 3 s, queue refresh 10 s,"
             " long poll 10 s); INFO logging to a file; per-user job limit lifted so every request is queued",
             "fake_bot_api": "tests.fakes.telegram.FakeTelegram in a child process on 127.0.0.1",
@@ -313,11 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     report["switch_interval_s"] = sys.getswitchinterval()
-    start = time.perf_counter()
-    code = asyncio.run(main_async(args, report))
-    report["elapsed_s"] = round(time.perf_counter() - start, 1)
-    log(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
-    return code
+    return run_timed(main_async, args, report)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """`python -m bot`: the whole program, wired top to bottom.
 
 settings → logging → database + migrations → model (loaded once) → Bot (self-hosted Bot API
-server when ``TELEGRAM_API_URL`` is set; retries for 429/5xx/network) → status, delivery and the
-generation loop → Dispatcher with its workflow data → middlewares → routers → startup (recover
-interrupted jobs, command menus, start the loop and the video janitor, replay updates whose
-handling a crash cut short) → long polling, each fetched batch stored in the update inbox before
-Telegram is told it arrived (``bot/polling.py``).
+server when ``TELEGRAM_API_URL`` is set; retries for 429/5xx/network) → status messages, delivery
+and the generation loop → the services (requests, cancel, pause) → one :class:`AppContext` as the
+Dispatcher's workflow data → middlewares → routers → startup (recover interrupted jobs, menus
+and descriptions, start the loop and the video janitor, replay updates whose handling a crash
+cut short) → long polling, each fetched batch stored in the update inbox before Telegram is told
+it arrived (``bot/telegram/polling.py``).
+
 SIGTERM/SIGINT stop polling, then the loop; the job being rendered stays ``running`` and resumes
 at the next start.
 """
@@ -15,46 +17,72 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiosqlite
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from pydantic import ValidationError
 
-from bot import db
-from bot.backend import ConfiguredBackend, apply_settings, load_backend
-from bot.commands import set_commands
+from bot.backend import (
+    ConfiguredBackend,
+    SettingsDoNotFit,
+    VideoBackend,
+    configure,
+    load_backend,
+)
 from bot.config import Settings
-from bot.handlers import setup_routers
-from bot.jobs import JobStore
+from bot.context import AppContext
 from bot.logs import register_secret, setup_logging
-from bot.middlewares import setup_middlewares
-from bot.pause import PauseState
-from bot.polling import InboxDispatcher, UpdateInbox
-from bot.session import RetryPolicy, make_session
-from bot.users import UserStore
-from bot.worker import Delivery, GenerationLoop, StatusHub
-from bot.worker.janitor import Janitor
+from bot.notify.delivery import Delivery
+from bot.notify.events import TelegramJobEvents
+from bot.notify.recovery import notify_recovered, recover
+from bot.notify.status import StatusHub
+from bot.services.pause import PauseSwitch
+from bot.storage import db
+from bot.storage.inbox import UpdateInbox
+from bot.storage.janitor import Janitor
+from bot.storage.jobs import JobStore
+from bot.storage.state import StateStore
+from bot.storage.users import UserStore
+from bot.telegram.commands import set_profile
+from bot.telegram.polling import InboxDispatcher
+from bot.telegram.session import RetryPolicy, make_session
+from bot.wiring import build_context, setup_dispatcher
+from bot.worker.loop import GenerationLoop
 
 log = logging.getLogger("bot")
+
+DELIVERY_GRACE = 10.0
+"""Seconds uploads in flight may finish after SIGTERM (the rest are sent at the next start)."""
 
 
 @dataclass
 class App:
     """Everything one running bot holds; tests drive it through :meth:`run` and :meth:`stop`."""
 
-    settings: Settings
+    context: AppContext
     bot: Bot
     dp: Dispatcher
-    jobs: JobStore
-    users: UserStore
-    loop: GenerationLoop
-    conn: Any
-    backend: ConfiguredBackend
+    worker: GenerationLoop
+    events: TelegramJobEvents
+    janitor: Janitor
+    conn: aiosqlite.Connection
     started: asyncio.Event = field(default_factory=asyncio.Event)
-    janitor: Janitor | None = None
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    @property
+    def jobs(self) -> JobStore:
+        return self.context.jobs
+
+    @property
+    def users(self) -> UserStore:
+        return self.context.users
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Poll until stopped (a signal or :meth:`stop`), then close the database."""
@@ -71,18 +99,51 @@ class App:
         """What SIGTERM does: stop polling, which runs the shutdown hooks."""
         await self.dp.stop_polling()
 
+    def spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def on_startup(self, bot: Bot) -> None:
+        settings, context = self.settings, self.context
+        await bot.delete_webhook(drop_pending_updates=False)  # polling excludes a webhook
+        try:
+            await set_profile(bot, settings.admin_ids)
+        except Exception as error:  # a menu is a nicety: never a reason not to start
+            log.warning("command menu not set: %s", error)
+        recovered = await recover(context.jobs, self.events, settings.max_attempts)
+        if recovered:
+            self.spawn(notify_recovered(context.jobs, context.status, recovered), "recovered")
+        self.worker.start()
+        self.janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
+        # Updates stored but never fully handled (a kill -9 mid-handler): before polling.
+        if isinstance(self.dp, InboxDispatcher):
+            await self.dp.replay_pending(bot, bots=[bot])
+        self.started.set()
+        log.info("bot started; model on %s", context.model.device_info())
+
+    async def on_shutdown(self) -> None:
+        log.info("stopping: the running job resumes at the next start")
+        await self.janitor.stop()
+        await self.worker.stop()
+        await self.events.drain(DELIVERY_GRACE)
+        for task in list(self._tasks):
+            task.cancel()
+        await self.context.status.close()
+
 
 async def build_app(
-    settings: Settings, backend: Any = None, *, retry_policy: RetryPolicy | None = None
+    settings: Settings,
+    backend: VideoBackend | None = None,
+    *,
+    retry_policy: RetryPolicy | None = None,
 ) -> App:
     """Open the database, load the model (unless a backend is given), and wire the bot."""
     conn = await db.connect(settings.database_path)
     try:
         await db.migrate(conn)
-        backend = (
-            apply_settings(backend, settings)
-            if backend is not None
-            else await load_backend(settings)
+        model: ConfiguredBackend = (
+            configure(backend, settings) if backend is not None else await load_backend(settings)
         )
     except BaseException:
         await conn.close()
@@ -101,60 +162,37 @@ async def build_app(
         min_interval=settings.status_min_interval,
         queue_refresh_interval=settings.queue_refresh_interval,
     )
-    pause = PauseState()
-    delivery = Delivery(bot, jobs, status, settings)
-    loop = GenerationLoop(
-        bot=bot,
+    events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings))
+    pause = PauseSwitch(StateStore(conn))
+    worker = GenerationLoop(
         jobs=jobs,
-        backend=backend,
-        settings=settings,
-        status=status,
-        delivery=delivery,
+        backend=model,
+        events=events,
         pause=pause,
+        video_dir=settings.video_dir,
+        upload_limit_bytes=settings.upload_limit_bytes,
     )
-
-    dp = InboxDispatcher(
-        inbox=UpdateInbox(conn),
+    context = build_context(
+        settings=settings,
         jobs=jobs,
         users=users,
-        settings=settings,
-        backend=backend,
-        loop=loop,
+        model=model,
+        status=status,
         pause=pause,
-        started_at=time.time(),
+        worker=worker,
     )
-    setup_middlewares(dp)
-    dp.include_routers(*setup_routers())
+
+    dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context))
     janitor = Janitor(jobs, settings.video_dir, settings.video_retention_days)
-    app = App(settings, bot, dp, jobs, users, loop, conn, backend, janitor=janitor)
-
-    async def on_startup(bot: Bot) -> None:
-        await bot.delete_webhook(
-            drop_pending_updates=False
-        )  # polling and a webhook exclude each other
-        try:
-            await set_commands(bot, settings.admin_ids)
-        except Exception as error:  # a menu is a nicety: never a reason not to start
-            log.warning("command menu not set: %s", error)
-        await loop.recover()
-        loop.start()
-        janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
-        # Updates stored but never fully handled (a kill -9 mid-handler): before polling.
-        await dp.replay_pending(bot, bots=[bot])
-        app.started.set()
-        log.info("bot started; model on %s", backend.device_info())
-
-    async def on_shutdown() -> None:
-        log.info("stopping: the running job resumes at the next start")
-        await janitor.stop()
-        await loop.stop()
-
-    dp.startup.register(on_startup)
-    dp.shutdown.register(on_shutdown)
+    app = App(context, bot, dp, worker, events, janitor, conn)
+    dp.startup.register(app.on_startup)
+    dp.shutdown.register(app.on_shutdown)
     return app
 
 
-async def run(settings: Settings, backend: Any = None, *, handle_signals: bool = True) -> None:
+async def run(
+    settings: Settings, backend: VideoBackend | None = None, *, handle_signals: bool = True
+) -> None:
     """Build the bot and poll until SIGTERM/SIGINT."""
     app = await build_app(settings, backend)
     await app.run(handle_signals=handle_signals)
@@ -179,12 +217,11 @@ def main() -> int:
         pass
     except Exception as error:
         from pipeline.errors import ModelLoadError
-        from pipeline.options import OptionError
 
         if isinstance(error, ModelLoadError):
             log.error("cannot start: %s", error)
             return 1
-        if isinstance(error, OptionError):
+        if isinstance(error, SettingsDoNotFit):
             log.error("cannot start: DEFAULT_*/MAX_* settings do not fit the model: %s", error)
             return 1
         log.exception("the bot stopped on an error")

@@ -1,25 +1,26 @@
-"""The one door from the bot to the model: a small `VideoBackend` protocol.
+"""The one door from the bot to the model: the :class:`VideoBackend` protocol.
 
-The bot never imports torch. :func:`load_backend` imports ``pipeline.text2video`` lazily and
-loads the model once at start (in a thread: loading takes minutes and must not stall the event
-loop); tests pass a fake object with the same shape. :class:`ConfiguredBackend` lays the
-operator's ``DEFAULT_*`` and ``MAX_*`` settings over the model's own defaults and bounds, so
-every part of the bot reads one ``backend.defaults`` / ``backend.limits``.
+The bot never imports torch. :func:`load_backend` imports ``pipeline.text2video`` lazily and loads
+the model once at start (in a thread: loading takes minutes and must not stall the event loop);
+tests pass a fake with the same shape (``tests/fakes/backend.py``). :func:`configure` lays the
+operator's ``DEFAULT_*`` and ``MAX_*`` settings over the model's own defaults and bounds with the
+pipeline's one implementation (``pipeline.presets.apply_overrides``), so every part of the bot
+reads one ``defaults`` / ``limits``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.options import GenerationDefaults, ModelLimits, OptionOverrides, resolve_options
+from pipeline.options import GenerationDefaults, ModelLimits, OptionError
+from pipeline.presets import apply_overrides
 
 if TYPE_CHECKING:
-    import threading
-
     from bot.config import Settings
     from pipeline.options import GenerationOptions
     from pipeline.progress import ProgressCallback
@@ -49,14 +50,24 @@ class RunResultLike(Protocol):
     timings: dict[str, float]
 
 
-@runtime_checkable
-class VideoBackend(Protocol):
+class ModelInfo(Protocol):
+    """What the Telegram side needs to know of the model: no rendering."""
+
+    @property
+    def defaults(self) -> GenerationDefaults: ...
+
+    @property
+    def limits(self) -> ModelLimits: ...
+
+    @property
+    def reads_russian(self) -> bool: ...
+
+    def device_info(self) -> str: ...
+
+
+class VideoBackend(ModelInfo, Protocol):
     """Any object shaped like ``pipeline.text2video.TextToVideo``. ``run`` blocks: call it from
     the generation loop's worker thread only."""
-
-    defaults: GenerationDefaults
-    limits: ModelLimits
-    reads_russian: bool
 
     def run(
         self,
@@ -70,72 +81,78 @@ class VideoBackend(Protocol):
         prompt_en: str | None = None,
     ) -> RunResultLike: ...
 
-    def device_info(self) -> str: ...
+    def free_memory(self) -> None:
+        """Release cached accelerator memory after a failure."""
 
 
+@dataclass(frozen=True)
 class ConfiguredBackend:
-    """A backend with the operator's defaults and bounds applied; delegates everything else."""
+    """A backend with the operator's defaults and bounds laid over the model's own."""
 
-    def __init__(self, inner: Any, defaults: GenerationDefaults, limits: ModelLimits) -> None:
-        self.inner = inner
-        self.defaults = defaults
-        self.limits = limits
-        reads = getattr(inner, "reads_russian", None)
-        if reads is None:
-            reads = getattr(getattr(inner, "preset", None), "reads_russian", False)
-        self.reads_russian = bool(reads)
+    inner: VideoBackend
+    defaults: GenerationDefaults
+    limits: ModelLimits
 
-    def run(self, options: GenerationOptions, output: Path, **kwargs: Any) -> RunResultLike:
-        return self.inner.run(options, output, **kwargs)
+    @property
+    def reads_russian(self) -> bool:
+        return self.inner.reads_russian
 
     def device_info(self) -> str:
         return self.inner.device_info()
 
+    def run(self, options: GenerationOptions, output: Path, **kwargs: Any) -> RunResultLike:
+        return self.inner.run(options, output, **kwargs)
+
     def free_memory(self) -> None:
-        """Release cached accelerator memory after a failure (a no-op for backends without it)."""
-        free = getattr(self.inner, "free_memory", None)
-        if free is None:
-            free = getattr(getattr(self.inner, "generator", None), "free_memory", None)
-        if free is not None:
-            free()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        self.inner.free_memory()
 
 
-def apply_settings(backend: Any, settings: Settings) -> ConfiguredBackend:
-    """Lay ``DEFAULT_*`` over the model's defaults and ``MAX_*`` over its bounds, then check that
-    the resulting defaults are themselves valid (a bad ``.env`` fails at start, not per request)."""
+def operator_overrides(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``DEFAULT_*`` and ``MAX_*`` as field names of ``GenerationDefaults`` / ``ModelLimits``."""
+    defaults: dict[str, Any] = {
+        "steps": settings.default_steps,
+        "frames": settings.default_frames,
+        "fps": settings.default_fps,
+        "guidance": settings.default_guidance,
+    }
+    if settings.default_width_height is not None:
+        defaults["width"], defaults["height"] = settings.default_width_height
+    limits = {
+        "max_steps": settings.max_steps,
+        "max_frames": settings.max_frames,
+        "max_pixels": settings.max_pixels,
+    }
+    return defaults, limits
+
+
+class SettingsDoNotFit(ValueError):
+    """``DEFAULT_*``/``MAX_*`` settings that the loaded model cannot honour; ``option`` names the
+    request option whose default is out of bounds (``steps``, ``size``…) when one is."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def configure(backend: VideoBackend, settings: Settings) -> ConfiguredBackend:
+    """The backend with the operator's settings applied; a ``DEFAULT_*`` that does not fit the
+    bounds raises :class:`SettingsDoNotFit` naming it, so a bad ``.env`` fails at start, not per
+    request."""
     if isinstance(backend, ConfiguredBackend):
         backend = backend.inner
-    defaults: GenerationDefaults = backend.defaults
-    limits: ModelLimits = backend.limits
-    changes: dict[str, Any] = {}
-    if settings.default_steps is not None:
-        changes["steps"] = settings.default_steps
-    if settings.default_frames is not None:
-        changes["frames"] = settings.default_frames
-    if settings.default_fps is not None:
-        changes["fps"] = settings.default_fps
-    if settings.default_guidance is not None:
-        changes["guidance"] = settings.default_guidance
-    if settings.default_width_height is not None:
-        changes["width"], changes["height"] = settings.default_width_height
-    defaults = replace(defaults, **changes)
-    bounds: dict[str, Any] = {}
-    if settings.max_steps is not None:
-        bounds["max_steps"] = settings.max_steps
-    if settings.max_frames is not None:
-        bounds["max_frames"] = settings.max_frames
-    if settings.max_pixels is not None:
-        bounds["max_pixels"] = settings.max_pixels
-    limits = replace(limits, **bounds)
-    # Raises OptionError naming the offending DEFAULT_* value against the bounds.
-    resolve_options("check", OptionOverrides(seed=0), defaults, limits)
+    defaults_override, limits_override = operator_overrides(settings)
+    try:
+        defaults, limits = apply_overrides(
+            backend.defaults, backend.limits, defaults_override, limits_override
+        )
+    except ValueError as error:
+        cause = error.__cause__
+        option = cause.option if isinstance(cause, OptionError) else None
+        raise SettingsDoNotFit(str(error), option) from error
     return ConfiguredBackend(backend, defaults, limits)
 
 
-def _load_text_to_video(settings: Settings) -> Any:
+def _load_text_to_video(settings: Settings) -> VideoBackend:
     from pipeline.generator import GeneratorConfig
     from pipeline.text2video import TextToVideo
 
@@ -162,6 +179,6 @@ async def load_backend(settings: Settings) -> ConfiguredBackend:
     ``pipeline.errors.ModelLoadError`` with a one-line reason when that fails."""
     log.info("Loading %s (translator: %s)…", settings.t2v_model, settings.translator_model)
     inner = await asyncio.to_thread(_load_text_to_video, settings)
-    backend = apply_settings(inner, settings)
+    backend = configure(inner, settings)
     log.info("Model ready on %s", backend.device_info())
     return backend

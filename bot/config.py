@@ -1,7 +1,6 @@
 """The bot's configuration: environment variables or `.env`, read once at start.
 
-Every name of DESIGN.md's configuration table is here, plus the runtime extras of
-docs/architecture.md. The token is a ``SecretStr`` so it never shows up in a ``repr``, a
+Every setting of README's settings table is here (and only here). The token is a ``SecretStr`` so it never shows up in a ``repr``, a
 traceback or a log line (see also :mod:`bot.logs`, which masks it in third-party log output).
 """
 
@@ -19,7 +18,7 @@ CLOUD_UPLOAD_LIMIT = 50 * 1024 * 1024
 LOCAL_UPLOAD_LIMIT = 2000 * 1024 * 1024
 """sendVideo limit of a self-hosted Bot API server (``TELEGRAM_API_URL``)."""
 
-_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xх×*]\s*(\d{1,5})\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[x\u0445\u00d7*]\s*(\d{1,5})\s*$", re.IGNORECASE)
 _TOKEN_RE = re.compile(r"^\d+:[\w-]{20,}$")
 
 
@@ -43,7 +42,7 @@ def _id_list(value: object) -> list[int]:
 
 
 def parse_size(value: str) -> tuple[int, int]:
-    """``"832x480"`` → ``(832, 480)``; also accepts the Cyrillic х and ×."""
+    """``"832x480"`` → ``(832, 480)``; also accepts the Cyrillic letter kha and the sign ×."""
     match = _SIZE_RE.match(value)
     if not match:
         raise ValueError(f"{value!r} is not a size like 832x480")

@@ -72,6 +72,10 @@ class TextToVideo:
     def device_info(self) -> str:
         return self.generator.device_info()
 
+    def free_memory(self) -> None:
+        """Return cached accelerator memory (after a failed run)."""
+        self.generator.free_memory()
+
     def prompt_for_model(self, text: str, translate: bool = True) -> str:
         """English when ``text`` holds Cyrillic and the model does not read Russian, else ``text``."""
         if not translate or self.reads_russian or not has_cyrillic(text):

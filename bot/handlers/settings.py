@@ -1,10 +1,11 @@
 """/settings: personal defaults on an inline keyboard, the current value of each marked ✅.
 
-One row per setting (aspect, length, quality, seed, translation) and a reset button. Only what a
-user explicitly picks is stored (``users.settings``); pressing the value already in effect stores
-nothing, so a user who never changed a setting keeps following the operator's defaults.
-Settings are personal and only change in a private chat: the same buttons pressed in a group
-(under a video there) answer with a hint and change nothing.
+One row per setting (aspect, length, quality, seed, translation, language) and a reset button.
+Only what a user explicitly picks is stored (``users.settings``); pressing the value already in
+effect stores nothing, so a user who never changed a setting keeps following the operator's
+defaults (and, for the language, their Telegram language). Settings are personal and only change
+in a private chat: the same buttons pressed in a group (under a video there) answer with a hint
+and change nothing. A new language takes effect at once: the settings message is redrawn in it.
 """
 
 from __future__ import annotations
@@ -16,110 +17,126 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot import texts_user as t
-from bot import user_settings as us
-from bot.keyboards import SettingsCb
-
-router = Router(name="settings")
-router.message.filter(F.chat.type == "private")  # buttons pressed in a group get a hint below
+from bot.context import Actor, AppContext
+from bot.i18n import locale_for_language_code, use_locale
+from bot.services import preferences
+from bot.telegram.keyboards import SettingsCb
+from bot.texts import queue as queue_texts
+from bot.texts import settings as settings_texts
 
 
 def settings_keyboard(values: dict[str, Any]) -> InlineKeyboardMarkup:
     rows = [
         [
             InlineKeyboardButton(
-                text=t.settings_button(name, value, values[name] == value),
+                text=settings_texts.button(name, value, values[name] == value),
                 callback_data=SettingsCb(action="set", name=name, value=value).pack(),
             )
             for value in allowed
         ]
-        for name, allowed in us.CHOICES.items()
+        for name, allowed in preferences.CHOICES.items()
     ]
     rows.append(
         [
             InlineKeyboardButton(
-                text=t.SETTINGS_RESET_BUTTON, callback_data=SettingsCb(action="reset").pack()
+                text=settings_texts.reset_button(),
+                callback_data=SettingsCb(action="reset").pack(),
             )
         ]
     )
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def settings_view(
-    stored: dict[str, Any], backend: Any, settings: Any
-) -> tuple[str, InlineKeyboardMarkup]:
-    """The settings message: the text with what each setting means now, and the keyboard."""
-    defaults, limits = backend.defaults, backend.limits
-    quality = us.quality_options(settings)
-    values = us.effective(stored, defaults, default_quality=quality["default_quality"])
-    width, height = us.size_for(values["aspect"], defaults, limits)
-    frames = us.frames_for(values["length"], defaults, limits)
-    steps = us.steps_for(values["quality"], defaults, limits, quality["fast_steps"])
-    text = t.settings_text(
-        values,
-        width=width,
-        height=height,
-        frames=frames,
-        fps=defaults.fps,
-        steps=steps,
-        changed=set(us.clean(stored)) & set(us.CHOICES),
-        fast_mode=bool(getattr(settings, "lora_path", None) or getattr(settings, "cache", None)),
+def effective(app: AppContext, stored: dict[str, Any], telegram_locale: str) -> dict[str, Any]:
+    return preferences.effective(
+        stored,
+        app.model.defaults,
+        default_quality=app.settings.default_quality,
+        locale=telegram_locale,
     )
-    return text, settings_keyboard(values)
 
 
-@router.message(Command("settings"))
-async def on_settings(message: Message, users: Any, backend: Any, settings: Any) -> None:
-    user_id = message.from_user.id if message.from_user else 0
-    text, keyboard = settings_view(await users.get_settings(user_id), backend, settings)
+def settings_view(
+    app: AppContext, stored: dict[str, Any], telegram_locale: str
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The settings message in the language the settings choose: what each setting means now,
+    and the keyboard."""
+    defaults, limits = app.model.defaults, app.model.limits
+    quality = preferences.quality_options(app.settings)
+    values = effective(app, stored, telegram_locale)
+    width, height = preferences.size_for(values["aspect"], defaults, limits)
+    frames = preferences.frames_for(values["length"], defaults, limits)
+    steps = preferences.steps_for(values["quality"], defaults, limits, quality["fast_steps"])
+    with use_locale(values["language"]):
+        text = settings_texts.summary(
+            values,
+            width=width,
+            height=height,
+            frames=frames,
+            fps=defaults.fps,
+            steps=steps,
+            changed=set(preferences.clean(stored)) & set(preferences.CHOICES),
+            fast_mode=app.settings.fast_speedups,
+        )
+        return text, settings_keyboard(values)
+
+
+def telegram_locale(callback_or_message: CallbackQuery | Message) -> str:
+    """The language the user would read without a choice in /settings."""
+    user = callback_or_message.from_user
+    return locale_for_language_code(user.language_code if user else None)
+
+
+async def on_settings(message: Message, app: AppContext, actor: Actor) -> None:
+    stored = await app.users.get_settings(actor.user_id)
+    text, keyboard = settings_view(app, stored, telegram_locale(message))
     await message.answer(text, reply_markup=keyboard)
 
 
-@router.callback_query(SettingsCb.filter())
 async def on_settings_button(
-    callback: CallbackQuery, callback_data: SettingsCb, users: Any, backend: Any, settings: Any
+    callback: CallbackQuery, callback_data: SettingsCb, app: AppContext, actor: Actor
 ) -> None:
     message = callback.message
     if message is None or message.chat.type != "private":
-        await callback.answer(t.BUTTON_SETTINGS_IN_GROUP, show_alert=True)
+        await callback.answer(settings_texts.only_in_private(), show_alert=True)
         return
-    user_id = callback.from_user.id
-    action = callback_data.action
+    users, action = app.users, callback_data.action
     if action == "open":
-        text, keyboard = settings_view(await users.get_settings(user_id), backend, settings)
+        stored = await users.get_settings(actor.user_id)
+        text, keyboard = settings_view(app, stored, telegram_locale(callback))
         await callback.answer()
         await message.answer(text, reply_markup=keyboard)
         return
     if action == "reset":
-        changed = await users.reset_settings(user_id)
-        await callback.answer(t.SETTINGS_RESET_DONE if changed else t.SETTINGS_NOTHING_TO_RESET)
+        changed = await users.reset_settings(actor.user_id)
+        await callback.answer(
+            settings_texts.reset_done() if changed else settings_texts.nothing_to_reset()
+        )
         if changed:
-            await _show(callback, {}, backend, settings)
+            await _redraw(callback, app, {})
         return
     if action != "set":
-        await callback.answer(t.BUTTON_BROKEN, show_alert=True)
+        await callback.answer(queue_texts.button_broken(), show_alert=True)
         return
     try:
-        changes = us.choice_changes(callback_data.name, callback_data.value)
+        changes = preferences.choice_changes(callback_data.name, callback_data.value)
     except ValueError:
-        await callback.answer(t.BUTTON_BROKEN, show_alert=True)
+        await callback.answer(queue_texts.button_broken(), show_alert=True)
         return
-    stored = await users.get_settings(user_id)
-    default_quality = us.quality_options(settings)["default_quality"]
-    current = us.effective(stored, backend.defaults, default_quality=default_quality)
+    stored = await users.get_settings(actor.user_id)
+    current = effective(app, stored, telegram_locale(callback))
     if current[callback_data.name] == callback_data.value:
-        await callback.answer(t.SETTINGS_UNCHANGED)
+        await callback.answer(settings_texts.unchanged())
         return
-    stored = await users.update_settings(user_id, **changes)
-    await callback.answer(t.SETTINGS_SAVED)
-    await _show(callback, stored, backend, settings)
+    stored = await users.update_settings(actor.user_id, **changes)
+    with use_locale(effective(app, stored, telegram_locale(callback))["language"]):
+        await callback.answer(settings_texts.saved())
+    await _redraw(callback, app, stored)
 
 
-async def _show(
-    callback: CallbackQuery, stored: dict[str, Any], backend: Any, settings: Any
-) -> None:
+async def _redraw(callback: CallbackQuery, app: AppContext, stored: dict[str, Any]) -> None:
     """Redraw the settings message in place (or send a new one if it can no longer be edited)."""
-    text, keyboard = settings_view(stored, backend, settings)
+    text, keyboard = settings_view(app, stored, telegram_locale(callback))
     message = callback.message
     if isinstance(message, Message):
         try:
@@ -129,4 +146,13 @@ async def _show(
             if "not modified" in str(error):
                 return
     # Too old to edit (or gone): show the settings in a new message instead.
-    await callback.bot.send_message(callback.from_user.id, text, reply_markup=keyboard)  # type: ignore[union-attr]
+    if callback.bot is not None:
+        await callback.bot.send_message(callback.from_user.id, text, reply_markup=keyboard)
+
+
+def router() -> Router:
+    r = Router(name="settings")
+    r.message.filter(F.chat.type == "private")  # buttons pressed in a group get a hint
+    r.message.register(on_settings, Command("settings"))
+    r.callback_query.register(on_settings_button, SettingsCb.filter())
+    return r

@@ -5,25 +5,28 @@ Private chats only: in a group the bot answers nothing but ``/generate``, ``/gen
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
-from bot import texts
-
-router = Router(name="start")
-router.message.filter(F.chat.type == "private")
+from bot.context import AppContext
+from bot.texts import help as help_texts
 
 
-@router.message(CommandStart())
 async def on_start(message: Message) -> None:
-    await message.answer(texts.START)
+    await message.answer(help_texts.start())
 
 
-@router.message(Command("help"))
-async def on_help(message: Message, backend: Any, settings: Any) -> None:
+async def on_help(message: Message, app: AppContext) -> None:
+    model = app.model
     await message.answer(
-        texts.help_text(backend.defaults, backend.limits, settings.max_prompt_chars)
+        help_texts.help_text(model.defaults, model.limits, app.settings.max_prompt_chars)
     )
+
+
+def router() -> Router:
+    r = Router(name="start")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(on_start, CommandStart())
+    r.message.register(on_help, Command("help"))
+    return r

@@ -5,16 +5,14 @@ from __future__ import annotations
 from aiogram import Dispatcher
 
 from bot.middlewares.access import AccessMiddleware
-from bot.middlewares.context import UserContextMiddleware
+from bot.middlewares.actor import ActorMiddleware, LocaleMiddleware
 
 
 def setup_middlewares(dp: Dispatcher) -> None:
-    context = UserContextMiddleware()
-    dp.message.outer_middleware(context)
-    dp.callback_query.outer_middleware(context)
-    access = AccessMiddleware()  # bans and ALLOWED_USER_IDS; needs ``user_row`` from context
-    dp.message.outer_middleware(access)
-    dp.callback_query.outer_middleware(access)
+    """Who is writing (``actor``), then their language, then whether they may use the bot."""
+    for middleware in (ActorMiddleware(), LocaleMiddleware(), AccessMiddleware()):
+        dp.message.outer_middleware(middleware)
+        dp.callback_query.outer_middleware(middleware)
 
 
-__all__ = ["AccessMiddleware", "UserContextMiddleware", "setup_middlewares"]
+__all__ = ["AccessMiddleware", "ActorMiddleware", "LocaleMiddleware", "setup_middlewares"]

@@ -1,7 +1,7 @@
 """Who may use the bot at all: bans (``/ban``) and the optional ``ALLOWED_USER_IDS`` allow-list.
 
-An outer middleware registered after :class:`bot.middlewares.context.UserContextMiddleware`
-(whose ``user_row`` already says whether the user is banned, so no extra query). Admins always
+An outer middleware registered after :class:`bot.middlewares.actor.ActorMiddleware`
+(whose ``actor`` already says whether the user is an admin or banned: no extra query). Admins always
 pass. Anyone else who is banned or not on the allow-list gets *one* short refusal per
 ``notice_interval`` (10 minutes) and every other update of theirs is dropped unanswered, so a
 banned user who keeps writing cannot make the bot flood the chat (or hit Telegram's limits).
@@ -17,12 +17,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from bot import texts_user
-from bot.filters import addressed_in_group
+from bot.context import Actor, AppContext
+from bot.telegram.filters import addressed_in_group
+from bot.texts import requests as request_texts
 
 log = logging.getLogger(__name__)
 
@@ -46,41 +47,32 @@ class AccessMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        user = getattr(event, "from_user", None)
-        settings = data.get("settings")
-        if user is None or settings is None or data.get("is_admin"):
+        actor: Actor | None = data.get("actor")
+        if actor is None or actor.is_admin:
             return await handler(event, data)
-        refusal = await self._refusal(user.id, settings, data)
+        app: AppContext = data["app"]
+        refusal = self._refusal(actor, app)
         if refusal is None:
             return await handler(event, data)
-        await self._refuse(event, user.id, refusal, data.get("bot"))
+        await self._refuse(event, actor.user_id, refusal, data["bot"])
         return None
 
-    async def _refusal(self, user_id: int, settings: Any, data: dict[str, Any]) -> str | None:
-        row = data.get("user_row")
-        if row is not None:
-            banned = bool(row.banned)
-        else:
-            users = data.get("users")
-            banned = bool(users is not None and await users.is_banned(user_id))
-        if banned:
-            return texts_user.BANNED
-        if not settings.is_allowed(user_id):
-            return texts_user.not_allowed(user_id)
+    @staticmethod
+    def _refusal(actor: Actor, app: AppContext) -> str | None:
+        if actor.banned:
+            return request_texts.banned()
+        if not app.settings.is_allowed(actor.user_id):
+            return request_texts.not_allowed(actor.user_id)
         return None
 
-    async def _refuse(
-        self, event: TelegramObject, user_id: int, text: str, bot: Any = None
-    ) -> None:
+    async def _refuse(self, event: TelegramObject, user_id: int, text: str, bot: Bot) -> None:
         try:
             if isinstance(event, CallbackQuery):
                 await event.answer(text)
                 return
             if not isinstance(event, Message):
                 return
-            if event.chat.type != "private" and (
-                bot is None or not await addressed_in_group(event, bot)
-            ):
+            if event.chat.type != "private" and not await addressed_in_group(event, bot):
                 return
             now = self.clock()
             last = self._last_notice.get(user_id)

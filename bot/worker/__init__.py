@@ -1,7 +1,1 @@
-"""The GPU side of the bot: the generation loop, live status messages and video delivery."""
-
-from bot.worker.delivery import Delivery
-from bot.worker.loop import GenerationLoop
-from bot.worker.status import StatusHub
-
-__all__ = ["Delivery", "GenerationLoop", "StatusHub"]
+"""The GPU side of the bot: the generation loop and the events it reports (no Telegram here)."""

@@ -9,56 +9,33 @@ random models, and one runs ``python -m bot`` as a subprocess to kill it with SI
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import imageio_ffmpeg
 import pytest
 
-from bot import db, texts
-from bot.__main__ import App, build_app
+from bot.__main__ import build_app
 from bot.config import Settings
-from bot.jobs import JobStore
+from bot.storage import db
+from bot.storage.jobs import FailReason, JobStore
+from bot.texts import status as status_texts
 from pipeline.export import export_mp4
 from pipeline.options import OptionOverrides, resolve_options
+from tests.e2e.harness import running_bot
 from tests.fakes.backend import FakeBackend, frames_for
-from tests.fakes.telegram import Call, FakeTelegram, bot_settings
+from tests.fakes.telegram import Call, FakeTelegram
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE, BOB = 1001, 2002
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
-
-
-@contextlib.asynccontextmanager
-async def running_bot(
-    tg: FakeTelegram, data_dir: Path, backend: Any = None, **overrides: Any
-) -> AsyncIterator[App]:
-    """The bot polling ``tg`` until the block ends, then stopped the way SIGTERM stops it."""
-    settings = bot_settings(tg, data_dir, **overrides)
-    app = await build_app(settings, backend if backend is not None else FakeBackend())
-    task = asyncio.create_task(app.run(handle_signals=False))
-    try:
-        await asyncio.wait_for(app.started.wait(), timeout=10)
-        yield app
-    finally:
-        with contextlib.suppress(RuntimeError):  # "Polling is not started" if startup failed
-            await app.stop()
-        await asyncio.wait_for(task, timeout=30)
 
 
 def decode(data: bytes, tmp_path: Path) -> tuple[int, tuple[int, int]]:
@@ -105,7 +82,10 @@ async def test_a_russian_message_ends_in_one_video_reply(tg: FakeTelegram, tmp_p
     assert "кот играет на пианино" in caption and "a cat plays the piano" in caption
     assert f"Зерно: {job.options.seed}" in caption and "шагов: 4" in caption and "64x64" in caption
     buttons = [b for row in video.params["reply_markup"]["inline_keyboard"] for b in row]
-    assert [b["text"] for b in buttons] == [texts.BUTTON_REPEAT, texts.BUTTON_SETTINGS]
+    assert [b["text"] for b in buttons] == [
+        status_texts.button_repeat(),
+        status_texts.button_settings(),
+    ]
     assert buttons[0]["callback_data"] == "rep:1"
     assert job.status == "delivered" and job.file_id == video.result["video"]["file_id"]
     assert job.result_message_id == video.result["message_id"]
@@ -230,13 +210,17 @@ async def test_a_generation_error_fails_only_that_job(tg: FakeTelegram, tmp_path
     backend = FakeBackend(fail_with=RuntimeError("CUDA out of memory. Tried to allocate 20 GiB"))
     async with running_bot(tg, tmp_path, backend) as app:
         tg.push_message("огромный кот", user_id=ALICE)
-        await tg.wait_for(lambda: any(m.text == texts.FAILED_MEMORY for m in tg.sent(ALICE)))
+        await tg.wait_for(
+            lambda: any(m.text == status_texts.failure("out_of_memory") for m in tg.sent(ALICE))
+        )
         tg.push_message("маленький кот", user_id=ALICE)
         await tg.wait_for(lambda: tg.videos(ALICE))
         failed, ok = await app.jobs.get(1), await app.jobs.get(2)
-    assert failed.status == "failed" and failed.error == texts.FAILED_MEMORY
+    assert failed.status == "failed" and failed.error == FailReason.OUT_OF_MEMORY
     assert ok.status == "delivered" and backend.freed == 1
-    assert "--frames" in texts.FAILED_MEMORY and "--size" in texts.FAILED_MEMORY
+    assert "--frames" in status_texts.failure("out_of_memory") and "--size" in status_texts.failure(
+        "out_of_memory"
+    )
 
 
 async def test_a_video_over_the_upload_limit_is_refused_politely(
@@ -245,7 +229,9 @@ async def test_a_video_over_the_upload_limit_is_refused_politely(
     monkeypatch.setattr(Settings, "upload_limit_bytes", property(lambda self: 2000))
     async with running_bot(tg, tmp_path) as app:
         tg.push_message("кот", user_id=ALICE)
-        await tg.wait_for(lambda: any(m.text == texts.TOO_LARGE for m in tg.sent(ALICE)))
+        await tg.wait_for(
+            lambda: any(m.text == status_texts.failure("too_large") for m in tg.sent(ALICE))
+        )
         job = await app.jobs.get(1)
     assert job.status == "failed" and tg.calls_of("sendVideo") == []
 
@@ -260,7 +246,7 @@ async def test_cancel_stops_a_running_job_and_the_loop_goes_on(
         tg.push_message("кот Боба", user_id=BOB)
         await tg.wait_for(lambda: backend.started.is_set())
         assert await app.jobs.cancel(1) is not None
-        assert app.loop.cancel(1) is True
+        assert app.worker.cancel(1) is True
         await tg.wait_for(lambda: len(backend.runs) == 2)
         gate.set()
         await tg.wait_for(lambda: tg.videos(BOB))
@@ -281,13 +267,13 @@ async def test_a_cancel_between_claim_and_render_wastes_no_gpu_time(
             job = await claim()
             if job is not None and job.user_id == ALICE:
                 assert await app.jobs.cancel(job.id) is not None  # what /cancel does first
-                assert app.loop.cancel(job.id) is False  # ...and finds no flag yet
+                assert app.worker.cancel(job.id) is False  # ...and finds no flag yet
             return job
 
         app.jobs.claim_next = claim_then_cancel  # type: ignore[method-assign]
         tg.push_message("кот, которого отменят сразу", user_id=ALICE)
         await tg.wait_for(
-            lambda: (app.loop.current_job_id is None) and tg.calls_of("sendMessage", ALICE)
+            lambda: (app.worker.current_job_id is None) and tg.calls_of("sendMessage", ALICE)
         )
         tg.push_message("кот Боба", user_id=BOB)
         await tg.wait_for(lambda: tg.videos(BOB))
@@ -358,8 +344,8 @@ async def test_restart_recovers_every_job_and_sends_nothing_twice(
     assert ready.params["reply_parameters"]["message_id"] == 11
     assert {job.status for job in final.values()} == {"delivered", "failed"}
     assert final["worn"].status == "failed" and final["running"].attempts == 2
-    assert any(texts.RESUMED in t for t in sent_texts(tg, BOB))
-    assert any(t == texts.FAILED_ATTEMPTS for t in tg.texts_to(5005))
+    assert any(status_texts.resumed() in t for t in sent_texts(tg, BOB))
+    assert any(t == status_texts.failure("interrupted") for t in tg.texts_to(5005))
     assert tg.calls_of("sendVideo", 3003) == []
 
 
@@ -382,7 +368,7 @@ async def test_graceful_stop_leaves_the_running_job_for_the_next_start(
         await tg.wait_for(lambda: tg.videos(ALICE), timeout=15)
         await asyncio.sleep(0.3)
     assert len(tg.videos(ALICE)) == 1
-    assert any(texts.RESUMED in t for t in sent_texts(tg, ALICE))
+    assert any(status_texts.resumed() in t for t in sent_texts(tg, ALICE))
 
 
 # ------------------------------------------------------------------ the real pipeline, tiny models
@@ -491,7 +477,7 @@ async def test_kill_9_mid_render_then_restart_delivers_exactly_once(
     log_text = log_path.read_text("utf-8", errors="replace")
     assert code == 0, log_text[-3000:]
     assert len(tg.videos(ALICE)) == 1
-    assert any(texts.RESUMED in t for t in sent_texts(tg, ALICE)), log_text[-3000:]
+    assert any(status_texts.resumed() in t for t in sent_texts(tg, ALICE)), log_text[-3000:]
     assert decode(tg.videos(ALICE)[0].file("video").data, tmp_path) == (9, (64, 64))
     assert tg.token.split(":")[1] not in log_text
     conn = await db.connect(tmp_path / "bot.sqlite3")

@@ -10,16 +10,18 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot import texts
-from bot import texts_user as t
-from bot.keyboards import RepeatCb, SettingsCb
+from bot.telegram.keyboards import RepeatCb, SettingsCb
+from bot.texts import admin as admin_texts
+from bot.texts import queue as queue_texts
+from bot.texts import requests as request_texts
+from bot.texts import settings as settings_texts
+from tests.e2e import harness
+from tests.e2e.harness import answered, new_texts, reply_to
 from tests.fakes.backend import FakeBackend
 from tests.fakes.telegram import FakeTelegram
 
@@ -28,72 +30,16 @@ pytestmark = pytest.mark.e2e
 ADMIN, ALICE, BOB = 5000, 1001, 1002
 
 
-@asynccontextmanager
-async def running_bot(
-    tg: FakeTelegram, tmp_path: Path, backend: FakeBackend, **overrides: Any
-) -> AsyncIterator[Any]:
-    """The real program, in-process: settings → build_app → polling, stopped like SIGTERM does."""
-    from bot.__main__ import build_app
-    from bot.config import Settings
-    from bot.handlers import setup_routers
-
-    for router in setup_routers():
-        router._parent_router = None  # module-level routers: a restart builds a new Dispatcher
+def running_bot(tg: FakeTelegram, tmp_path: Path, backend: FakeBackend, **overrides: Any) -> Any:
+    """The real program with an admin and the status cadences users see."""
     values: dict[str, Any] = {
-        "bot_token": tg.token,
-        "telegram_api_url": tg.base_url,
-        "database_path": tmp_path / "bot.sqlite3",
-        "video_dir": tmp_path / "videos",
         "admin_ids": [ADMIN],
-        "polling_timeout": 1,
         "status_min_interval": 0.3,
         "queue_refresh_interval": 0.5,
+        "translator_model": "none",
     }
     values.update(overrides)
-    app = await build_app(Settings(_env_file=None, **values), backend)
-    task = asyncio.create_task(app.run(handle_signals=False))
-    await asyncio.wait_for(app.started.wait(), 15)
-    try:
-        yield app
-    finally:
-        await app.stop()
-        await asyncio.wait_for(task, 30)
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
-
-
-def answers(tg: FakeTelegram, callback_id: str) -> list[dict]:
-    return [
-        c.params
-        for c in tg.calls_of("answerCallbackQuery")
-        if c.params["callback_query_id"] == callback_id
-    ]
-
-
-async def answered(tg: FakeTelegram, callback_id: str) -> str:
-    found = await tg.wait_for(lambda: answers(tg, callback_id))
-    return found[-1].get("text", "")
-
-
-async def reply_to(tg: FakeTelegram, chat_id: int, request: dict) -> str:
-    """The text of the bot's reply (or the last text) after the user's message ``request``."""
-
-    def find() -> str | None:
-        for message in tg.sent(chat_id):
-            if message.reply_to == request["message_id"] and message.text:
-                return message.text
-        return None
-
-    return await tg.wait_for(find)
-
-
-async def new_texts(tg: FakeTelegram, chat_id: int, before: int) -> list[str]:
-    await tg.wait_for(lambda: len(tg.texts_to(chat_id)) > before)
-    return tg.texts_to(chat_id)[before:]
+    return harness.running_bot(tg, tmp_path, backend, **values)
 
 
 async def test_cancel_of_a_running_job_stops_it_and_the_next_job_starts(
@@ -119,7 +65,7 @@ async def test_cancel_of_a_running_job_stops_it_and_the_next_job_starts(
         job = (await app.jobs.user_jobs(ALICE, limit=1))[0]
         assert job.status == "cancelled"
         said = await new_texts(tg, ALICE, before)
-        assert t.cancelled_running(job.id) in said
+        assert queue_texts.cancelled_running(job.id) in said
         # The status message of the cancelled request no longer shows progress.
         status = next(m for m in tg.sent(ALICE) if m.reply_to == long["message_id"])
         await tg.wait_for(lambda: "отмен" in (status.text or ""))
@@ -134,7 +80,7 @@ async def test_cancel_of_a_queued_job(tg: FakeTelegram, tmp_path: Path) -> None:
         await tg.wait_for(lambda: len(tg.texts_to(ALICE)) == 2)
         second = (await app.jobs.user_jobs(ALICE, limit=1))[0]
         tg.push_message(f"/cancel {second.id}", user_id=ALICE)
-        await tg.wait_for(lambda: t.cancelled_queued(second.id) in tg.texts_to(ALICE))
+        await tg.wait_for(lambda: queue_texts.cancelled_queued(second.id) in tg.texts_to(ALICE))
         backend.gate.set()
         await tg.wait_for(lambda: tg.videos(ALICE))
         await asyncio.sleep(0.5)
@@ -154,13 +100,14 @@ async def test_non_admin_commands_change_nothing_and_leak_nothing(
         await tg.wait_for(lambda: len(tg.texts_to(ALICE)) == 5)
         said = tg.texts_to(ALICE)  # updates are handled concurrently: compare as a multiset
         assert sorted(said) == sorted(
-            [t.NOT_ADMIN] * 3 + [t.cancel_not_found(bobs.id), t.QUEUE_EMPTY]
+            [admin_texts.not_admin()] * 3
+            + [queue_texts.cancel_not_found(bobs.id), queue_texts.queue_empty()]
         )
         assert all("секрет" not in s and str(BOB) not in s for s in said)
         assert tg.calls_of("sendPhoto") == []
         assert not await app.users.is_banned(BOB)
         assert (await app.jobs.get(bobs.id)).status == "running"
-        assert not app.loop.paused
+        assert not await app.context.pause.is_paused()
         backend.gate.set()
         await tg.wait_for(lambda: tg.videos(BOB))  # Bob's job went on as if nothing happened
 
@@ -177,15 +124,15 @@ async def test_forged_callback_for_someone_elses_job_is_refused(
         video_message_id = video.result["message_id"]
         forged = RepeatCb(job_id=job.id).pack()
         callback = tg.push_callback(forged, user_id=BOB, chat_id=BOB, message_id=video_message_id)
-        assert await answered(tg, callback) == t.BUTTON_FOREIGN
+        assert await answered(tg, callback) == queue_texts.button_foreign()
         callback = tg.push_callback("rep:1;DROP TABLE jobs", user_id=BOB, message_id=1)
-        assert await answered(tg, callback) == t.BUTTON_BROKEN
+        assert await answered(tg, callback) == queue_texts.button_broken()
         await asyncio.sleep(0.3)
         assert await app.jobs.user_jobs(BOB, limit=10) == []
         assert len(await app.jobs.user_jobs(ALICE, limit=10)) == 1 and len(backend.runs) == 1
         # The owner's own button under the video works: same options, a new seed.
         callback = tg.push_callback(forged, user_id=ALICE, message_id=video_message_id)
-        assert await answered(tg, callback) == t.repeat_queued(job.id)
+        assert await answered(tg, callback) == queue_texts.repeat_queued(job.id)
         await tg.wait_for(lambda: len(tg.videos(ALICE)) == 2)
         assert backend.runs[1].with_seed(backend.runs[0].seed) == backend.runs[0]
         assert backend.runs[1].seed != backend.runs[0].seed
@@ -210,7 +157,7 @@ async def test_limits_trigger_at_exactly_their_numbers(tg: FakeTelegram, tmp_pat
         for i in range(3):
             request = tg.push_message(f"кот номер {i}", user_id=ALICE)
             results.append(await outcome(tg, app, ALICE, request))
-        assert results == ["queued", "queued", texts.limit_active(2)]
+        assert results == ["queued", "queued", request_texts.limit_active(2)]
         backend.gate.set()  # both finish: the active limit frees, the daily one does not
         await tg.wait_for(lambda: len(tg.videos(ALICE)) == 2)
         third = tg.push_message("кот номер 3", user_id=ALICE)
@@ -229,10 +176,10 @@ async def test_settings_persist_across_a_restart(tg: FakeTelegram, tmp_path: Pat
         keyboard_message = tg.sent(ALICE)[-1]
         data = SettingsCb(action="set", name="length", value="short").pack()
         callback = tg.push_callback(data, user_id=ALICE, message_id=keyboard_message.message_id)
-        assert await answered(tg, callback) == t.SETTINGS_SAVED
+        assert await answered(tg, callback) == settings_texts.saved()
         data = SettingsCb(action="set", name="aspect", value="9x16").pack()
         callback = tg.push_callback(data, user_id=ALICE, message_id=keyboard_message.message_id)
-        assert await answered(tg, callback) == t.SETTINGS_SAVED
+        assert await answered(tg, callback) == settings_texts.saved()
     # A new process on the same database.
     async with running_bot(tg, tmp_path, backend):
         tg.push_message("/settings", user_id=ALICE)
@@ -250,6 +197,23 @@ async def test_settings_persist_across_a_restart(tg: FakeTelegram, tmp_path: Pat
         assert (backend.runs[-1].frames, backend.runs[-1].width) == (9, 64)
 
 
+async def test_a_paused_bot_stays_paused_after_a_restart(tg: FakeTelegram, tmp_path: Path) -> None:
+    backend = FakeBackend()
+    async with running_bot(tg, tmp_path, backend):
+        tg.push_message("/pause", user_id=ADMIN)
+        await tg.wait_for(lambda: admin_texts.pause_done() in tg.texts_to(ADMIN))
+    async with running_bot(tg, tmp_path, backend):
+        request = tg.push_message("кот", user_id=ALICE)
+        assert request_texts.paused_note() in await reply_to(tg, ALICE, request)
+        tg.push_message("/stats", user_id=ADMIN)
+        await tg.wait_for(lambda: "пауза" in tg.texts_to(ADMIN)[-1])
+        await asyncio.sleep(1.5)
+        assert backend.runs == []  # still paused: the queued job waits
+        tg.push_message("/resume", user_id=ADMIN)
+        await tg.wait_for(lambda: tg.videos(ALICE), timeout=10)
+    assert len(backend.runs) == 1
+
+
 async def test_admin_stats_ban_pause(tg: FakeTelegram, tmp_path: Path) -> None:
     backend = FakeBackend()
     async with running_bot(tg, tmp_path, backend) as app:
@@ -264,26 +228,29 @@ async def test_admin_stats_ban_pause(tg: FakeTelegram, tmp_path: Path) -> None:
         assert re.search(r"среднее \d+ с", stats)
 
         tg.push_message("/pause", user_id=ADMIN)
-        await tg.wait_for(lambda: t.PAUSE_DONE in tg.texts_to(ADMIN))
+        await tg.wait_for(lambda: admin_texts.pause_done() in tg.texts_to(ADMIN))
         request = tg.push_message("пёс", user_id=BOB)
-        assert texts.PAUSED_NOTE in await reply_to(tg, BOB, request)
+        assert request_texts.paused_note() in await reply_to(tg, BOB, request)
         await asyncio.sleep(1.5)
         assert len(backend.runs) == 1  # paused: the queued job waits
         tg.push_message("/resume", user_id=ADMIN)
         await tg.wait_for(lambda: tg.videos(BOB), timeout=10)
 
         tg.push_message("/pause", user_id=ADMIN)
-        await tg.wait_for(lambda: app.loop.paused)
+        await tg.wait_for(lambda: tg.texts_to(ADMIN).count(admin_texts.pause_done()) == 2)
+        assert await app.context.pause.is_paused()
         for i in range(2):
             tg.push_message(f"ёж {i}", user_id=BOB)
         await tg.wait_for(lambda: len(tg.texts_to(BOB)) >= 3)
         tg.push_message(f"/ban {BOB}", user_id=ADMIN)
-        await tg.wait_for(lambda: t.ban_done(BOB, 2) in tg.texts_to(ADMIN))
+        await tg.wait_for(lambda: admin_texts.ban_done(BOB, 2) in tg.texts_to(ADMIN))
         tg.push_message("/resume", user_id=ADMIN)
         before = len(tg.texts_to(BOB))
         for i in range(3):
             tg.push_message(f"ещё {i}", user_id=BOB)
         await tg.wait_for(lambda: len(tg.texts_to(BOB)) > before)
         await asyncio.sleep(0.5)
-        assert tg.texts_to(BOB)[before:] == [t.BANNED]  # one refusal for three messages
+        assert tg.texts_to(BOB)[before:] == [
+            request_texts.banned()
+        ]  # one refusal for three messages
         assert len(backend.runs) == 2 and len(tg.videos(BOB)) == 1

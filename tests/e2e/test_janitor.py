@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import db
-from bot import texts_user as t
-from bot.jobs import Job, JobStore
-from bot.keyboards import RepeatCb
-from bot.worker.janitor import DAY, Janitor, disk_usage, sweep
+from bot.storage import db
+from bot.storage.janitor import DAY, Janitor, disk_usage, sweep
+from bot.storage.jobs import Job, JobStore
+from bot.telegram.keyboards import RepeatCb
+from bot.texts import admin as admin_texts
 from pipeline.options import GenerationOptions
 from tests.fakes.backend import FakeBackend
 from tests.fakes.telegram import FakeTelegram
@@ -129,7 +129,7 @@ async def test_old_final_jobs_lose_their_files_and_say_so(
     write(video_dir / f"job-{running.id}.mp4", VIDEO_BYTES, OLD - 30 * DAY)
     write(video_dir / f".job-{queued.id}.part.mp4", VIDEO_BYTES, OLD - 30 * DAY)
 
-    with caplog.at_level(logging.INFO, logger="bot.worker.janitor"):
+    with caplog.at_level(logging.INFO, logger="bot.storage.janitor"):
         report = await janitor(store, video_dir).run_once()
 
     assert report is not None
@@ -249,7 +249,7 @@ async def test_paths_outside_video_dir_are_left_alone(
     before = {job.id: job for job in (outside, traversal, half, linked)}
 
     sweeper = janitor(store, video_dir)
-    with caplog.at_level(logging.WARNING, logger="bot.worker.janitor"):
+    with caplog.at_level(logging.WARNING, logger="bot.storage.janitor"):
         report = await sweeper.run_once()
         await sweeper.run_once()
 
@@ -295,18 +295,12 @@ def test_disk_usage_counts_the_bots_files(video_dir: Path) -> None:
     write(video_dir / "bot.sqlite3", 9_000_000, NOW)
     files, size = disk_usage(video_dir)
     assert (files, size) == (2, 3_000_000)
-    assert t.disk_text(files, size, 7) == "Видео на диске: 2 файла, 3.0 МБ (хранятся 7 дн.)"
-    assert t.disk_text(1, 0, 0).endswith("1 файл, 0.0 МБ (хранятся всегда)")
+    assert admin_texts.disk(files, size, 7) == "Видео на диске: 2 файла, 3,0 МБ (хранятся 7 дн.)"
+    assert admin_texts.disk(1, 0, 0).endswith("1 файл, 0,0 МБ (хранятся всегда)")
     assert disk_usage(video_dir / "missing") == (0, 0)
 
 
 # ---------------------------------------------------------------- the real bot
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
 
 
 async def _prepare_database(data_dir: Path) -> dict[str, int]:
@@ -342,7 +336,7 @@ async def _prepare_database(data_dir: Path) -> dict[str, int]:
 async def test_the_bot_sweeps_at_start_and_still_sends_an_old_generated_video(
     tg: FakeTelegram, tmp_path: Path
 ) -> None:
-    from tests.e2e.test_e2e import running_bot
+    from tests.e2e.harness import running_bot
 
     ids = await _prepare_database(tmp_path)
     videos = tmp_path / "videos"

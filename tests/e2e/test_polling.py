@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiogram.types import Update
 
-from bot import db
 from bot.__main__ import App, build_app
-from bot.polling import PRUNE_AFTER, UpdateInbox
+from bot.storage import db
+from bot.storage.inbox import PRUNE_AFTER, UpdateInbox
 from tests.fakes.backend import FakeBackend
 from tests.fakes.telegram import Call, FakeTelegram, bot_settings
 
@@ -28,12 +27,6 @@ ALICE, BOB = 1001, 1002
 
 # aiogram 3.31.0 (see the last test).
 LISTEN_UPDATES_SHA256 = "8b084a0c4673fe4fa4cce58441f106c4bcb22be08e42a70c5548adb68e157d6a"
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
 
 
 @contextlib.asynccontextmanager
@@ -197,7 +190,7 @@ async def test_replay_announces_a_job_whose_reply_was_never_sent(
     tg: FakeTelegram, tmp_path: Path
 ) -> None:
     async with running_bot(tg, tmp_path) as app:
-        app.loop.pause()  # keep the job queued
+        await app.context.pause.pause()  # keep the job queued
         tg.push_message("кот", user_id=ALICE)
         await until(
             lambda: query(tmp_path, "SELECT status_message_id FROM jobs") not in ([], [(None,)])
@@ -207,7 +200,8 @@ async def test_replay_announces_a_job_whose_reply_was_never_sent(
     query(tmp_path, "UPDATE update_inbox SET done = 0")
     before = len(queued_replies(tg, ALICE))
 
-    async with running_bot(tg, tmp_path):
+    async with running_bot(tg, tmp_path) as app:
+        assert await app.context.pause.resume()  # the pause outlived the restart
         await all_delivered(tmp_path, 1)
     assert query(tmp_path, "SELECT COUNT(*) FROM jobs") == [(1,)]
     assert len(queued_replies(tg, ALICE)) == before + 1

@@ -1,4 +1,4 @@
-"""A job's last word always reaches its user (bot/worker/status.py, GenerationLoop._renew_status).
+"""A job's last word always reaches its user (bot/notify/status.py, bot/notify/recovery.py).
 
 The final edit of a status message the user deleted ("message to edit not found") or that is too
 old ("message can't be edited") used to be dropped; now the text is sent as a new message that
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from aiogram import Bot
 
-from bot import db, texts
-from bot.jobs import Job, JobStore
-from bot.session import RetryPolicy, make_session
-from bot.worker.loop import GenerationLoop
-from bot.worker.status import StatusHub
-from tests.fakes.backend import FakeBackend
+from bot.notify.recovery import renew_status
+from bot.notify.status import StatusHub
+from bot.storage import db
+from bot.storage.jobs import Job, JobStore
+from bot.telegram.session import RetryPolicy, make_session
+from bot.texts import status as status_texts
 from tests.fakes.telegram import Call, FakeTelegram
 from tests.unit.test_jobs import make_options
 
@@ -54,7 +54,7 @@ async def job_with_status(env: Env) -> tuple[Job, int]:
     """A job whose request and status message exist in the chat; returns (job, request id)."""
     request = env.tg.push_message("кот", user_id=USER)["message_id"]
     job = await env.jobs.create(USER, USER, request, "кот", make_options())
-    status = await env.bot.send_message(chat_id=USER, text=texts.queued(job.id, 1, None))
+    status = await env.bot.send_message(chat_id=USER, text=status_texts.queued(job.id, 1, None))
     await env.jobs.set_status_message(job.id, status.message_id)
     return job, request
 
@@ -68,7 +68,7 @@ async def test_final_text_is_sent_anew_when_the_user_deleted_the_status(env: Env
     status_id = (await env.jobs.get(job.id)).status_message_id  # type: ignore[union-attr]
     env.tg.messages[(USER, status_id)].deleted = True
     since = len(env.tg.calls)
-    await env.hub.finish(job.id, USER, FAILED)
+    await env.hub.finish(job, FAILED)
     (sent,) = new_messages(env, since)
     assert sent.params["text"] == FAILED
     assert sent.params["reply_parameters"]["message_id"] == request
@@ -79,14 +79,14 @@ async def test_final_text_is_sent_anew_when_the_status_cannot_be_edited(env: Env
     job, _ = await job_with_status(env)
     env.tg.fail("editMessageText", status=400, description="Bad Request: message can't be edited")
     since = len(env.tg.calls)
-    await env.hub.finish(job.id, USER, FAILED)
+    await env.hub.finish(job, FAILED)
     assert [c.params["text"] for c in new_messages(env, since)] == [FAILED]
 
 
 async def test_final_text_edits_a_live_status_and_sends_nothing_more(env: Env) -> None:
     job, _ = await job_with_status(env)
     since = len(env.tg.calls)
-    await env.hub.finish(job.id, USER, FAILED)
+    await env.hub.finish(job, FAILED)
     assert new_messages(env, since) == []
     assert FAILED in env.tg.texts_to(USER)
 
@@ -97,7 +97,7 @@ async def test_no_second_message_when_the_caller_answered_already(env: Env) -> N
     status_id = (await env.jobs.get(job.id)).status_message_id  # type: ignore[union-attr]
     env.tg.messages[(USER, status_id)].deleted = True
     since = len(env.tg.calls)
-    await env.hub.finish(job.id, USER, texts.CANCELLED, resend=False)
+    await env.hub.finish(job, status_texts.cancelled(), resend=False)
     assert new_messages(env, since) == []
 
 
@@ -106,7 +106,7 @@ async def test_a_refused_edit_for_other_reasons_sends_nothing(env: Env) -> None:
     job, _ = await job_with_status(env)
     env.tg.fail("editMessageText", status=403, description="Forbidden: bot was blocked by the user")
     since = len(env.tg.calls)
-    await env.hub.finish(job.id, USER, FAILED)
+    await env.hub.finish(job, FAILED)
     assert new_messages(env, since) == []
 
 
@@ -124,23 +124,14 @@ async def test_resume_notice_is_stored_before_the_old_status_is_deleted(
         )
 
     env.tg.hooks["deleteMessage"] = at_delete
-    loop = GenerationLoop(
-        bot=env.bot,
-        jobs=env.jobs,
-        backend=FakeBackend(),  # type: ignore[arg-type]
-        settings=None,  # type: ignore[arg-type]  # not read by _renew_status
-        status=env.hub,
-        delivery=None,  # type: ignore[arg-type]
-    )
-    await loop._renew_status(job.id)
+    await renew_status(env.jobs, env.hub, job.id)
     new_id = (await env.jobs.get(job.id)).status_message_id  # type: ignore[union-attr]
     assert new_id is not None and new_id != old_id
     assert seen == [(old_id, new_id)]  # the new id was stored when the old message went
     assert env.tg.messages[(USER, old_id)].deleted
-    assert texts.RESUMED in (env.tg.messages[(USER, new_id)].text or "")
+    assert status_texts.resumed() in (env.tg.messages[(USER, new_id)].text or "")
     # And the job's last word then lands on the live notice.
     since = len(env.tg.calls)
-    await env.hub.finish(job.id, USER, FAILED)
+    await env.hub.finish(await env.jobs.get(job.id), FAILED)  # type: ignore[arg-type]
     assert new_messages(env, since) == []
     assert env.tg.messages[(USER, new_id)].text == FAILED
-    loop._executor.shutdown(wait=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ FAKE_LIMITS = ModelLimits(
     max_steps=200, max_frames=33, frame_multiple=4, frame_remainder=1, side_multiple=16,
     min_side=32, max_side=512, max_pixels=256 * 256,
 )  # fmt: skip
+
+WAN_DEFAULTS = GenerationDefaults(steps=50, frames=81, fps=16, width=832, height=480, guidance=5.0)
+WAN_LIMITS = ModelLimits(
+    max_steps=100, max_frames=121, frame_multiple=4, frame_remainder=1, side_multiple=16,
+    max_pixels=832 * 480,
+)  # fmt: skip
+"""Wan 2.1 1.3B's defaults and bounds, for tests of what users see (the fake never renders them)."""
 
 
 @dataclass(frozen=True)
@@ -48,24 +56,31 @@ def frames_for(options: GenerationOptions) -> np.ndarray:
 
 @dataclass
 class FakeBackend:
-    """Hooks: ``step_delay`` (seconds per denoising step), ``gate`` (blocks before denoising until
-    set), ``fail_with`` (raised by the next ``fail_times`` runs), ``translation`` (the English
-    prompt reported for Cyrillic text). Counters: ``runs``, ``cancelled``, ``freed``."""
+    """Hooks: ``step_delay`` (seconds per denoising step, sleeping), ``step_work`` (called at each
+    step instead: bench burns CPU in it, as a model's worker thread does), ``gate`` (blocks
+    before denoising until set), ``fail_with`` (raised by the next ``fail_times`` runs),
+    ``translation`` (the English prompt reported for Cyrillic text). Counters: ``runs``,
+    ``spans`` (monotonic start and end of each finished run), ``steps_done``, ``cancelled``,
+    ``freed``."""
 
     defaults: GenerationDefaults = FAKE_DEFAULTS
     limits: ModelLimits = FAKE_LIMITS
     reads_russian: bool = False
     step_delay: float = 0.0
+    step_work: Callable[[], None] | None = None
     gate: threading.Event | None = None
     fail_with: BaseException | None = None
     fail_times: int = 1
     translation: str = "a cat plays the piano in space"
     runs: list[GenerationOptions] = field(default_factory=list)
     run_started: list[float] = field(default_factory=list)  # time.monotonic() of each run
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    steps_done: int = 0
     started: threading.Event = field(default_factory=threading.Event)
     cancelled: int = 0
     freed: int = 0
     threads: set[str] = field(default_factory=set)
+    device: str = "CPU (fake backend)"
 
     def run(
         self,
@@ -106,18 +121,22 @@ class FakeBackend:
             raise self.fail_with
         for step in range(1, options.steps + 1):
             check_cancel()
-            if self.step_delay:
+            if self.step_work is not None:
+                self.step_work()
+            elif self.step_delay:
                 time.sleep(self.step_delay)
+            self.steps_done += 1
             report(Stage.DENOISE, step, options.steps)
         check_cancel()
         report(Stage.ENCODE_VIDEO, 0, 1)
         video = export_mp4(frames_for(options), output, options.fps, max_bytes=max_bytes)
         report(Stage.ENCODE_VIDEO, 1, 1)
         total = time.perf_counter() - start
+        self.spans.append((self.run_started[-1], time.monotonic()))
         return FakeRunResult(video, prompt_en, options.seed, {"total": total})
 
     def device_info(self) -> str:
-        return "CPU (fake backend)"
+        return self.device
 
     def free_memory(self) -> None:
         self.freed += 1
@@ -125,3 +144,8 @@ class FakeBackend:
 
 def fake_backend(**kwargs: Any) -> FakeBackend:
     return FakeBackend(**kwargs)
+
+
+def wan_like_backend(**kwargs: Any) -> FakeBackend:
+    """A fake with Wan 2.1's defaults and limits, for handler tests that show them to users."""
+    return FakeBackend(defaults=WAN_DEFAULTS, limits=WAN_LIMITS, **kwargs)

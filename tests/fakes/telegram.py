@@ -147,6 +147,10 @@ class FakeTelegram:
         self.confirmed_offset = 0
         self.hooks: dict[str, Callable[[Call], Awaitable[None] | None]] = {}
         """``method`` → called with each call before it is answered (e.g. to look at the DB)."""
+        self.last_update_id: int | None = None
+        """The id of the update pushed last."""
+        self.handed_out: dict[int, float] = {}
+        """update id → ``time.monotonic()`` when a ``getUpdates`` answer first carried it."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -163,7 +167,7 @@ class FakeTelegram:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def stop(self) -> None:
@@ -192,6 +196,7 @@ class FakeTelegram:
 
     def push_update(self, update: dict[str, Any]) -> dict[str, Any]:
         update = {"update_id": next(self._update_ids), **update}
+        self.last_update_id = update["update_id"]
         self._updates.append(update)
         self._new_update.set()
         return update
@@ -205,6 +210,7 @@ class FakeTelegram:
         chat_type: str = "private",
         first_name: str = "Иван",
         username: str | None = None,
+        language_code: str | None = "ru",
         **extra: Any,
     ) -> dict[str, Any]:
         """A user writes to the bot; returns the message (its ``message_id`` is the request id).
@@ -219,7 +225,7 @@ class FakeTelegram:
                 "is_bot": False,
                 "first_name": first_name,
                 "username": username,
-                "language_code": "ru",
+                "language_code": language_code,
             },
         }
         if text is not None:
@@ -256,7 +262,13 @@ class FakeTelegram:
         return self.push_message(None, user_id=user_id, voice=voice)
 
     def push_callback(
-        self, data: str, *, user_id: int = 1001, message_id: int, chat_id: int | None = None
+        self,
+        data: str,
+        *,
+        user_id: int = 1001,
+        message_id: int,
+        chat_id: int | None = None,
+        language_code: str | None = "ru",
     ) -> str:
         """A user presses an inline button under the bot's message ``message_id``."""
         chat_id = chat_id if chat_id is not None else user_id
@@ -270,7 +282,12 @@ class FakeTelegram:
             {
                 "callback_query": {
                     "id": callback_id,
-                    "from": {"id": user_id, "is_bot": False, "first_name": "Иван"},
+                    "from": {
+                        "id": user_id,
+                        "is_bot": False,
+                        "first_name": "Иван",
+                        "language_code": language_code,
+                    },
                     "chat_instance": str(chat_id),
                     "message": message,
                     "data": data,
@@ -472,7 +489,7 @@ class FakeTelegram:
             return web.json_response(self._error(404, "Not Found: method not found"), status=404)
         try:
             result = await handler(call)
-        except _ApiError as error:
+        except ApiError as error:
             call.status = error.status
             return web.json_response(
                 self._error(error.status, error.description), status=error.status
@@ -500,7 +517,11 @@ class FakeTelegram:
         while True:
             ready = [u for u in self._updates if u["update_id"] >= offset]
             if ready:
-                return ready[: int(call.params.get("limit") or 100)]
+                batch = ready[: int(call.params.get("limit") or 100)]
+                now = time.monotonic()
+                for update in batch:
+                    self.handed_out.setdefault(update["update_id"], now)
+                return batch
             left = deadline - time.monotonic()
             if left <= 0:
                 return []
@@ -515,7 +536,7 @@ class FakeTelegram:
     ) -> SentMessage:
         chat_id = call.chat_id
         if chat_id is None:
-            raise _ApiError(400, "Bad Request: chat_id is empty")
+            raise ApiError(400, "Bad Request: chat_id is empty")
         reply = call.params.get("reply_parameters") or {}
         reply_to = reply.get("message_id") if isinstance(reply, dict) else None
         sent = SentMessage(
@@ -533,16 +554,16 @@ class FakeTelegram:
     async def _m_sendMessage(self, call: Call) -> Any:
         text = call.params.get("text")
         if not text:
-            raise _ApiError(400, "Bad Request: message text is empty")
+            raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > 4096:
-            raise _ApiError(400, "Bad Request: message is too long")
+            raise ApiError(400, "Bad Request: message is too long")
         return self._message_object(self._store(call, text=text))
 
     def _existing(self, call: Call, action: str) -> SentMessage:
         key = (call.chat_id, call.params.get("message_id"))
         sent = self.messages.get(key)  # type: ignore[arg-type]
         if sent is None or sent.deleted:
-            raise _ApiError(400, f"Bad Request: message to {action} not found")
+            raise ApiError(400, f"Bad Request: message to {action} not found")
         return sent
 
     async def _m_editMessageText(self, call: Call) -> Any:
@@ -550,7 +571,7 @@ class FakeTelegram:
         text = call.params.get("text") or ""
         markup = call.params.get("reply_markup")
         if text == sent.text and markup == sent.reply_markup:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "Bad Request: message is not modified: specified new message content and reply"
                 " markup are exactly the same as a current content and reply markup of the message",
@@ -564,7 +585,7 @@ class FakeTelegram:
         sent = self._existing(call, "edit")
         markup = call.params.get("reply_markup")
         if markup == sent.reply_markup:
-            raise _ApiError(400, "Bad Request: message is not modified")
+            raise ApiError(400, "Bad Request: message is not modified")
         sent.reply_markup = markup
         return self._message_object(sent)
 
@@ -589,10 +610,10 @@ class FakeTelegram:
     async def _m_sendVideo(self, call: Call) -> Any:
         upload = call.file("video")
         if upload is None and not isinstance(call.params.get("video"), str):
-            raise _ApiError(400, "Bad Request: there is no video in the request")
+            raise ApiError(400, "Bad Request: there is no video in the request")
         caption = call.params.get("caption")
         if caption and len(caption) > 1024:
-            raise _ApiError(400, "Bad Request: message caption is too long")
+            raise ApiError(400, "Bad Request: message caption is too long")
         sent = self._store(call, caption=caption)
         message = self._message_object(sent)
         video = {
@@ -637,6 +658,16 @@ class FakeTelegram:
     async def _m_deleteMyCommands(self, call: Call) -> Any:
         return True
 
+    async def _m_setMyDescription(self, call: Call) -> Any:
+        if len(call.params.get("description") or "") > 512:
+            raise ApiError(400, "Bad Request: description is too long")
+        return True
+
+    async def _m_setMyShortDescription(self, call: Call) -> Any:
+        if len(call.params.get("short_description") or "") > 120:
+            raise ApiError(400, "Bad Request: short description is too long")
+        return True
+
     async def _m_deleteWebhook(self, call: Call) -> Any:
         return True
 
@@ -655,7 +686,7 @@ class FakeTelegram:
         }
 
 
-class _ApiError(Exception):
+class ApiError(Exception):
     def __init__(self, status: int, description: str) -> None:
         super().__init__(description)
         self.status = status

@@ -11,9 +11,11 @@ import re
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from aiogram import Bot
+import aiosqlite
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.base import BaseSession
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -27,7 +29,17 @@ from aiogram.methods import (
 )
 from aiogram.types import CallbackQuery, Chat, Message, MessageEntity, Update, User
 
-from pipeline.options import GenerationDefaults, ModelLimits
+from bot.backend import ModelInfo, configure
+from bot.config import Settings
+from bot.context import AppContext
+from bot.notify.status import StatusHub
+from bot.services.pause import PauseSwitch
+from bot.storage import db
+from bot.storage.jobs import Job, JobStore
+from bot.storage.state import StateStore
+from bot.storage.users import UserStore
+from bot.wiring import build_context, setup_dispatcher
+from tests.fakes.backend import FakeBackend, wan_like_backend
 
 TOKEN = "123456:" + "A" * 35
 BOT_USER = User(id=123456, is_bot=True, first_name="Видеобот", username="video_bot")
@@ -155,39 +167,9 @@ def callback_update(
     )
 
 
-@dataclass
-class StubBackend:
-    """The model as the handlers see it: defaults, limits and the device line."""
-
-    defaults: GenerationDefaults
-    limits: ModelLimits
-    reads_russian: bool = False
-    device: str = "CPU"
-
-    def device_info(self) -> str:
-        return self.device
-
-
-def wan_like_backend() -> StubBackend:
-    return StubBackend(
-        defaults=GenerationDefaults(
-            steps=50, frames=81, fps=16, width=832, height=480, guidance=5.0
-        ),
-        limits=ModelLimits(
-            max_steps=100,
-            max_frames=121,
-            frame_multiple=4,
-            frame_remainder=1,
-            side_multiple=16,
-            max_pixels=832 * 480,
-        ),
-    )
-
-
 class StubLoop:
-    """Stands in for the generation loop: remembers which running jobs were told to stop."""
-
-    status = None  # no status hub: handlers fall back to plain edits
+    """Stands in for the worker (``WorkerControl``): remembers which running jobs were told to
+    stop and how often it was woken."""
 
     def __init__(self) -> None:
         self.cancelled: list[int] = []
@@ -201,9 +183,7 @@ class StubLoop:
         return True
 
 
-def make_settings(**overrides: Any) -> Any:
-    from bot.config import Settings
-
+def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"bot_token": TOKEN, "admin_ids": [1]}
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -229,18 +209,37 @@ def options(prompt: str = "кот", seed: int = 7, **changes: Any) -> Any:
 
 @dataclass
 class FeatureEnv:
-    """A real Dispatcher with the feature routers, a real SQLite database and a recording bot."""
+    """The bot's real Dispatcher, middlewares, routers and services over a real SQLite database,
+    a recording bot and a worker stand-in: everything but polling and rendering."""
 
-    dp: Any
+    dp: Dispatcher
     bot: Bot
     session: RecordingSession
-    jobs: Any
-    users: Any
-    settings: Any
-    backend: StubBackend
+    app: AppContext
     loop: StubLoop
-    pause: Any
-    conn: Any
+    conn: aiosqlite.Connection
+    fake: FakeBackend
+    """The model stand-in behind ``app.model`` (its ``device`` shows in /stats)."""
+
+    @property
+    def jobs(self) -> JobStore:
+        return self.app.jobs
+
+    @property
+    def users(self) -> UserStore:
+        return self.app.users
+
+    @property
+    def settings(self) -> Settings:
+        return self.app.settings
+
+    @property
+    def backend(self) -> ModelInfo:
+        return self.app.model
+
+    @property
+    def pause(self) -> PauseSwitch:
+        return self.app.pause
 
     async def send(self, user_id: int, text: str, **kwargs: Any) -> RecordingSession:
         await self.dp.feed_update(self.bot, message_update(user_id, text, **kwargs))
@@ -252,8 +251,8 @@ class FeatureEnv:
 
     async def add_job(
         self, user_id: int, prompt: str = "кот", status: str = "queued", **kw: Any
-    ) -> Any:
-        """A job row as the generate handler and the loop would leave it."""
+    ) -> Job:
+        """A job row as the request service and the worker would leave it."""
         job = await self.jobs.create(user_id, user_id, 1, prompt, options(prompt, **kw))
         await self.jobs.set_status_message(job.id, 900 + job.id)
         if status != "queued":
@@ -261,46 +260,34 @@ class FeatureEnv:
                 "UPDATE jobs SET status = ?, started_at = ? WHERE id = ?",
                 (status, self.jobs.clock(), job.id),
             )
-        return await self.jobs.get(job.id)
+        found = await self.jobs.get(job.id)
+        assert found is not None
+        return found
+
+    async def close(self) -> None:
+        await self.app.status.close()
+        await self.conn.close()
 
 
-def feature_routers(full: bool = False) -> list[Any]:
-    """This issue's routers, or (``full``) every router of the bot in its real order."""
-    from bot.handlers import admin, buttons, history, queue, settings, setup_routers
-
-    if full:
-        routers = setup_routers()
-    else:
-        routers = [queue.router, history.router, settings.router, admin.router, buttons.router]
-    for router in routers:
-        router._parent_router = (
-            None  # module-level routers: detach from a previous test's Dispatcher
-        )
-    return routers
-
-
-async def open_feature_env(
-    db_path: Any, *, full: bool = False, **settings_overrides: Any
-) -> FeatureEnv:
-    """``full``: the bot's real middlewares and every router, as ``bot/__main__.py`` wires them."""
-    from aiogram import Dispatcher
-
-    from bot import db
-    from bot.jobs import JobStore
-    from bot.middlewares import setup_middlewares
-    from bot.pause import PauseState
-    from bot.users import UserStore
-
+async def open_feature_env(db_path: Path, **settings_overrides: Any) -> FeatureEnv:
+    """The wiring of ``bot/__main__.py`` (``bot.wiring``) with a wan-like model stand-in."""
     conn = await db.connect(db_path)
     await db.migrate(conn)
     jobs, users = JobStore(conn), UserStore(conn)
     settings = make_settings(**settings_overrides)
-    backend, loop, pause = wan_like_backend(), StubLoop(), PauseState()
     bot, session = make_bot()
-    dp = Dispatcher(
-        jobs=jobs, users=users, settings=settings, backend=backend, loop=loop, pause=pause
+    loop = StubLoop()
+    fake = wan_like_backend()
+    model = configure(fake, settings)
+    status = StatusHub(bot, jobs, min_interval=0.0, queue_refresh_interval=0.0)
+    app = build_context(
+        settings=settings,
+        jobs=jobs,
+        users=users,
+        model=model,
+        status=status,
+        pause=PauseSwitch(StateStore(conn)),
+        worker=loop,
     )
-    if full:
-        setup_middlewares(dp)
-    dp.include_routers(*feature_routers(full))
-    return FeatureEnv(dp, bot, session, jobs, users, settings, backend, loop, pause, conn)
+    dp = setup_dispatcher(Dispatcher(app=app))
+    return FeatureEnv(dp, bot, session, app, loop, conn, fake)

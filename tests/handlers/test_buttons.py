@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from aiogram.methods import SendMessage
 
-from bot import texts_user as t
-from bot.keyboards import RepeatCb, SettingsCb, result_keyboard
-from bot.limits import admission_lock
+from bot.telegram.keyboards import RepeatCb, SettingsCb, result_keyboard
+from bot.texts import queue as queue_texts
+from bot.texts import settings as settings_texts
 from tests.handlers.harness import FeatureEnv, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
@@ -21,9 +21,9 @@ ADMIN, ALICE, BOB = 1, 10, 20
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[FeatureEnv]:
-    env = await open_feature_env(tmp_path / "bot.sqlite3", full=True, admin_ids=[ADMIN])
+    env = await open_feature_env(tmp_path / "bot.sqlite3", admin_ids=[ADMIN])
     yield env
-    await env.conn.close()
+    await env.close()
 
 
 def video_buttons(job_id: int) -> list[str]:
@@ -36,7 +36,7 @@ async def test_more_like_this_queues_same_options_with_a_new_seed(env: FeatureEn
     await env.conn.execute("UPDATE jobs SET translate = 0 WHERE id = ?", (done.id,))
     repeat, _settings = video_buttons(done.id)
     session = await env.press(ALICE, repeat, message_id=4242)
-    assert session.answers()[-1].text == t.repeat_queued(done.id)
+    assert session.answers()[-1].text == queue_texts.repeat_queued(done.id)
     new = (await env.jobs.user_jobs(ALICE, limit=1))[0]
     assert new.id != done.id and new.status == "queued" and new.source == "repeat"
     assert new.options.seed != 42 and new.options.with_seed(42) == done.options
@@ -73,7 +73,7 @@ async def test_a_stalled_repeat_reply_does_not_hold_up_other_users(env: FeatureE
     pressed = asyncio.create_task(env.press(ALICE, repeat))
     try:
         await asyncio.wait_for(reached.wait(), 5)
-        assert not admission_lock(env.jobs).locked()
+        assert not env.app.requests.admission.lock.locked()
         await asyncio.wait_for(env.send(BOB, "пёс на пляже"), 5)
         (bobs,) = await env.jobs.user_jobs(BOB, limit=10)
         assert bobs.status == "queued" and bobs.status_message_id is not None
@@ -82,7 +82,7 @@ async def test_a_stalled_repeat_reply_does_not_hold_up_other_users(env: FeatureE
     finally:
         release.set()
         await asyncio.wait_for(pressed, 5)
-    assert env.session.answers()[-1].text == t.repeat_queued(done.id)
+    assert env.session.answers()[-1].text == queue_texts.repeat_queued(done.id)
     assert len(await env.jobs.user_jobs(ALICE, limit=10)) == 2
 
 
@@ -98,14 +98,14 @@ async def test_history_repeat_button(env: FeatureEnv) -> None:
 
 async def test_buttons_keep_working_after_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "bot.sqlite3"
-    first = await open_feature_env(path, full=True)
+    first = await open_feature_env(path)
     done = await first.add_job(ALICE, "кот", status="delivered")
     await first.conn.close()
-    second = await open_feature_env(path, full=True)
+    second = await open_feature_env(path)
     try:
         repeat, settings = video_buttons(done.id)
         await second.press(ALICE, repeat)
-        assert second.session.answers()[-1].text == t.repeat_queued(done.id)
+        assert second.session.answers()[-1].text == queue_texts.repeat_queued(done.id)
         assert len(await second.jobs.user_jobs(ALICE, limit=10)) == 2
         await second.press(ALICE, settings)
         assert second.session.of(SendMessage)[-1].reply_markup is not None
@@ -118,7 +118,7 @@ async def test_someone_elses_video_button_changes_nothing(env: FeatureEnv) -> No
     repeat, _ = video_buttons(theirs.id)
     session = await env.press(ALICE, repeat, chat_id=-100)  # e.g. under Bob's video in a group
     answer = session.answers()[-1]
-    assert answer.text == t.BUTTON_FOREIGN and answer.show_alert
+    assert answer.text == queue_texts.button_foreign() and answer.show_alert
     assert await env.jobs.user_jobs(ALICE, limit=10) == []
     assert len(await env.jobs.user_jobs(BOB, limit=10)) == 1
     assert session.of(SendMessage) == []
@@ -141,7 +141,7 @@ async def test_malformed_callback_data_changes_nothing(env: FeatureEnv, data: st
     await env.add_job(ALICE, "кот", status="delivered")
     session = await env.press(ALICE, data)
     assert len(session.answers()) == 1  # the spinner always stops
-    assert session.answers()[0].text in (t.BUTTON_BROKEN, t.BUTTON_FOREIGN)
+    assert session.answers()[0].text in (queue_texts.button_broken(), queue_texts.button_foreign())
     assert len(await env.jobs.user_jobs(ALICE, limit=10)) == 1
     assert await env.users.get_settings(ALICE) == {}
     assert session.of(SendMessage) == []
@@ -154,4 +154,4 @@ async def test_settings_button_under_a_video(env: FeatureEnv) -> None:
     keyboard = session.of(SendMessage)[-1].reply_markup.inline_keyboard
     assert keyboard[0][0].text == "✅ 16:9"
     session = await env.press(ALICE, settings, chat_id=-100)
-    assert session.answers()[-1].text == t.BUTTON_SETTINGS_IN_GROUP
+    assert session.answers()[-1].text == settings_texts.only_in_private()

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from aiogram.types import Update
 
-from bot import texts, texts_user
 from bot.__main__ import App, build_app
+from bot.texts import help as help_texts
+from bot.texts import requests as request_texts
+from bot.texts import status as status_texts
 from tests.fakes.backend import FAKE_DEFAULTS, FakeBackend
 from tests.fakes.telegram import Call, FakeTelegram, bot_settings
 
@@ -69,11 +71,11 @@ async def test_start_and_help(app: App, tg: FakeTelegram) -> None:
     await say(app, tg, "/start")
     await say(app, tg, "/help")
     start, help_ = (c.params["text"] for c in replies(tg))
-    assert start == texts.START
+    assert start == help_texts.start()
     assert "Пример" in help_ and "/gen" in help_
     for option in ("--steps", "--seed", "--frames", "--fps", "--size", "--guidance", "--negative"):
         assert option in help_
-    assert f"1–{app.backend.limits.max_steps}" in help_
+    assert f"1–{app.context.model.limits.max_steps}" in help_
     for command in ("/queue", "/cancel", "/history", "/settings"):  # every user command is listed
         assert command in help_
     assert await app.jobs.count_queued() == 0
@@ -147,7 +149,7 @@ async def test_bad_options_queue_nothing_and_say_why(
 
 async def test_generate_without_text_shows_usage(app: App, tg: FakeTelegram) -> None:
     await say(app, tg, "/gen")
-    assert replies(tg)[0].params["text"] == texts.GENERATE_USAGE
+    assert replies(tg)[0].params["text"] == help_texts.generate_usage()
     assert await app.jobs.count_queued() == 0
 
 
@@ -167,13 +169,13 @@ async def test_too_long_prompt_names_the_limit(tg: FakeTelegram, tmp_path: Path)
 async def test_non_text_messages_get_a_hint(app: App, tg: FakeTelegram, kind: str) -> None:
     message = getattr(tg, f"push_{kind}")()
     await feed(app, message)
-    assert replies(tg)[0].params["text"] == texts.MEDIA_HINT
+    assert replies(tg)[0].params["text"] == help_texts.media_hint()
     assert await app.jobs.count_queued() == 0
 
 
 async def test_unknown_command_gets_a_hint(app: App, tg: FakeTelegram) -> None:
     await say(app, tg, "/frobnicate now")
-    assert replies(tg)[0].params["text"] == texts.UNKNOWN_COMMAND
+    assert replies(tg)[0].params["text"] == help_texts.unknown_command()
     assert await app.jobs.count_queued() == 0
 
 
@@ -225,7 +227,7 @@ async def test_a_banned_user_in_a_group_is_refused_only_where_the_bot_answers(
         await say(app, tg, text, chat_id=group, chat_type="supergroup")
     assert tg.calls_of("sendMessage") == []
     await say(app, tg, "/gen кот", chat_id=group, chat_type="supergroup")
-    assert [c.params["text"] for c in replies(tg, group)] == [texts_user.BANNED]
+    assert [c.params["text"] for c in replies(tg, group)] == [request_texts.banned()]
     assert await app.jobs.count_queued() == 0
 
 
@@ -237,7 +239,7 @@ async def test_active_jobs_limit_holds_exactly_under_concurrency(
         messages = [tg.push_message(f"кот номер {i}") for i in range(6)]
         await asyncio.gather(*(feed(app, m) for m in messages))
         assert await app.jobs.active_count(USER) == 2
-        refusals = [c for c in replies(tg) if c.params["text"] == texts.limit_active(2)]
+        refusals = [c for c in replies(tg) if c.params["text"] == request_texts.limit_active(2)]
         assert len(refusals) == 4
         # Admins are exempt.
         for i in range(3):
@@ -254,7 +256,7 @@ async def test_queue_cap(tg: FakeTelegram, tmp_path: Path) -> None:
         for user in range(1, 6):
             await say(app, tg, "кот", user_id=user)
         assert await app.jobs.count_queued() == 3
-        assert replies(tg, 5)[0].params["text"] == texts.limit_queue(3)
+        assert replies(tg, 5)[0].params["text"] == request_texts.limit_queue(3)
     finally:
         await app.bot.session.close()
         await app.conn.close()
@@ -276,6 +278,6 @@ async def test_handlers_answer_fast(app: App, tg: FakeTelegram) -> None:
 def test_caption_words_agree_with_numbers() -> None:
     """«81 кадр», «9 кадров»: a caption reads as Russian, whatever the frame count."""
     common = dict(seed=1, steps=50, width=832, height=480, fps=16, seconds=70.0)
-    assert "81 кадр," in texts.caption("кот", "cat", frames=81, **common)
-    assert "33 кадра," in texts.caption("кот", "cat", frames=33, **common)
-    assert "9 кадров," in texts.caption("кот", "cat", frames=9, **common)
+    assert "81 кадр," in status_texts.caption("кот", "cat", frames=81, **common)
+    assert "33 кадра," in status_texts.caption("кот", "cat", frames=33, **common)
+    assert "9 кадров," in status_texts.caption("кот", "cat", frames=9, **common)

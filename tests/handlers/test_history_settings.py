@@ -10,9 +10,10 @@ from aiogram.methods import SendMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import texts_user as t
-from bot import user_settings as us
-from bot.keyboards import RepeatCb, SettingsCb
+from bot.services import preferences as us
+from bot.telegram.keyboards import RepeatCb, SettingsCb
+from bot.texts import queue as queue_texts
+from bot.texts import settings as settings_texts
 from pipeline.options import GenerationDefaults, ModelLimits, OptionOverrides, resolve_options
 from tests.handlers.harness import FeatureEnv, make_settings, open_feature_env, wan_like_backend
 
@@ -23,7 +24,7 @@ ALICE, BOB = 10, 20
 async def env(tmp_path: Path) -> AsyncIterator[FeatureEnv]:
     env = await open_feature_env(tmp_path / "bot.sqlite3", admin_ids=[1], fast_steps=4)
     yield env
-    await env.conn.close()
+    await env.close()
 
 
 def buttons(call: SendMessage) -> list[list[str]]:
@@ -38,7 +39,7 @@ def callbacks(call: SendMessage) -> list[str]:
 
 
 async def test_history_empty(env: FeatureEnv) -> None:
-    assert (await env.send(ALICE, "/history")).last_text() == t.HISTORY_EMPTY
+    assert (await env.send(ALICE, "/history")).last_text() == queue_texts.history_empty()
 
 
 async def test_history_lists_last_ten_own_jobs_with_repeat_buttons(env: FeatureEnv) -> None:
@@ -66,14 +67,15 @@ async def test_settings_shows_current_values_on_buttons(env: FeatureEnv) -> None
     assert rows[2] == ["быстро", "✅ баланс", "лучше"]
     assert rows[3] == ["✅ случайное", "фиксированное"]
     assert rows[4] == ["✅ авто", "выкл"]
-    assert rows[5] == [t.SETTINGS_RESET_BUTTON]
+    assert rows[5] == ["✅ Русский", "English"]  # each language named in itself
+    assert rows[6] == [settings_texts.reset_button()]
     assert "832×480" in call.text and "50 шагов" in call.text and "по умолчанию" in call.text
 
 
 async def test_pressing_a_setting_persists_and_redraws(env: FeatureEnv) -> None:
     data = SettingsCb(action="set", name="aspect", value="9x16").pack()
     session = await env.press(ALICE, data)
-    assert session.answers()[-1].text == t.SETTINGS_SAVED
+    assert session.answers()[-1].text == settings_texts.saved()
     assert await env.users.get_settings(ALICE) == {"aspect": "9x16"}
     edit = session.edits()[-1]
     assert edit.reply_markup.inline_keyboard[0][1].text == "✅ 9:16"
@@ -84,7 +86,7 @@ async def test_pressing_the_current_value_stores_nothing(env: FeatureEnv) -> Non
     session = await env.press(
         ALICE, SettingsCb(action="set", name="quality", value="balanced").pack()
     )
-    assert session.answers()[-1].text == t.SETTINGS_UNCHANGED
+    assert session.answers()[-1].text == settings_texts.unchanged()
     assert await env.users.get_settings(ALICE) == {}  # keeps following the operator's defaults
     assert session.edits() == []
 
@@ -95,10 +97,10 @@ async def test_fixed_seed_and_reset(env: FeatureEnv) -> None:
     assert stored["seed"] == "fixed" and isinstance(stored["seed_value"], int)
     assert str(stored["seed_value"]) in env.session.edits()[-1].text
     session = await env.press(ALICE, SettingsCb(action="reset").pack())
-    assert session.answers()[-1].text == t.SETTINGS_RESET_DONE
+    assert session.answers()[-1].text == settings_texts.reset_done()
     assert await env.users.get_settings(ALICE) == {}
     again = await env.press(ALICE, SettingsCb(action="reset").pack())
-    assert again.answers()[-1].text == t.SETTINGS_NOTHING_TO_RESET
+    assert again.answers()[-1].text == settings_texts.nothing_to_reset()
 
 
 @pytest.mark.parametrize(
@@ -114,7 +116,7 @@ async def test_fixed_seed_and_reset(env: FeatureEnv) -> None:
 )
 async def test_tampered_settings_data_changes_nothing(env: FeatureEnv, data: str) -> None:
     session = await env.press(ALICE, data)
-    assert session.answers()[-1].text == t.BUTTON_BROKEN
+    assert session.answers()[-1].text == queue_texts.button_broken()
     assert await env.users.get_settings(ALICE) == {}
     assert session.edits() == []
 
@@ -123,7 +125,7 @@ async def test_settings_buttons_in_a_group_change_nothing(env: FeatureEnv) -> No
     session = await env.press(
         ALICE, SettingsCb(action="set", name="length", value="short").pack(), chat_id=-100
     )
-    assert session.answers()[-1].text == t.BUTTON_SETTINGS_IN_GROUP
+    assert session.answers()[-1].text == settings_texts.only_in_private()
     assert await env.users.get_settings(ALICE) == {}
 
 
@@ -219,7 +221,6 @@ async def test_default_quality_fast_reaches_new_jobs_and_the_settings_view(
 ) -> None:
     env = await open_feature_env(
         tmp_path / "bot.sqlite3",
-        full=True,
         default_quality="fast",
         fast_steps=4,
         cache="first_block",
@@ -241,12 +242,12 @@ async def test_default_quality_fast_reaches_new_jobs_and_the_settings_view(
         latest = (await env.jobs.user_jobs(ALICE, limit=1))[0]
         assert (latest.options.fast, latest.options.steps) == (False, 50)
     finally:
-        await env.conn.close()
+        await env.close()
 
 
 async def test_fast_with_a_lora_uses_guidance_one_unless_asked(tmp_path: Path) -> None:
     env = await open_feature_env(
-        tmp_path / "bot.sqlite3", full=True, lora_path="distilled.safetensors", fast_steps=4
+        tmp_path / "bot.sqlite3", lora_path="distilled.safetensors", fast_steps=4
     )
     try:
         await env.press(ALICE, SettingsCb(action="set", name="quality", value="fast").pack())
@@ -256,7 +257,7 @@ async def test_fast_with_a_lora_uses_guidance_one_unless_asked(tmp_path: Path) -
         assert (plain.options.fast, plain.options.steps, plain.options.guidance) == (True, 4, 1.0)
         assert (explicit.options.fast, explicit.options.guidance) == (True, 3.0)
     finally:
-        await env.conn.close()
+        await env.close()
 
 
 def test_seed_and_translation() -> None:

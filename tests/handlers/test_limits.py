@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from aiogram.methods import AnswerCallbackQuery, SendMessage
 
-from bot import texts
-from bot import texts_user as t
-from bot.keyboards import RepeatCb
+from bot.telegram.keyboards import RepeatCb
+from bot.texts import queue as queue_texts
+from bot.texts import requests as request_texts
 from tests.handlers.harness import FeatureEnv, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
@@ -23,7 +23,7 @@ DAY = 86400.0
 
 async def make_env(tmp_path: Path, **settings) -> FeatureEnv:
     settings.setdefault("admin_ids", [ADMIN])
-    return await open_feature_env(tmp_path / "bot.sqlite3", full=True, **settings)
+    return await open_feature_env(tmp_path / "bot.sqlite3", **settings)
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def envs(tmp_path: Path) -> AsyncIterator[list[FeatureEnv]]:
     opened: list[FeatureEnv] = []
     yield opened
     for env in opened:
-        await env.conn.close()
+        await env.close()
 
 
 async def count_jobs(env: FeatureEnv, user_id: int) -> int:
@@ -50,7 +50,7 @@ async def test_active_jobs_limit_at_exactly_its_number(tmp_path: Path, envs: lis
     assert await count_jobs(env, ALICE) == 2 and len(queued_replies(env)) == 2
     env.session.clear()
     await env.send(ALICE, "кот третий")
-    assert env.session.last_text() == texts.limit_active(2)
+    assert env.session.last_text() == request_texts.limit_active(2)
     assert "2" in env.session.last_text() and "завершится" in env.session.last_text()
     assert await count_jobs(env, ALICE) == 2
     # It frees when a job ends.
@@ -84,7 +84,7 @@ async def test_daily_limit_at_exactly_its_number_frees_at_utc_midnight(
     env.session.clear()
     await env.send(ALICE, "кот четвёртый")
     refusal = env.session.last_text()
-    assert refusal == t.limit_daily(3, 4 * 3600.0)
+    assert refusal == request_texts.limit_daily(3, 4 * 3600.0)
     assert "3" in refusal and "00:00 UTC" in refusal and "4 ч" in refusal
     assert await count_jobs(env, ALICE) == 3
     now[0] = 101 * DAY + 1.0  # just after midnight UTC
@@ -99,7 +99,7 @@ async def test_queue_limit_at_exactly_its_number(tmp_path: Path, envs: list) -> 
     await env.send(BOB, "пёс")
     env.session.clear()
     await env.send(30, "ёж")
-    assert env.session.last_text() == texts.limit_queue(2)
+    assert env.session.last_text() == request_texts.limit_queue(2)
     assert await count_jobs(env, 30) == 0
 
 
@@ -122,7 +122,7 @@ async def test_allow_list(tmp_path: Path, envs: list) -> None:
     await env.send(BOB, "пёс")
     assert await count_jobs(env, ALICE) == 1 and await count_jobs(env, ADMIN) == 1
     assert await count_jobs(env, BOB) == 0
-    assert env.session.last_text() == t.not_allowed(BOB)
+    assert env.session.last_text() == request_texts.not_allowed(BOB)
 
 
 async def test_banned_user_gets_one_short_refusal_not_a_flood(tmp_path: Path, envs: list) -> None:
@@ -133,10 +133,12 @@ async def test_banned_user_gets_one_short_refusal_not_a_flood(tmp_path: Path, en
     env.session.clear()
     for text in ("кот", "/generate кот", "/queue", "/history", "/start"):
         await env.send(BOB, text)
-    assert env.session.texts() == [t.BANNED]  # one refusal for five messages
+    assert env.session.texts() == [request_texts.banned()]  # one refusal for five messages
     assert await count_jobs(env, BOB) == 1  # only the old job
     await env.press(BOB, RepeatCb(job_id=old.id).pack())
-    assert env.session.answers()[-1].text == t.BANNED  # the button spinner stops, nothing queued
+    assert (
+        env.session.answers()[-1].text == request_texts.banned()
+    )  # the button spinner stops, nothing queued
     assert await count_jobs(env, BOB) == 1
     await env.send(ADMIN, f"/unban {BOB}")
     await env.send(BOB, "кот")
@@ -148,7 +150,7 @@ async def test_repeat_button_counts_against_limits(tmp_path: Path, envs: list) -
     envs.append(env)
     done = await env.add_job(ALICE, "кот", status="delivered", seed=5)
     await env.press(ALICE, RepeatCb(job_id=done.id).pack(), message_id=777)
-    assert env.session.answers()[-1].text == t.repeat_queued(done.id)
+    assert env.session.answers()[-1].text == queue_texts.repeat_queued(done.id)
     jobs = await env.jobs.user_jobs(ALICE, limit=10)
     new = jobs[0]
     assert new.source == "repeat" and new.prompt == "кот" and new.options.seed != 5
@@ -157,7 +159,7 @@ async def test_repeat_button_counts_against_limits(tmp_path: Path, envs: list) -
     assert reply.reply_parameters.message_id == 777  # answers the message whose button was pressed
     await env.press(ALICE, RepeatCb(job_id=done.id).pack())
     answer = env.session.of(AnswerCallbackQuery)[-1]
-    assert answer.text == texts.limit_active(1) and answer.show_alert
+    assert answer.text == request_texts.limit_active(1) and answer.show_alert
     assert await count_jobs(env, ALICE) == 2
 
 
@@ -167,11 +169,13 @@ async def test_forged_repeat_for_someone_elses_job_is_refused(tmp_path: Path, en
     theirs = await env.add_job(BOB, "секрет Боба", status="delivered")
     for user in (ALICE, ADMIN):  # not even an admin's button press acts on another's job
         await env.press(user, RepeatCb(job_id=theirs.id).pack())
-        assert env.session.answers()[-1].text == t.BUTTON_FOREIGN
+        assert env.session.answers()[-1].text == queue_texts.button_foreign()
     await env.press(ALICE, RepeatCb(job_id=987654).pack())
-    assert env.session.answers()[-1].text == t.BUTTON_FOREIGN  # same words: nothing leaks
+    assert (
+        env.session.answers()[-1].text == queue_texts.button_foreign()
+    )  # same words: nothing leaks
     await env.press(ALICE, "rep:1:2:3")
-    assert env.session.answers()[-1].text == t.BUTTON_BROKEN
+    assert env.session.answers()[-1].text == queue_texts.button_broken()
     assert await count_jobs(env, ALICE) == 0 and await count_jobs(env, ADMIN) == 0
     assert await count_jobs(env, BOB) == 1
     assert all("секрет" not in (a.text or "") for a in env.session.answers())
@@ -184,11 +188,11 @@ async def test_paused_bot_accepts_requests_and_says_so(tmp_path: Path, envs: lis
     await env.send(ADMIN, "/pause")
     await env.send(ALICE, "кот")
     assert await count_jobs(env, ALICE) == 1
-    assert texts.PAUSED_NOTE in queued_replies(env)[-1].text
+    assert request_texts.paused_note() in queued_replies(env)[-1].text
     await env.send(ADMIN, "/resume")
     env.session.clear()
     await env.send(ALICE, "пёс")
-    assert texts.PAUSED_NOTE not in queued_replies(env)[-1].text
+    assert request_texts.paused_note() not in queued_replies(env)[-1].text
 
 
 async def test_groups_answer_only_generate_and_mentions_as_a_reply(
@@ -227,10 +231,10 @@ async def test_ban_refusal_repeats_only_after_the_notice_interval(
     await env.send(BOB, "кот")
     now[0] += NOTICE_INTERVAL - 1
     await env.send(BOB, "кот")
-    assert env.session.texts() == [t.BANNED]
+    assert env.session.texts() == [request_texts.banned()]
     now[0] += 2
     await env.send(BOB, "кот")
-    assert env.session.texts() == [t.BANNED, t.BANNED]
+    assert env.session.texts() == [request_texts.banned(), request_texts.banned()]
     assert await count_jobs(env, BOB) == 0
 
 
@@ -242,5 +246,5 @@ async def test_banned_user_in_a_group(tmp_path: Path, envs: list) -> None:
     assert env.session.calls == []  # ordinary group chatter is never answered
     await env.send(BOB, "/generate кот", chat_id=-100)
     await env.send(BOB, "/generate пёс", chat_id=-100)
-    assert env.session.texts() == [t.BANNED]
+    assert env.session.texts() == [request_texts.banned()]
     assert await count_jobs(env, BOB) == 0

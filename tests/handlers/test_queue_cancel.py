@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import texts_user as t
+from bot.texts import queue as queue_texts
 from tests.handlers.harness import FeatureEnv, open_feature_env
 
 ADMIN, ALICE, BOB = 1, 10, 20
@@ -17,12 +17,12 @@ ADMIN, ALICE, BOB = 1, 10, 20
 async def env(tmp_path: Path) -> AsyncIterator[FeatureEnv]:
     env = await open_feature_env(tmp_path / "bot.sqlite3", admin_ids=[ADMIN])
     yield env
-    await env.conn.close()
+    await env.close()
 
 
 async def test_queue_empty(env: FeatureEnv) -> None:
     session = await env.send(ALICE, "/queue")
-    assert session.last_text() == t.QUEUE_EMPTY
+    assert session.last_text() == queue_texts.queue_empty()
 
 
 async def test_queue_shows_own_jobs_with_positions_and_eta_not_others(env: FeatureEnv) -> None:
@@ -67,24 +67,26 @@ async def test_admin_queue_lists_every_job(env: FeatureEnv) -> None:
 
 async def test_queue_mentions_pause(env: FeatureEnv) -> None:
     await env.add_job(ALICE)
-    env.pause.pause()
-    assert t.QUEUE_PAUSED in (await env.send(ALICE, "/queue")).last_text()
+    await env.pause.pause()
+    assert queue_texts.queue_paused() in (await env.send(ALICE, "/queue")).last_text()
 
 
 async def test_cancel_own_queued_job(env: FeatureEnv) -> None:
     job = await env.add_job(ALICE)
     session = await env.send(ALICE, f"/cancel {job.id}")
-    assert session.last_text() == t.cancelled_queued(job.id)
+    assert session.last_text() == queue_texts.cancelled_queued(job.id)
     assert (await env.jobs.get(job.id)).status == "cancelled"
     assert env.loop.cancelled == []  # nothing was running
     edit = session.edits()[-1]
-    assert edit.message_id == job.status_message_id and edit.text == t.cancelled_status(job.id)
+    assert edit.message_id == job.status_message_id and edit.text == queue_texts.cancelled_status(
+        job.id
+    )
 
 
 async def test_cancel_own_running_job_stops_the_loop(env: FeatureEnv) -> None:
     job = await env.add_job(ALICE, status="running")
     session = await env.send(ALICE, f"/cancel {job.id}")
-    assert session.last_text() == t.cancelled_running(job.id)
+    assert session.last_text() == queue_texts.cancelled_running(job.id)
     assert (await env.jobs.get(job.id)).status == "cancelled"
     assert env.loop.cancelled == [job.id]
 
@@ -98,7 +100,7 @@ async def test_cancel_without_id_takes_latest_active(env: FeatureEnv) -> None:
 
 
 async def test_cancel_with_nothing_active(env: FeatureEnv) -> None:
-    assert (await env.send(ALICE, "/cancel")).last_text() == t.CANCEL_NOTHING
+    assert (await env.send(ALICE, "/cancel")).last_text() == queue_texts.cancel_nothing()
 
 
 async def test_cancel_of_someone_elses_job_leaks_nothing(env: FeatureEnv) -> None:
@@ -106,8 +108,8 @@ async def test_cancel_of_someone_elses_job_leaks_nothing(env: FeatureEnv) -> Non
     text_theirs = (await env.send(ALICE, f"/cancel {theirs.id}")).last_text()
     text_missing = (await env.send(ALICE, "/cancel 999999")).last_text()
     # Same words as for an id that does not exist: no way to tell the job is there.
-    assert text_theirs == t.cancel_not_found(theirs.id)
-    assert text_missing == t.cancel_not_found(999999)
+    assert text_theirs == queue_texts.cancel_not_found(theirs.id)
+    assert text_missing == queue_texts.cancel_not_found(999999)
     assert "секрет" not in text_theirs and str(BOB) not in text_theirs
     assert (await env.jobs.get(theirs.id)).status == "queued"
     assert env.session.edits() == []
@@ -116,18 +118,18 @@ async def test_cancel_of_someone_elses_job_leaks_nothing(env: FeatureEnv) -> Non
 async def test_admin_cancels_any_job(env: FeatureEnv) -> None:
     theirs = await env.add_job(BOB, status="running")
     session = await env.send(ADMIN, f"/cancel {theirs.id}")
-    assert session.last_text() == t.cancelled_running(theirs.id)
+    assert session.last_text() == queue_texts.cancelled_running(theirs.id)
     assert (await env.jobs.get(theirs.id)).status == "cancelled"
     assert env.loop.cancelled == [theirs.id]
-    assert session.edits()[-1].text == t.cancelled_by_admin_status(theirs.id)
+    assert session.edits()[-1].text == queue_texts.cancelled_by_admin_status(theirs.id)
 
 
 async def test_cancel_bad_id_and_finished_job(env: FeatureEnv) -> None:
     for bad in ("abc", "²", "-5", "1" * 30):
-        assert (await env.send(ALICE, f"/cancel {bad}")).last_text() == t.CANCEL_BAD_ID
+        assert (await env.send(ALICE, f"/cancel {bad}")).last_text() == queue_texts.cancel_bad_id()
     job = await env.add_job(ALICE, status="delivered")
     text = (await env.send(ALICE, f"/cancel #{job.id}")).last_text()
-    assert text == t.cancel_already_final(job.id, "delivered")
+    assert text == queue_texts.cancel_already_final(job.id, "delivered")
     assert (await env.jobs.get(job.id)).status == "delivered"
 
 
@@ -145,4 +147,4 @@ async def test_admin_queue_of_a_long_queue_fits_one_message(env: FeatureEnv) -> 
         await env.add_job(user, "очень длинный запрос " * 20)
     text = (await env.send(ADMIN, "/queue")).last_text()
     assert len(text) <= 4096
-    assert t.admin_queue_more(10) in text
+    assert queue_texts.admin_queue_more(10) in text

@@ -171,10 +171,10 @@ class StageBackend:
 
 def _install_backend() -> None:
     import bot.__main__ as entry
-    from bot.backend import apply_settings
+    from bot.backend import configure
 
     async def load_stage_backend(settings: Any) -> Any:
-        return apply_settings(StageBackend(), settings)
+        return configure(StageBackend(), settings)
 
     entry.load_backend = load_stage_backend  # type: ignore[assignment]
 
@@ -183,7 +183,7 @@ def _hold_job_writes(mark_dir: Path) -> None:
     """``REL_HOLD_JOB_WRITE``: every ``JobStore.create`` leaves a marker and never returns."""
     import asyncio
 
-    from bot.jobs import JobStore
+    from bot.storage.jobs import JobStore
 
     async def held_create(self: Any, *args: Any, **kwargs: Any) -> Any:
         (mark_dir / "job-write-held").write_text(str(os.getpid()))

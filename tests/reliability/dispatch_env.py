@@ -82,7 +82,7 @@ def open_env(data_dir: Path, **settings: Any) -> DispatchEnv:
 
 def close_env(env: DispatchEnv) -> None:
     async def close() -> None:
-        await env.app.loop.status.close()
+        await env.app.context.status.close()
         await env.app.bot.session.close()
         await env.app.conn.close()
         await env.tg.stop()

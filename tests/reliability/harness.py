@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.telegram import Call, FakeTelegram, _ApiError
+from tests.fakes.telegram import ApiError, Call, FakeTelegram
 
 REPO = Path(__file__).resolve().parents[2]
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
@@ -186,7 +186,7 @@ class FaultyTelegram(FakeTelegram):
         if mode == "before":
             self.held.append(call)
             await self._release.wait()
-            raise _ApiError(500, "Internal Server Error: upload interrupted")
+            raise ApiError(500, "Internal Server Error: upload interrupted")
         result = await super()._m_sendVideo(call)
         if mode == "after":
             self.held.append(call)

@@ -55,7 +55,7 @@ def state(env: DispatchEnv) -> dict[str, Any]:
         return {
             "jobs": [tuple(r) for r in rows],
             "users": [tuple(u) for u in users if u[0] != 0],
-            "paused": bool(getattr(env.app.dp["pause"], "paused", False)),
+            "paused": await env.app.context.pause.is_paused(),
         }
 
     snapshot = env.run(read())

@@ -42,7 +42,7 @@ def check_answered(env: DispatchEnv, user_id: int, text: str | None) -> list[str
 
 def check_jobs_valid(env: DispatchEnv, user_id: int) -> int:
     """Whatever was queued is within the model's bounds, and carries a visible prompt."""
-    limits = env.app.backend.limits
+    limits = env.app.context.model.limits
     jobs = env.jobs_of(user_id)
     for job in jobs:
         options = job.options

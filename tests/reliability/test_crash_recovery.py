@@ -5,7 +5,8 @@ against the fake Bot API; two users each send a request; the first job is stoppe
 stage; the bot is killed with SIGKILL; a fresh process starts on the same database and runs until
 every job is final. Stages:
 
-- ``queued``      — the admin paused the loop; both jobs are queued and acknowledged
+- ``queued``      — the admin paused the loop; both jobs are queued and acknowledged (the
+                    pause survives the kill; the admin resumes after the restart)
 - ``translate``   — the first job is translating
 - ``denoise``     — the first job finished one denoising step
 - ``encode``      — the first job wrote half of its MP4
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from bot.storage.jobs import FailReason
 from tests.reliability.harness import (
     ADMIN_ID,
     CYRILLIC,
@@ -104,6 +106,8 @@ async def crash_run(stage: str, fork_server: ForkServer, data: Path) -> dict[str
         second = fork_server.spawn(bot_env(tg, data), data / "bot-2.log")
         try:
             await wait_ready(tg, second)
+            if stage == "queued":  # the pause outlived the kill (it is stored): lift it
+                tg.push_message("/resume", user_id=ADMIN_ID)
             rows = await wait_all_final(data / "bot.sqlite3", 2, second)
             await _settle(tg)
         finally:
@@ -147,7 +151,7 @@ async def test_kill9_at_stage(
         # Every accepted job ended in an honest final state.
         assert row["status"] in ("delivered", "failed", "cancelled"), row
         if row["status"] == "failed":
-            assert row["error"] and CYRILLIC.search(row["error"]), row
+            assert row["error"] in {v for k, v in vars(FailReason).items() if k.isupper()}, row
         if row["status"] == "delivered":
             _record(stage, "delivered")
             assert row["result_message_id"], row
@@ -232,7 +236,7 @@ async def test_repeated_crashes_fail_with_message(fork_server: ForkServer, tmp_p
         first, second = rows
         assert attempts == 3
         assert first["status"] == "failed" and first["attempts"] == 3, first
-        assert CYRILLIC.search(first["error"] or ""), first
+        assert first["error"] == "interrupted", first  # its text is written in the user's language
         assert second["status"] == "delivered", second
         assert tg.videos_per_job() == {2: 1}
         # The user of the failed job was told (status message edited or a new message).

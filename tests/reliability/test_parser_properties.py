@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.errors import option_error_text
+from bot.texts.requests import option_error as option_error_text
 from pipeline.options import (
     MAX_SEED,
     GenerationDefaults,

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.backend import apply_settings
+from bot.backend import SettingsDoNotFit, configure
 from bot.config import CLOUD_UPLOAD_LIMIT, LOCAL_UPLOAD_LIMIT, Settings
 from bot.logs import MaskingFilter, MaskingFormatter, mask, register_secret
-from pipeline.options import OptionError
 from tests.fakes.backend import FakeBackend
 
 TOKEN = "987654321:AAHsecretSECRETsecret_0123456789abcd"
@@ -175,7 +174,7 @@ def test_operator_defaults_and_bounds_are_applied() -> None:
         _env_file=None, bot_token=TOKEN, default_steps=3, default_size="96x64", default_frames=5,
         max_steps=10, max_frames=17, max_pixels=128 * 128,
     )  # fmt: skip
-    backend = apply_settings(FakeBackend(), s)
+    backend = configure(FakeBackend(), s)
     assert (backend.defaults.steps, backend.defaults.width, backend.defaults.height) == (3, 96, 64)
     assert backend.defaults.frames == 5
     assert (backend.limits.max_steps, backend.limits.max_frames) == (10, 17)
@@ -185,6 +184,6 @@ def test_operator_defaults_and_bounds_are_applied() -> None:
 
 def test_defaults_outside_the_bounds_fail_at_start() -> None:
     s = Settings(_env_file=None, bot_token=TOKEN, default_steps=50, max_steps=10)
-    with pytest.raises(OptionError) as info:
-        apply_settings(FakeBackend(), s)
+    with pytest.raises(SettingsDoNotFit) as info:
+        configure(FakeBackend(), s)
     assert info.value.option == "steps"

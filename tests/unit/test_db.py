@@ -11,7 +11,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot import db
+from bot.storage import db
 
 REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 

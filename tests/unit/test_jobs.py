@@ -10,9 +10,9 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot import db
 from bot.eta import estimate_seconds, eta_for_position, remaining_seconds
-from bot.jobs import Job, JobStatus, JobStore, percentile
+from bot.storage import db
+from bot.storage.jobs import FailReason, Job, JobStatus, JobStore, percentile
 from pipeline.options import GenerationOptions
 
 HOUR = 3600.0
@@ -343,7 +343,7 @@ async def test_recover_requeues_fails_and_lists_undelivered(
     assert recovery.requeued[0].attempts == 1  # kept: counts toward the limit
     assert [j.id for j in recovery.failed] == [exhausted.id]
     assert recovery.failed[0].status == JobStatus.FAILED
-    assert "3 раза" in recovery.failed[0].error
+    assert recovery.failed[0].error == FailReason.INTERRUPTED  # the user reads its text
     assert [j.id for j in recovery.undelivered] == [generated.id]
     assert recovery.undelivered[0].video_path == f"/v/{generated.id}.mp4"
     assert await status_of(store, generated.id) == JobStatus.GENERATED

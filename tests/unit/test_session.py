@@ -17,7 +17,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import FSInputFile
 
-from bot.session import RetryPolicy, make_session, upload_timeout
+from bot.telegram.session import RetryPolicy, make_session, upload_timeout
 from tests.fakes.telegram import FakeTelegram
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=5)

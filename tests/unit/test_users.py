@@ -9,8 +9,8 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot import db
-from bot.users import UserStore
+from bot.storage import db
+from bot.storage.users import UserStore
 
 
 @pytest.fixture

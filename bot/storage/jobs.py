@@ -1,6 +1,6 @@
 """The durable job queue: every request is a row in ``jobs`` before the user hears "queued".
 
-State machine (DESIGN.md)::
+State machine (docs/architecture.md)::
 
     queued → running → generated → delivered
     queued | running → cancelled
@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import aiosqlite
 
-from bot.db import transaction
+from bot.storage.db import transaction
 from pipeline.options import GenerationOptions
 
 
@@ -57,9 +57,19 @@ class JobSource:
     REPEAT = "repeat"
 
 
-def interrupted_message(attempts: int) -> str:
-    """The error stored on a job that kept being interrupted by restarts."""
-    return f"Генерация прервана {attempts} раза (перезапуск бота), задача остановлена."
+class FailReason:
+    """Why a job ended ``failed`` or ``undeliverable``, stored in ``jobs.error`` as a code; the
+    user's text is written from it in their language (``bot/texts/status.py``)."""
+
+    GENERATION = "generation"
+    OUT_OF_MEMORY = "out_of_memory"
+    TOO_LARGE = "too_large"
+    INTERRUPTED = "interrupted"
+    """Interrupted by restarts ``MAX_ATTEMPTS`` times."""
+    DELIVERY = "delivery"
+    VIDEO_MISSING = "video_missing"
+    BLOCKED = "blocked"
+    """The user blocked the bot (``undeliverable``)."""
 
 
 _OPTION_FIELDS = tuple(f.name for f in fields(GenerationOptions))
@@ -104,6 +114,7 @@ class Job:
     progress: float
     source: str
     update_id: int | None = None  # the Telegram update that created it (idempotent replay)
+    locale: str | None = None  # the language the requester reads (status, caption, errors)
 
     @property
     def is_active(self) -> bool:
@@ -139,7 +150,8 @@ class Job:
             result_message_id=row["result_message_id"],
             progress=row["progress"],
             source=row["source"],
-            update_id=row["update_id"] if "update_id" in row.keys() else None,  # noqa: SIM118
+            update_id=row["update_id"],
+            locale=row["locale"],
         )
 
 
@@ -208,6 +220,7 @@ class JobStore:
         translate: bool = True,
         source: str = JobSource.REQUEST,
         update_id: int | None = None,
+        locale: str | None = None,
     ) -> Job:
         """Persist a new ``queued`` job (committed when this returns).
 
@@ -217,7 +230,8 @@ class JobStore:
         """
         job = await self._one(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
-            " translate, created_at, source, update_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " translate, created_at, source, update_id, locale)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING RETURNING *",
             (
                 user_id,
@@ -230,6 +244,7 @@ class JobStore:
                 self.clock(),
                 source,
                 update_id,
+                locale,
             ),
         )
         if job is None and update_id is not None:
@@ -309,16 +324,16 @@ class JobStore:
             ),
         )
 
-    async def mark_failed(self, job_id: int, error: str) -> bool:
-        """running | generated → failed with a human-readable ``error``."""
+    async def mark_failed(self, job_id: int, reason: str) -> bool:
+        """running | generated → failed; ``reason`` is a :class:`FailReason` code."""
         return await self._transition(
-            job_id, (JobStatus.RUNNING, JobStatus.GENERATED), JobStatus.FAILED, error
+            job_id, (JobStatus.RUNNING, JobStatus.GENERATED), JobStatus.FAILED, reason
         )
 
-    async def mark_undeliverable(self, job_id: int, error: str) -> bool:
+    async def mark_undeliverable(self, job_id: int, reason: str = FailReason.BLOCKED) -> bool:
         """generated → undeliverable (e.g. 403: the user blocked the bot)."""
         return await self._transition(
-            job_id, (JobStatus.GENERATED,), JobStatus.UNDELIVERABLE, error
+            job_id, (JobStatus.GENERATED,), JobStatus.UNDELIVERABLE, reason
         )
 
     async def _transition(
@@ -363,7 +378,7 @@ class JobStore:
                 " WHERE status = ? AND attempts >= ? RETURNING *",
                 (
                     JobStatus.FAILED,
-                    interrupted_message(max_attempts),
+                    FailReason.INTERRUPTED,
                     now,
                     JobStatus.RUNNING,
                     max_attempts,

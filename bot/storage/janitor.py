@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.jobs import JobStore
+    from bot.storage.jobs import JobStore
 
 log = logging.getLogger(__name__)
 

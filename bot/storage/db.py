@@ -24,7 +24,7 @@ from pathlib import Path
 
 import aiosqlite
 
-DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 BUSY_TIMEOUT_MS = 5000
 
 _MIGRATION_RE = re.compile(r"^(\d+)_([\w.-]+)\.sql$")

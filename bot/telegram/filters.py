@@ -2,38 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from aiogram import Bot
 from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, Message
 
+from bot.context import Actor
+
 GROUP_COMMANDS = ("generate", "gen")
 """The only commands the bot answers in a group (besides an @mention of it)."""
 
 
-def admin_ids(settings: Any) -> frozenset[int]:
-    """``ADMIN_IDS`` from the settings object (a set, list or comma-separated string)."""
-    raw = getattr(settings, "admin_ids", None) if settings is not None else None
-    if not raw:
-        return frozenset()
-    if isinstance(raw, str):
-        raw = [part for part in raw.replace(" ", "").split(",") if part]
-    values: Iterable[Any] = raw if isinstance(raw, Iterable) else [raw]
-    return frozenset(int(value) for value in values)
-
-
-def is_admin(user_id: int | None, settings: Any) -> bool:
-    return user_id is not None and user_id in admin_ids(settings)
-
-
 class IsAdmin(Filter):
-    """Passes only for users listed in ``ADMIN_IDS`` (``settings`` comes from the workflow data)."""
+    """Passes only for ``ADMIN_IDS``, as the actor middleware decided it."""
 
-    async def __call__(self, event: Message | CallbackQuery, settings: Any = None) -> bool:
-        user = event.from_user
-        return is_admin(user.id if user else None, settings)
+    async def __call__(self, event: Message | CallbackQuery, actor: Actor | None = None) -> bool:
+        return actor is not None and actor.is_admin
+
+
+class MentionsBot(Filter):
+    """Passes when the text holds an ``@mention`` of this bot; gives the text without it
+    (``request_text``)."""
+
+    async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, Any]:
+        text = message.text or ""
+        mentions = [e for e in message.entities or [] if e.type == "mention"]
+        if not mentions:
+            return False  # ordinary chatter costs no API call
+        username = (await bot.me()).username
+        if not username:
+            return False
+        wanted = f"@{username}".lower()
+        for entity in mentions:
+            found = entity.extract_from(text)
+            if found.lower() == wanted:
+                rest = text.replace(found, " ", 1)
+                return {"request_text": " ".join(rest.split())}
+        return False
 
 
 async def addressed_in_group(message: Message, bot: Bot) -> bool:

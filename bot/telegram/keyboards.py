@@ -11,17 +11,17 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot import texts
+from bot.texts import status as status_texts
 
 
 class RepeatCb(CallbackData, prefix="rep"):
-    """«🔁 Ещё вариант» under a video: the same options as ``job_id`` with a new seed."""
+    """ "🔁 Another take" under a video: the same options as ``job_id`` with a new seed."""
 
     job_id: int
 
 
 class SettingsCb(CallbackData, prefix="set"):
-    """«⚙️ Настройки» and the settings keyboard: ``action`` ``open``/``set``/``reset``,
+    """The "⚙️ Settings" button and the settings keyboard: ``action`` ``open``/``set``/``reset``,
     ``name`` a setting, ``value`` its new value."""
 
     action: str = "open"
@@ -30,9 +30,9 @@ class SettingsCb(CallbackData, prefix="set"):
 
 
 def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    """The buttons under every delivered video."""
+    """The buttons under every delivered video (texts in the current locale)."""
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.BUTTON_REPEAT, callback_data=RepeatCb(job_id=job_id))
-    builder.button(text=texts.BUTTON_SETTINGS, callback_data=SettingsCb(action="open"))
+    builder.button(text=status_texts.button_repeat(), callback_data=RepeatCb(job_id=job_id))
+    builder.button(text=status_texts.button_settings(), callback_data=SettingsCb(action="open"))
     builder.adjust(2)
     return builder.as_markup()

@@ -5,12 +5,13 @@ modified" to an identical edit, so each job has a :class:`StatusReporter` that c
 ``show(text)`` only records the newest text, and one flush task edits at most once per
 ``min_interval`` seconds (only the latest text survives a burst of progress reports).
 
-The status message id is read from the database at every edit: the handler stores it only after
-its reply was sent, and the generation loop may already have claimed the job by then. Until the
-id exists an update simply waits; :meth:`StatusHub.attach` flushes it once the id is stored.
+The status message id is read from the database at every edit: it is stored only after the reply
+was sent (:meth:`StatusHub.announce`), and the generation loop may already have claimed the job
+by then. Until the id exists an update simply waits; ``announce`` flushes it once the id is stored.
 
 :class:`StatusHub` owns the reporters, the queue-position refresh (throttled, when the queue
-moves) and the ETA figures (median of recent measured durations, ``bot/eta.py``).
+moves) and the ETA figures (median of recent measured durations, ``bot/eta.py``). Texts are
+written in the job's own locale (``jobs.locale``), whoever triggers the edit.
 
 A job's last word (failed, cancelled…) always reaches the user: when its status message is gone
 (the user deleted it, or it is too old to edit), it is sent as a new message replying to the
@@ -24,7 +25,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -32,26 +33,23 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramNotFound,
 )
-from aiogram.types import ReplyParameters
 
-from bot import texts
 from bot.eta import estimate_seconds, eta_for_position, remaining_seconds
+from bot.i18n import use_locale
+from bot.storage.jobs import JobStatus
+from bot.telegram.replies import reply_to
+from bot.texts import MESSAGE_LIMIT, shorten
+from bot.texts import status as status_texts
 from pipeline.progress import Progress, Stage
 
 if TYPE_CHECKING:
     from aiogram import Bot
 
-    from bot.jobs import Job, JobStore
+    from bot.storage.jobs import Job, JobStore
 
 log = logging.getLogger(__name__)
 
-STAGE_LINES: dict[Stage, str] = {
-    Stage.TRANSLATE: texts.TRANSLATING,
-    Stage.ENCODE_TEXT: texts.ENCODING_TEXT,
-    Stage.DENOISE: texts.GENERATING,
-    Stage.DECODE: texts.DECODING,
-    Stage.ENCODE_VIDEO: texts.ENCODING_VIDEO,
-}
+EditResult = Literal["ok", "no_message", "missing", "uneditable", "gone", "error"]
 
 
 def is_not_modified(error: TelegramBadRequest) -> bool:
@@ -102,29 +100,27 @@ class RunState:
         return remaining_seconds(self.fraction, time.monotonic() - self.started, per_job)
 
     def text(self, per_job: float | None) -> str:
-        if self.stage is None:
-            return texts.running(self.prompt_en, texts.STARTING, job_id=self.job_id)
-        line = STAGE_LINES.get(self.stage, texts.GENERATING)
         if self.stage == Stage.DENOISE and self.total:
-            return texts.running(
+            return status_texts.running(
                 self.prompt_en,
-                line,
+                self.stage,
                 fraction=self.fraction,
                 step=self.step,
                 total=self.total,
                 eta_seconds=self.remaining(per_job),
                 job_id=self.job_id,
             )
-        return texts.running(self.prompt_en, line, job_id=self.job_id)
+        return status_texts.running(self.prompt_en, self.stage, job_id=self.job_id)
 
 
 class StatusReporter:
     """Throttled editor of one job's status message."""
 
-    def __init__(self, hub: StatusHub, job_id: int, chat_id: int) -> None:
+    def __init__(self, hub: StatusHub, job_id: int, chat_id: int, locale: str | None) -> None:
         self.hub = hub
         self.job_id = job_id
         self.chat_id = chat_id
+        self.locale = locale
         self.last_text: str | None = None
         self.last_edit = float("-inf")
         self.pending: str | None = None
@@ -140,11 +136,25 @@ class StatusReporter:
             self.pending = None
             return
         self.pending = text
-        self._kick()
+        self.flush_soon()
 
-    def _kick(self) -> None:
+    def sent(self, text: str) -> None:
+        """``text`` was just sent as the status message: never edit to it again."""
+        self.last_text = text
+        self.last_edit = time.monotonic()
+        if self.pending == text:
+            self.pending = None
+
+    def flush_soon(self) -> None:
+        """Start the flush task if a text waits and none runs."""
         if self.pending is not None and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._flush(), name=f"status-{self.job_id}")
+
+    def stop(self) -> None:
+        """Stop editing at once (someone else writes the last word, or shutdown)."""
+        self.closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
     async def _flush(self) -> None:
         while self.pending is not None and not self.closed:
@@ -155,7 +165,7 @@ class StatusReporter:
             text = self.pending
             result = await self.hub.edit(self.job_id, self.chat_id, text)
             if result == "no_message":
-                return  # keep ``pending``: attach() flushes it once the message id is stored
+                return  # keep ``pending``: announce() flushes it once the message id is stored
             self.last_edit = time.monotonic()
             if self.pending == text:
                 self.pending = None
@@ -172,11 +182,11 @@ class StatusReporter:
         If there is no status message to edit (never stored, deleted by the user, too old to
         edit), ``final_text`` is sent as a new message instead — unless ``resend`` is False (the
         caller already answered the user, e.g. ``/cancel``)."""
-        self.closed = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        task = self._task
+        self.stop()
+        if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if delete:
             await self.hub.delete(self.job_id, self.chat_id)
         elif final_text is not None and final_text != self.last_text:
@@ -213,30 +223,49 @@ class StatusHub:
 
     # ---------------------------------------------------------- reporters
 
-    def reporter(self, job_id: int, chat_id: int) -> StatusReporter:
-        found = self._reporters.get(job_id)
+    def reporter(self, job: Job) -> StatusReporter:
+        found = self._reporters.get(job.id)
         if found is None:
-            found = self._reporters[job_id] = StatusReporter(self, job_id, chat_id)
+            found = self._reporters[job.id] = StatusReporter(self, job.id, job.chat_id, job.locale)
         return found
 
-    def remember(self, job_id: int, chat_id: int, text: str) -> None:
-        """The handler sent ``text`` as the job's status: never edit to it again."""
-        reporter = self.reporter(job_id, chat_id)
-        reporter.last_text = text
-        reporter.last_edit = time.monotonic()
-        if reporter.pending == text:
-            reporter.pending = None
+    async def announce(self, job: Job, text: str, *, prefix: str | None = None) -> bool:
+        """Send ``text`` as the job's status message (a reply to the request), store its id, and
+        hand the job's reporter what waited for it. The one status-message handshake.
 
-    def attach(self, job_id: int) -> None:
-        """The status message id was just stored: flush whatever waited for it."""
-        reporter = self._reporters.get(job_id)
-        if reporter is not None:
-            reporter._kick()
+        ``prefix`` (the restart notice) goes before the text. The id is stored *before* an
+        earlier status message is deleted: a kill in between leaves the job pointing at a live
+        message (at worst the old one lingers), never at a deleted one whose final edit — the
+        failure notice — would go nowhere. Returns False if the message could not be sent (the
+        job stands; its video is still delivered)."""
+        full = f"{prefix}\n{text}" if prefix else text
+        try:
+            reply = await self.bot.send_message(
+                chat_id=job.chat_id,
+                text=shorten(full, MESSAGE_LIMIT),
+                reply_parameters=reply_to(job.request_message_id),
+            )
+        except TelegramAPIError as error:
+            log.warning("job %s: status message not sent: %s", job.id, error)
+            return False
+        await self.jobs.set_status_message(job.id, reply.message_id)
+        current = await self.jobs.get(job.id)
+        if current is None:
+            return True
+        if current.status in (*JobStatus.ACTIVE, JobStatus.GENERATED):
+            reporter = self.reporter(current)
+            reporter.sent(full)
+            reporter.flush_soon()
+        else:  # it ended before its status message existed: give it its last word now
+            await self.settle(current)
+        old = job.status_message_id
+        if old is not None and old != reply.message_id:
+            await self.delete(job.id, job.chat_id, message_id=old)
+        return True
 
     async def finish(
         self,
-        job_id: int,
-        chat_id: int,
+        job: Job,
         final_text: str | None = None,
         *,
         delete: bool = False,
@@ -244,43 +273,43 @@ class StatusHub:
     ) -> None:
         """The job ended: last edit (or delete) and forget its reporter (``resend``: see
         :meth:`StatusReporter.close`)."""
-        reporter = self.reporter(job_id, chat_id)
-        self._reporters.pop(job_id, None)
-        if self._running_id == job_id:
+        reporter = self._reporters.pop(job.id, None) or StatusReporter(
+            self, job.id, job.chat_id, job.locale
+        )
+        if self._running_id == job.id:
             self._running_id = None
         await reporter.close(final_text, delete=delete, resend=resend)
 
     async def settle(self, job: Job) -> None:
         """``job`` ended before its status message id was stored: give that message its last
         word now (the error or «cancelled»), or delete it if the video was sent."""
-        if job.status == "failed":
-            await self.finish(job.id, job.chat_id, job.error or texts.FAILED)
-        elif job.status == "cancelled":
-            await self.finish(job.id, job.chat_id, texts.CANCELLED)
-        else:
-            await self.finish(job.id, job.chat_id, delete=True)
+        with use_locale(job.locale):
+            if job.status == JobStatus.FAILED:
+                await self.finish(job, status_texts.failure(job.error))
+            elif job.status == JobStatus.CANCELLED:
+                await self.finish(job, status_texts.cancelled())
+            else:
+                await self.finish(job, delete=True)
 
     def silence(self, job_id: int) -> None:
         """Stop editing ``job_id`` at once (someone else writes its last word, e.g. /cancel)."""
         reporter = self._reporters.get(job_id)
         if reporter is not None:
-            reporter.closed = True
-            if reporter._task is not None:
-                reporter._task.cancel()
+            reporter.stop()
 
     # ---------------------------------------------------------- running job
 
-    async def begin_running(self, job: Job) -> StatusReporter:
+    async def begin_running(self, job: Job) -> None:
         """The loop claimed ``job``: show that it started, and move everyone else up."""
-        reporter = self.reporter(job.id, job.chat_id)
+        reporter = self.reporter(job)
         reporter.closed = False
         prompt_en = job.prompt_en if job.prompt_en and job.prompt_en != job.prompt else None
         reporter.run = RunState(prompt=job.prompt, job_id=job.id, prompt_en=prompt_en)
         self._running_id = job.id
         await self.refresh_eta()
-        reporter.show(reporter.run.text(self._per_job))
+        with use_locale(job.locale):
+            reporter.show(reporter.run.text(self._per_job))
         self.queue_moved()
-        return reporter
 
     def progress(self, job_id: int, progress: Progress) -> None:
         """A progress report from the worker thread (already moved onto the event loop)."""
@@ -288,10 +317,11 @@ class StatusHub:
         if reporter is None or reporter.run is None:
             return
         reporter.run.update(progress)
-        reporter.show(reporter.run.text(self._per_job))
+        with use_locale(reporter.locale):
+            reporter.show(reporter.run.text(self._per_job))
 
-    def show(self, job_id: int, chat_id: int, text: str) -> None:
-        self.reporter(job_id, chat_id).show(text)
+    def show(self, job: Job, text: str) -> None:
+        self.reporter(job).show(text)
 
     # ---------------------------------------------------------- queue
 
@@ -307,15 +337,16 @@ class StatusHub:
             return 0.0
         return reporter.run.remaining(self._per_job) or 0.0
 
-    async def queued_text(self, job_id: int) -> str:
-        """The status text of a queued job: its position and, once measured, the ETA."""
-        position = await self.jobs.queue_position(job_id)
+    async def queued_text(self, job: Job) -> str:
+        """The status text of a queued job in its locale: position and, once measured, the ETA."""
+        position = await self.jobs.queue_position(job.id)
         if self._per_job is None:
             await self.refresh_eta()
         eta = None
         if position is not None and self._per_job is not None:
             eta = eta_for_position(position, self._per_job, self.running_remaining())
-        return texts.queued(job_id, position, eta)
+        with use_locale(job.locale):
+            return status_texts.queued(job.id, position, eta)
 
     def queue_moved(self) -> None:
         """The queue changed (a job claimed, cancelled, finished): refresh positions, throttled."""
@@ -330,8 +361,8 @@ class StatusHub:
         try:
             await self.refresh_eta()
             for job in await self.jobs.all_active():
-                if job.status == "queued":
-                    self.show(job.id, job.chat_id, await self.queued_text(job.id))
+                if job.status == JobStatus.QUEUED:
+                    self.show(job, await self.queued_text(job))
         except Exception:
             log.exception("queue refresh failed")
 
@@ -340,9 +371,7 @@ class StatusHub:
         if self._refresh_task is not None:
             self._refresh_task.cancel()
         for reporter in list(self._reporters.values()):
-            reporter.closed = True
-            if reporter._task is not None:
-                reporter._task.cancel()
+            reporter.stop()
         self._reporters.clear()
 
     # ---------------------------------------------------------- Telegram calls
@@ -351,7 +380,7 @@ class StatusHub:
         job = await self.jobs.get(job_id)
         return job.status_message_id if job is not None else None
 
-    async def edit(self, job_id: int, chat_id: int, text: str) -> str:
+    async def edit(self, job_id: int, chat_id: int, text: str) -> EditResult:
         """Edit the status message. ``ok``; ``no_message`` (id not stored yet); ``missing``
         ("message to edit not found": deleted by the user, or just replaced by a restart notice —
         the id is looked up again next time); ``uneditable`` ("message can't be edited": too old,
@@ -362,16 +391,12 @@ class StatusHub:
             return "no_message"
         try:
             await self.bot.edit_message_text(
-                text=texts.shorten(text, texts.MESSAGE_LIMIT),
-                chat_id=chat_id,
-                message_id=message_id,
+                text=shorten(text, MESSAGE_LIMIT), chat_id=chat_id, message_id=message_id
             )
         except TelegramBadRequest as error:
             if is_not_modified(error):
                 return "ok"
             log.info("job %s: status edit refused: %s", job_id, error)
-            # "not found": the message may just have been replaced (restart notice): look up
-            # the id again next time. Anything else (too old to edit…) will not get better.
             description = str(error).lower()
             if "not found" in description:
                 return "missing"
@@ -401,14 +426,8 @@ class StatusHub:
         try:
             await self.bot.send_message(
                 chat_id=chat_id,
-                text=texts.shorten(text, texts.MESSAGE_LIMIT),
-                reply_parameters=_reply_to(job.request_message_id if job else None),
+                text=shorten(text, MESSAGE_LIMIT),
+                reply_parameters=reply_to(job.request_message_id if job else None),
             )
         except TelegramAPIError as error:
             log.info("job %s: final status not sent: %s", job_id, error)
-
-
-def _reply_to(message_id: int | None) -> ReplyParameters | None:
-    if message_id is None:
-        return None
-    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)

@@ -14,12 +14,10 @@ retries) → a few more rounds after a pause, then ``failed``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiogram.enums import ChatAction
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -27,45 +25,29 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramNetworkError,
 )
-from aiogram.types import FSInputFile, ReplyParameters
+from aiogram.types import FSInputFile
+from aiogram.utils.chat_action import ChatActionSender
 
-from bot import texts
-from bot.keyboards import result_keyboard
+from bot.i18n import use_locale
 from bot.logs import mask
-from bot.session import upload_timeout
+from bot.storage.jobs import FailReason, JobStatus
+from bot.telegram.keyboards import result_keyboard
+from bot.telegram.replies import reply_to
+from bot.telegram.session import upload_timeout
+from bot.texts import status as status_texts
 
 if TYPE_CHECKING:
     from aiogram import Bot
 
     from bot.config import Settings
-    from bot.jobs import Job, JobStore
-    from bot.worker.status import StatusHub
+    from bot.notify.status import StatusHub
+    from bot.storage.jobs import Job, JobStore
 
 log = logging.getLogger(__name__)
 
 DELIVERY_ROUNDS = 3
 ROUND_PAUSE = 20.0
 """Seconds between two rounds of sending one video, after the session's own retries gave up."""
-
-
-def video_meta(result: Any, gen_seconds: float) -> dict[str, Any]:
-    """The facts of an encoded video stored with the job (``jobs.video_meta``), enough to send it
-    again after a restart without the pipeline."""
-    video = result.video
-    return {
-        "path": str(video.path),
-        "thumbnail": str(video.thumbnail) if getattr(video, "thumbnail", None) else None,
-        "width": int(video.width),
-        "height": int(video.height),
-        "duration": float(video.duration),
-        "frames": int(video.frames),
-        "fps": int(video.fps),
-        "size_bytes": int(video.size_bytes),
-        "seed": int(result.seed),
-        "prompt_en": result.prompt_en,
-        "timings": {k: round(float(v), 3) for k, v in (result.timings or {}).items()},
-        "gen_seconds": round(gen_seconds, 3),
-    }
 
 
 def _file_size(path: Path) -> int | None:
@@ -114,57 +96,59 @@ class Delivery:
 
     async def _deliver(self, job_id: int) -> None:
         job = await self.jobs.get(job_id)
-        if job is None or job.status != "generated":
+        if job is None or job.status != JobStatus.GENERATED:
             return  # delivered, cancelled or failed meanwhile: never send twice
         meta = job.video_meta or {}
         path = Path(job.video_path or meta.get("path") or "")
         size = await asyncio.to_thread(_file_size, path) if job.video_path else None
         if size is None:
-            await self._fail(job, "video file missing", texts.VIDEO_MISSING)
+            await self._fail(job, "video file missing", FailReason.VIDEO_MISSING)
             return
         if size > self.settings.upload_limit_bytes:
-            await self._fail(job, f"video of {size} bytes over the upload limit", texts.TOO_LARGE)
+            await self._fail(job, f"{size} bytes over the upload limit", FailReason.TOO_LARGE)
             return
-        self.status.show(job.id, job.chat_id, texts.UPLOADING)
+        with use_locale(job.locale):
+            self.status.show(job, status_texts.uploading())
         for round_ in range(1, DELIVERY_ROUNDS + 1):
             try:
-                await self._send(job, path, meta, size)
+                async with ChatActionSender.upload_video(bot=self.bot, chat_id=job.chat_id):
+                    await self._send(job, path, meta, size)
                 return
             except TelegramForbiddenError as error:
                 log.info("job %s: user blocked the bot: %s", job.id, error)
-                await self.jobs.mark_undeliverable(job.id, mask(str(error)))
-                await self.status.finish(job.id, job.chat_id)
+                await self.jobs.mark_undeliverable(job.id)
+                await self.status.finish(job)
                 return
             except (TelegramBadRequest, TelegramEntityTooLarge) as error:
                 log.warning("job %s: video refused: %s", job.id, error)
-                await self._fail(job, mask(str(error)), texts.FAILED_DELIVERY)
+                await self._fail(job, mask(str(error)), FailReason.DELIVERY)
                 return
             except (TelegramNetworkError, TelegramAPIError) as error:
                 log.warning("job %s: upload round %d failed: %s", job.id, round_, error)
                 if round_ == DELIVERY_ROUNDS:
-                    await self._fail(job, mask(str(error)), texts.FAILED_DELIVERY)
+                    await self._fail(job, mask(str(error)), FailReason.DELIVERY)
                     return
                 await asyncio.sleep(self.round_pause)
 
     async def _send(self, job: Job, path: Path, meta: dict[str, Any], size: int) -> None:
         options = job.options
-        with contextlib.suppress(TelegramAPIError):  # a chat action is cosmetic
-            await self.bot.send_chat_action(chat_id=job.chat_id, action=ChatAction.UPLOAD_VIDEO)
         thumb = meta.get("thumbnail")
         has_thumb = bool(thumb) and await asyncio.to_thread(_file_size, Path(thumb)) is not None
         thumbnail = FSInputFile(thumb) if has_thumb else None
         prompt_en = meta.get("prompt_en") or job.prompt_en
-        caption = texts.caption(
-            job.prompt,
-            prompt_en,
-            seed=int(meta.get("seed", options.seed)),
-            steps=options.steps,
-            width=int(meta.get("width", options.width)),
-            height=int(meta.get("height", options.height)),
-            frames=int(meta.get("frames", options.frames)),
-            fps=int(meta.get("fps", options.fps)),
-            seconds=job.gen_seconds,
-        )
+        with use_locale(job.locale):
+            caption = status_texts.caption(
+                job.prompt,
+                prompt_en,
+                seed=int(meta.get("seed", options.seed)),
+                steps=options.steps,
+                width=int(meta.get("width", options.width)),
+                height=int(meta.get("height", options.height)),
+                frames=int(meta.get("frames", options.frames)),
+                fps=int(meta.get("fps", options.fps)),
+                seconds=job.gen_seconds,
+            )
+            keyboard = result_keyboard(job.id)
         message = await self.bot.send_video(
             chat_id=job.chat_id,
             video=FSInputFile(path, filename=f"video-{job.id}.mp4"),
@@ -174,21 +158,18 @@ class Delivery:
             thumbnail=thumbnail,
             caption=caption,
             supports_streaming=True,
-            reply_parameters=(
-                ReplyParameters(message_id=job.request_message_id, allow_sending_without_reply=True)
-                if job.request_message_id
-                else None
-            ),
-            reply_markup=result_keyboard(job.id),
+            reply_parameters=reply_to(job.request_message_id),
+            reply_markup=keyboard,
             request_timeout=upload_timeout(size),
         )
         file_id = message.video.file_id if message.video else None
         if not await self.jobs.mark_delivered(job.id, file_id, message.message_id):
             log.warning("job %s: sent, but it was no longer 'generated'", job.id)
-        await self.status.finish(job.id, job.chat_id, delete=True)
+        await self.status.finish(job, delete=True)
         log.info("job %s: delivered (%d bytes)", job.id, size)
 
-    async def _fail(self, job: Job, error: str, user_text: str) -> None:
-        await self.jobs.mark_failed(job.id, user_text)
+    async def _fail(self, job: Job, error: str, reason: str) -> None:
+        await self.jobs.mark_failed(job.id, reason)
         log.warning("job %s: delivery failed: %s", job.id, error)
-        await self.status.finish(job.id, job.chat_id, user_text)
+        with use_locale(job.locale):
+            await self.status.finish(job, status_texts.failure(reason))

@@ -9,18 +9,21 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import Message
 
-from bot import texts
-
-router = Router(name="media")
-router.message.filter(F.chat.type == "private")
+from bot.texts import help as help_texts
 
 
-@router.message(F.text.startswith("/"))
 async def on_unknown_command(message: Message) -> None:
-    await message.reply(texts.UNKNOWN_COMMAND)
+    await message.reply(help_texts.unknown_command())
 
 
-@router.message(~F.text)
 async def on_not_text(message: Message) -> None:
     """Photos, stickers, voice, video, documents, locations…: the bot reads only text."""
-    await message.reply(texts.MEDIA_HINT)
+    await message.reply(help_texts.media_hint())
+
+
+def router() -> Router:
+    r = Router(name="fallback")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(on_unknown_command, F.text.startswith("/"))
+    r.message.register(on_not_text, ~F.text)
+    return r

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.i18n import LOCALES
 from pipeline.options import (
     MAX_SEED,
     GenerationDefaults,
@@ -30,6 +31,9 @@ from pipeline.options import (
     random_seed,
 )
 
+if TYPE_CHECKING:
+    from bot.config import Settings
+
 # Every setting and its allowed values, in the order the buttons cycle through them.
 CHOICES: dict[str, tuple[str, ...]] = {
     "aspect": ("16x9", "9x16", "1x1"),  # "x", not ":" (the callback data separator)
@@ -37,6 +41,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "quality": ("fast", "balanced", "best"),
     "seed": ("random", "fixed"),
     "translate": ("auto", "off"),
+    "language": LOCALES,
 }
 SETTING_NAMES = tuple(CHOICES)
 SEED_VALUE_KEY = "seed_value"
@@ -85,13 +90,12 @@ def aspect_of(width: int, height: int) -> str:
     return min(ratios, key=lambda name: abs(math.log(ratios[name] / ratio)))
 
 
-def quality_options(settings: Any) -> dict[str, Any]:
+def quality_options(settings: Settings) -> dict[str, Any]:
     """The operator's quality settings as keyword arguments of :func:`to_personal`."""
-    default = getattr(settings, "default_quality", None)
     return {
-        "fast_steps": getattr(settings, "fast_steps", None),
-        "default_quality": default if default in CHOICES["quality"] else DEFAULT_QUALITY,
-        "distilled": bool(getattr(settings, "lora_path", None)),
+        "fast_steps": settings.fast_steps,
+        "default_quality": settings.default_quality,
+        "distilled": bool(settings.lora_path),
     }
 
 
@@ -100,8 +104,10 @@ def effective(
     defaults: GenerationDefaults,
     *,
     default_quality: str = DEFAULT_QUALITY,
+    locale: str = LOCALES[0],
 ) -> dict[str, Any]:
-    """The value of each setting as the user experiences it (their choice, else the default)."""
+    """The value of each setting as the user experiences it (their choice, else the default;
+    ``locale`` is the language the user reads now, from Telegram's language code)."""
     chosen = clean(raw)
     values: dict[str, Any] = {
         "aspect": aspect_of(defaults.width, defaults.height),
@@ -109,6 +115,7 @@ def effective(
         "quality": default_quality,
         "seed": "random",
         "translate": "auto",
+        "language": locale,
     }
     values.update({k: v for k, v in chosen.items() if k in CHOICES})
     if SEED_VALUE_KEY in chosen:

@@ -1,0 +1,1 @@
+"""What users see while and after a job runs: status messages, delivery, recovery after a restart."""

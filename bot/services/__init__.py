@@ -1,0 +1,1 @@
+"""What users and admins can do, independent of how they asked: admit a request, cancel, pause, prefer."""

@@ -1,0 +1,1 @@
+"""Durable state: the SQLite database, its migrations, jobs, users, the update inbox and app state."""

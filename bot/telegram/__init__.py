@@ -1,0 +1,1 @@
+"""Telegram plumbing: the API session, update intake, command menus, keyboards and filters."""

@@ -1,0 +1,158 @@
+"""A job's status message (queued, rendering, uploading), its final words and the video caption."""
+
+from __future__ import annotations
+
+from bot.i18n import _, duration, ngettext
+from bot.storage.jobs import FailReason
+from bot.texts import CAPTION_LIMIT, progress_bar, shorten
+from pipeline.progress import Stage
+
+
+def queued(job_id: int, position: int | None, eta_seconds: float | None) -> str:
+    """A waiting job: its number (for /cancel), its place in the queue and when it should be ready."""
+    lines = [_("⏳ Request #{id} accepted.").format(id=job_id)]
+    if position is not None:
+        lines.append(_("Place in the queue: {n}").format(n=position))
+    if eta_seconds is not None:
+        lines.append(
+            _("The video will be ready in about {wait}").format(wait=duration(eta_seconds))
+        )
+    return "\n".join(lines)
+
+
+def resumed() -> str:
+    return _("🔄 The bot restarted. Your request is not lost — continuing.")
+
+
+def starting() -> str:
+    return _("🎬 Starting the generation…")
+
+
+def uploading() -> str:
+    return _("📤 Sending the video…")
+
+
+def stage_line(stage: Stage | None) -> str:
+    """What the job is doing now, one line."""
+    if stage == Stage.TRANSLATE:
+        return _("🌐 Translating the request into English…")
+    if stage == Stage.ENCODE_TEXT:
+        return _("🧠 Reading the request…")
+    if stage == Stage.DECODE:
+        return _("🎞 Assembling the frames…")
+    if stage == Stage.ENCODE_VIDEO:
+        return _("📦 Encoding the video…")
+    if stage is None:
+        return starting()
+    return _("🎬 Generating the video")
+
+
+def running(
+    prompt_en: str | None,
+    stage: Stage | None,
+    *,
+    fraction: float | None = None,
+    step: int | None = None,
+    total: int | None = None,
+    eta_seconds: float | None = None,
+    job_id: int | None = None,
+) -> str:
+    """A running job: its number, the English prompt, the stage, a bar, step i/n and the ETA."""
+    lines = [_("Request #{id} in progress").format(id=job_id)] if job_id is not None else []
+    if prompt_en:
+        lines.append(_("Prompt for the model: {prompt}").format(prompt=shorten(prompt_en, 300)))
+        lines.append("")
+    lines.append(stage_line(stage))
+    if fraction is not None:
+        lines.append(f"{progress_bar(fraction)} {int(fraction * 100)}%")
+    details = []
+    if step is not None and total:
+        details.append(_("step {step}/{total}").format(step=step, total=total))
+    if eta_seconds is not None:
+        details.append(_("about {wait} left").format(wait=duration(eta_seconds)))
+    if details:
+        line = ", ".join(details)
+        lines.append(line[:1].upper() + line[1:])
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the end of a job
+
+
+def cancelled() -> str:
+    return _("✖️ Request cancelled.")
+
+
+def failure(reason: str | None) -> str:
+    """The final word of a failed job, from its stored :class:`FailReason` code (rows written by
+    older versions hold the text itself: it is shown as it is)."""
+    if reason == FailReason.OUT_OF_MEMORY:
+        return _(
+            "😔 There was not enough video memory for such a video. Try fewer frames (--frames) "
+            "or a smaller size (--size), for example --size 480x272."
+        )
+    if reason == FailReason.TOO_LARGE:
+        return _(
+            "😔 The video came out too large to send through Telegram even after compression. "
+            "Try fewer frames (--frames) or a smaller size (--size)."
+        )
+    if reason == FailReason.INTERRUPTED:
+        return _(
+            "😔 The request was interrupted several times by restarts of the bot, so I stopped "
+            "it. Send it again if you still need the video."
+        )
+    if reason == FailReason.DELIVERY:
+        return _("😔 The video is ready but could not be sent. Try requesting it again.")
+    if reason == FailReason.VIDEO_MISSING:
+        return _(
+            "😔 The video was ready, but the file was lost when the bot restarted. Send the "
+            "request again."
+        )
+    if reason in (None, FailReason.GENERATION, FailReason.BLOCKED):
+        return _(
+            "😔 Could not make the video: an error happened during generation. Try again; if it "
+            "happens again, lower the number of frames (--frames) or the size (--size)."
+        )
+    return reason
+
+
+def caption(
+    prompt: str,
+    prompt_en: str | None,
+    *,
+    seed: int,
+    steps: int,
+    width: int,
+    height: int,
+    frames: int,
+    fps: int,
+    seconds: float | None,
+) -> str:
+    """The video caption, always ≤ 1024 characters: the prompts are cut, the facts never."""
+    facts = _("Seed: {seed} · steps: {steps} · {size}, {frames}, {fps} fps").format(
+        seed=seed,
+        steps=steps,
+        size=f"{width}x{height}",
+        frames=ngettext("{n} frame", "{n} frames", frames).format(n=frames),
+        fps=fps,
+    )
+    if seconds is not None:
+        facts += "\n" + _("Done in {time}").format(time=duration(seconds))
+    show_en = bool(prompt_en) and (prompt_en or "").strip() != prompt.strip()
+    room = CAPTION_LIMIT - len(facts) - 2
+    if show_en:
+        room -= len("\nEN: ")
+        prompt_room = max(40, room // 2)
+        en_room = room - min(len(prompt.strip()), prompt_room)
+        head = shorten(prompt, prompt_room) + "\nEN: " + shorten(prompt_en or "", en_room)
+    else:
+        head = shorten(prompt, room)
+    return shorten(f"{head}\n\n{facts}", CAPTION_LIMIT)
+
+
+def button_repeat() -> str:
+    return _("🔁 Another take")
+
+
+def button_settings() -> str:
+    return _("⚙️ Settings")

@@ -1,0 +1,63 @@
+"""The real bot, in-process, against the fake Bot API: start it, stop it like SIGTERM does, and
+read what users saw."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from bot.__main__ import App, build_app
+from tests.fakes.backend import FakeBackend
+from tests.fakes.telegram import FakeTelegram, bot_settings
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    tg: FakeTelegram, data_dir: Path, backend: Any = None, **overrides: Any
+) -> AsyncIterator[App]:
+    """``bot.__main__.build_app`` + ``App.run`` (what ``python -m bot`` runs) polling ``tg`` until
+    the block ends, then stopped the way SIGTERM stops it."""
+    settings = bot_settings(tg, data_dir, **overrides)
+    app = await build_app(settings, backend if backend is not None else FakeBackend())
+    task = asyncio.create_task(app.run(handle_signals=False))
+    try:
+        await asyncio.wait_for(app.started.wait(), timeout=15)
+        yield app
+    finally:
+        with contextlib.suppress(RuntimeError):  # "Polling is not started" if startup failed
+            await app.stop()
+        await asyncio.wait_for(task, timeout=30)
+
+
+def answers(tg: FakeTelegram, callback_id: str) -> list[dict]:
+    return [
+        c.params
+        for c in tg.calls_of("answerCallbackQuery")
+        if c.params["callback_query_id"] == callback_id
+    ]
+
+
+async def answered(tg: FakeTelegram, callback_id: str) -> str:
+    """The text of the last answer to a button press."""
+    found = await tg.wait_for(lambda: answers(tg, callback_id))
+    return found[-1].get("text", "")
+
+
+async def reply_to(tg: FakeTelegram, chat_id: int, request: dict) -> str:
+    """The text of the bot's reply to the user's message ``request``."""
+
+    def find() -> str | None:
+        for message in tg.sent(chat_id):
+            if message.reply_to == request["message_id"] and message.text:
+                return message.text
+        return None
+
+    return await tg.wait_for(find)
+
+
+async def new_texts(tg: FakeTelegram, chat_id: int, before: int) -> list[str]:
+    await tg.wait_for(lambda: len(tg.texts_to(chat_id)) > before)
+    return tg.texts_to(chat_id)[before:]
