@@ -31,6 +31,39 @@ EXIT_OPTIONS = 2
 EXIT_MODEL = 3
 EXIT_FAILED = 1
 OPTION_FLAGS = ("steps", "seed", "frames", "fps", "size", "guidance", "negative")
+MEMORY_MODES = ("auto", "resident", "model_offload", "group_offload")
+DISTRIBUTION = "ru-text2video-bot"
+
+
+def env(name: str, default: str) -> str:
+    """A flag's default from the bot's environment variable (bot/config.py); empty = unset."""
+    return os.environ.get(name) or default
+
+
+def version_text() -> str:
+    """The installed package's version and the libraries that decide what a run produces."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{n} {of(n)}" for n in ("diffusers", "transformers", "torch", "av"))
+    return f"{DISTRIBUTION} {of(DISTRIBUTION)} ({libraries})"
+
+
+class _Version(argparse.Action):
+    """``--version``: one unwrapped line (argparse's own action re-wraps it), then exit 0."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs):
+        kwargs.setdefault("help", "print the version and the libraries' versions, then exit")
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        print(version_text())
+        parser.exit(0)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="python -m pipeline", description="Russian or English text → MP4 video.")
     p.add_argument("prompt", nargs="+", help="what the video shows (options may be inside too)")
+    p.add_argument("--version", action=_Version)
     p.add_argument("-o", "--output", default="video.mp4", help="MP4 path (default: video.mp4)")
     opts = p.add_argument_group("generation options (as in the bot's /generate)")
     opts.add_argument("--steps", help="denoising steps")
@@ -55,22 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
     opts.add_argument("--guidance", help="classifier-free guidance scale")
     opts.add_argument("--negative", help="negative prompt")
     model = p.add_argument_group("model and hardware")
-    model.add_argument("--model", default=os.environ.get("T2V_MODEL", DEFAULT_MODEL))
+    model.add_argument("--model", default=env("T2V_MODEL", DEFAULT_MODEL))
     model.add_argument(
         "--translator",
-        default=os.environ.get("TRANSLATOR_MODEL", DEFAULT_TRANSLATOR),
+        default=env("TRANSLATOR_MODEL", DEFAULT_TRANSLATOR),
         help="Hub id or directory of a ru→en seq2seq model, or 'none'",
     )
-    model.add_argument("--translator-device", default="cpu")
+    model.add_argument(
+        "--translator-device",
+        default=env("TRANSLATOR_DEVICE", "cpu"),
+        help="where the translator runs (default: $TRANSLATOR_DEVICE or cpu)",
+    )
     model.add_argument("--no-translate", action="store_true", help="give the model the text as is")
-    model.add_argument("--device", default=os.environ.get("DEVICE", "auto"))
+    model.add_argument("--device", default=env("DEVICE", "auto"))
     model.add_argument(
         "--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32")
     )
     model.add_argument(
         "--memory-mode",
-        default="auto",
-        choices=("auto", "resident", "model_offload", "group_offload"),
+        default=env("MEMORY_MODE", "auto"),
+        choices=MEMORY_MODES,
+        help="default: $MEMORY_MODE or auto (picked from free VRAM)",
     )
     model.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None)
     speed = p.add_argument_group("speed (opt-in)")
@@ -150,6 +189,11 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.memory_mode not in MEMORY_MODES:  # argparse checks choices of given flags only
+        return _fail(
+            EXIT_OPTIONS,
+            f"error: MEMORY_MODE={args.memory_mode!r} is not one of {', '.join(MEMORY_MODES)}",
+        )
     try:
         prompt, overrides = request_overrides(args.prompt, args)
     except OptionError as exc:

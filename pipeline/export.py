@@ -1,16 +1,15 @@
 """uint8 frames → an MP4 that Telegram plays inline, plus its JPEG thumbnail and facts.
 
-Uses imageio-ffmpeg's bundled ffmpeg (no system ffmpeg): H.264 yuv420p with even sides (the
-format every phone decodes), ``+faststart`` so playback starts before the download ends, and a
-silent AAC track, because Telegram shows a clip without audio like a GIF, with no seek bar.
+Encoded in-process with PyAV (the FFmpeg libraries of its wheel: no ffmpeg binary, no
+subprocess): H.264 yuv420p with even sides (the format every phone decodes), ``+faststart`` so
+playback starts before the download ends, and a silent AAC track, because Telegram shows a clip
+without audio like a GIF, with no seek bar. The facts are read back from the file's streams.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import re
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,10 @@ __all__ = ["VideoFile", "VideoTooLarge", "export_mp4", "probe", "write_thumbnail
 THUMB_SIDE = 320
 THUMB_MAX_BYTES = 200 * 1024
 AUDIO_BITRATE = 32_000  # bits/s of the silent AAC track, counted against a byte cap
+AUDIO_RATE = 44_100  # samples/s of the silent track
 CONTAINER_OVERHEAD = 8 * 1024  # moov atom and headers, bytes
 MIN_VIDEO_BITRATE = 20_000  # bits/s below which a re-encode is pointless
+X264_PRESET = "medium"
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,6 @@ class VideoFile:
         return data
 
 
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 def _check_frames(frames: np.ndarray) -> np.ndarray:
     arr = np.asarray(frames)
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] < 1:
@@ -62,6 +57,13 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
     if arr.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {arr.dtype}")
     return np.ascontiguousarray(arr)
+
+
+def _even_sides(frames: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sides: an odd side gets one more row/column, a copy of its edge."""
+    height, width = frames.shape[1], frames.shape[2]
+    pad = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
+    return np.pad(frames, pad, mode="edge") if any(p[1] for p in pad) else frames
 
 
 def _encode(
@@ -73,57 +75,80 @@ def _encode(
     bitrate: int | None = None,
     scale: float = 1.0,
 ) -> int:
-    """One ffmpeg run; raw rgb24 frames go in through stdin. Returns the file size."""
+    """One encode of every frame plus a silent stereo AAC track as long as the video.
+
+    ``crf`` (quality) or ``bitrate`` (bits/s, for a byte cap); ``scale`` < 1 shrinks both sides
+    (area resampling, even sides). Returns the file size.
+    """
+    import av
+
+    frames = _even_sides(frames)
     count, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
     if scale < 1.0:
-        vf = f"scale=trunc(iw*{scale}/2)*2:trunc(ih*{scale}/2)*2:flags=area"
+        width = max(2, int(width * scale) // 2 * 2)
+        height = max(2, int(height * scale) // 2 * 2)
+    if bitrate is None:
+        rate_options = {"crf": str(crf if crf is not None else 18)}
     else:
-        vf = "pad=ceil(iw/2)*2:ceil(ih/2)*2"  # yuv420p needs even sides
-    rate = ["-crf", str(crf)] if bitrate is None else [
-        "-b:v", str(bitrate), "-maxrate", str(bitrate), "-bufsize", str(2 * bitrate),
-    ]  # fmt: skip
-    cmd = [
-        ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(fps),
-        "-i", "-",
-        "-f", "lavfi", "-i", "anullsrc=channel_layout=stereo:sample_rate=44100",
-        "-map", "0:v:0", "-map", "1:a:0", "-vf", vf,
-        "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", *rate,
-        "-c:a", "aac", "-b:a", str(AUDIO_BITRATE),
-        # every frame, and audio cut to the video's length (-shortest may drop trailing frames)
-        "-frames:v", str(count), "-t", f"{count / fps:.6f}",
-        "-movflags", "+faststart", "-f", "mp4", str(path),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, check=False)
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError(f"ffmpeg failed: {message[-1] if message else proc.returncode}")
+        rate_options = {"maxrate": str(bitrate), "bufsize": str(2 * bitrate)}
+    audio_samples = round(count * AUDIO_RATE / fps)  # the audio ends with the last frame
+    with av.open(str(path), "w", format="mp4", container_options={"movflags": "+faststart"}) as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": X264_PRESET, **rate_options}
+        if bitrate is not None:
+            video.bit_rate = bitrate
+        audio = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+        audio.bit_rate = AUDIO_BITRATE
+        chunk = audio.codec_context.frame_size or 1024
+        silence = np.zeros((2, chunk), dtype=np.float32)
+        samples_done = 0
+        for index, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if scale < 1.0:
+                frame = frame.reformat(width, height, interpolation="AREA")
+            frame.pts = index
+            out.mux(video.encode(frame))
+            # Interleave: audio up to the end of this frame, in AAC-sized chunks.
+            until = min(audio_samples, round((index + 1) * AUDIO_RATE / fps))
+            while samples_done + chunk <= until or (
+                index == count - 1 and samples_done < audio_samples
+            ):
+                n = min(chunk, audio_samples - samples_done)
+                sound = av.AudioFrame.from_ndarray(silence[:, :n], format="fltp", layout="stereo")
+                sound.sample_rate, sound.pts = AUDIO_RATE, samples_done
+                out.mux(audio.encode(sound))
+                samples_done += n
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
     return path.stat().st_size
-
-
-_VIDEO_RE = re.compile(r"Stream #\S+.*?Video: .*?, (\d{1,5})x(\d{1,5})\b")
-_AUDIO_RE = re.compile(r"Stream #\S+.*?Audio: ")
 
 
 def probe(path: Path) -> dict[str, Any]:
     """Width, height, frame count, duration and audio presence, read back from the file."""
-    import imageio_ffmpeg
+    import av
 
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, check=False
-    )
-    info = proc.stderr.decode("utf-8", "replace")
-    video = _VIDEO_RE.search(info)
-    if video is None:
-        raise RuntimeError(f"no video stream in {path}")
-    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
-    return {
-        "width": int(video.group(1)),
-        "height": int(video.group(2)),
-        "frames": int(frames),
-        "duration": float(seconds),
-        "has_audio": bool(_AUDIO_RE.search(info)),
-    }
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise RuntimeError(f"unreadable video {path}: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise RuntimeError(f"no video stream in {path}")
+        video = container.streams.video[0]
+        frames = sum(1 for packet in container.demux(video) if packet.size)
+        duration = (
+            float(video.duration * video.time_base)
+            if video.duration is not None and video.time_base is not None
+            else (container.duration or 0) / 1e6
+        )
+        return {
+            "width": video.codec_context.width,
+            "height": video.codec_context.height,
+            "frames": frames,
+            "duration": duration,
+            "has_audio": bool(container.streams.audio),
+        }
 
 
 def write_thumbnail(frame: np.ndarray, path: Path) -> Path:
@@ -178,7 +203,7 @@ def export_mp4(
         thumbnail=thumbnail,
         width=facts["width"],
         height=facts["height"],
-        duration=round(frames.shape[0] / fps, 3),  # exact; ffmpeg's read-back is rounded
+        duration=round(frames.shape[0] / fps, 3),  # exact; the container's is in time-base units
         frames=facts["frames"],
         fps=fps,
         size_bytes=path.stat().st_size,

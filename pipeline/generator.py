@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import GenerationOOM, ModelLoadError
+from pipeline.families import load_pipeline
 from pipeline.memory import (
     MEMORY_MODES,
     apply_memory_mode,
@@ -181,7 +182,6 @@ class VideoGenerator:
     def load(cls, config: GeneratorConfig) -> VideoGenerator:
         """Load once; any failure to find or read the model is a one-line :class:`ModelLoadError`."""
         import torch
-        from diffusers import DiffusionPipeline
 
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
@@ -191,7 +191,7 @@ class VideoGenerator:
         if preset.family == "wan" and dtype != torch.float32:
             dtypes = {"default": dtype, "vae": torch.float32}  # Wan's VAE wants float32
         try:
-            pipe = DiffusionPipeline.from_pretrained(config.model, **_dtype_kwarg(dtypes))
+            pipe = load_pipeline(config.model, class_name, **_dtype_kwarg(dtypes))
         except Exception as exc:
             raise ModelLoadError(f"cannot load {config.model}: {one_line(exc)}") from exc
         return cls.from_pipe(pipe, config, preset=preset, class_name=class_name)

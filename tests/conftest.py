@@ -28,3 +28,24 @@ def tiny_marian_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fakes.tiny_models import build_tiny_marian
 
     return build_tiny_marian(tmp_path_factory.mktemp("models") / "tiny-marian")
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fakes.tiny_models import build_tiny_ltx
+
+    return build_tiny_ltx(tmp_path_factory.mktemp("models") / "tiny-ltx")
+
+
+@pytest.fixture(scope="session")
+def tiny_cogvideox_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fakes.tiny_models import build_tiny_cogvideox
+
+    return build_tiny_cogvideox(tmp_path_factory.mktemp("models") / "tiny-cogvideox")
+
+
+@pytest.fixture(scope="session")
+def tiny_kandinsky5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fakes.tiny_models import build_tiny_kandinsky5
+
+    return build_tiny_kandinsky5(tmp_path_factory.mktemp("models") / "tiny-kandinsky5")

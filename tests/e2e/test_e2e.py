@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import imageio_ffmpeg
 import pytest
 
 from bot.__main__ import build_app
@@ -30,6 +29,7 @@ from pipeline.export import export_mp4
 from pipeline.options import OptionOverrides, resolve_options
 from tests.e2e.harness import running_bot
 from tests.fakes.backend import FakeBackend, frames_for
+from tests.fakes.mp4 import read_mp4
 from tests.fakes.telegram import Call, FakeTelegram
 
 pytestmark = pytest.mark.e2e
@@ -39,13 +39,11 @@ ALICE, BOB = 1001, 2002
 
 
 def decode(data: bytes, tmp_path: Path) -> tuple[int, tuple[int, int]]:
-    """Frame count and (width, height) of an MP4, decoded with ffmpeg."""
+    """Frame count and (width, height) of an MP4, decoded with PyAV."""
     path = tmp_path / f"check-{time.monotonic_ns()}.mp4"
     path.write_bytes(data)
-    reader = imageio_ffmpeg.read_frames(str(path))
-    meta = reader.__next__()
-    count = sum(1 for _ in reader)
-    return count, tuple(meta["size"])  # type: ignore[return-value]
+    mp4 = read_mp4(path)
+    return len(mp4.frames), (mp4.width, mp4.height)
 
 
 def sent_texts(tg: FakeTelegram, chat_id: int) -> list[str]:

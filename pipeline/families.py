@@ -1,0 +1,45 @@
+"""Loading a checkpoint whose family needs more than ``DiffusionPipeline.from_pretrained``.
+
+``from_pretrained`` builds every folder of a checkpoint with the class that ``model_index.json``
+names. Where that class needs more than the pipeline uses, the loader builds the part the
+pipeline does use and hands it over after loading the rest, so the family loads in every
+environment the project supports.
+
+- ``Kandinsky5T2VPipeline``: ``tokenizer/`` holds a ``Qwen2VLProcessor`` (tokenizer, image and
+  video processors). The pipeline only tokenizes text, but building the processor's video half
+  needs torchvision, which the project does not depend on (a PyPI torchvision wheel breaks a CPU
+  torch). The processor also lacks the tokenizer methods the generator uses to cut a prompt to
+  ``max_sequence_length``. So the pipeline gets the Qwen tokenizer from that folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# pipeline class → components whose folder is loaded as a plain tokenizer
+TEXT_TOKENIZER_ONLY: dict[str, tuple[str, ...]] = {
+    "Kandinsky5T2VPipeline": ("tokenizer",),
+}
+
+
+def family_components(class_name: str, model: str) -> dict[str, Any]:
+    """Components this family gets ready-made instead of from ``from_pretrained`` (usually none)."""
+    names = TEXT_TOKENIZER_ONLY.get(class_name, ())
+    if not names:
+        return {}
+    from transformers import AutoTokenizer
+
+    return {name: AutoTokenizer.from_pretrained(model, subfolder=name) for name in names}
+
+
+def load_pipeline(model: str, class_name: str, **kwargs: Any) -> Any:
+    """``DiffusionPipeline.from_pretrained(model, **kwargs)`` with the family's own components."""
+    from diffusers import DiffusionPipeline
+
+    ready = family_components(class_name, model)
+    # None skips a folder; the ready component is registered after (diffusers would insist on
+    # the class model_index.json names if it were passed in).
+    pipe = DiffusionPipeline.from_pretrained(model, **dict.fromkeys(ready), **kwargs)
+    if ready:
+        pipe.register_modules(**ready)
+    return pipe
