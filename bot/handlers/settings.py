@@ -54,7 +54,9 @@ def settings_view(
     values = us.effective(stored, defaults, default_quality=quality["default_quality"])
     width, height = us.size_for(values["aspect"], defaults, limits)
     frames = us.frames_for(values["length"], defaults, limits)
-    steps = us.steps_for(values["quality"], defaults, limits, quality["fast_steps"])
+    steps = us.steps_for(
+        values["quality"], defaults, limits, quality["fast_steps"], quality["distilled"]
+    )
     text = t.settings_text(
         values,
         width=width,
@@ -63,7 +65,7 @@ def settings_view(
         fps=defaults.fps,
         steps=steps,
         changed=set(us.clean(stored)) & set(us.CHOICES),
-        fast_mode=bool(getattr(settings, "lora_path", None) or getattr(settings, "cache", None)),
+        fast_mode=settings.fast_speedups,
     )
     return text, settings_keyboard(values)
 
