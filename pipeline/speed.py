@@ -74,11 +74,11 @@ def use_compile_cache(directory: str | Path) -> Path:
     return path
 
 
-def compile_blocks(model: Any) -> int:
+def compile_blocks(model: Any, **options: Any) -> int:
     """Regional compile: each repeated block's ``forward`` (``model._repeated_blocks`` names
     their class), compiled once and reused by every block; returns how many blocks. Call before
     any cache hook is registered (see the module docstring). A model without repeated blocks is
-    compiled whole."""
+    compiled whole. ``options`` go to ``torch.compile`` (default: Inductor, full graph)."""
     import torch
 
     names = set(getattr(model, "_repeated_blocks", None) or ())
@@ -86,10 +86,11 @@ def compile_blocks(model: Any) -> int:
     config = torch._dynamo.config
     config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
     if not blocks:
-        model.compile()
+        model.compile(**options)
         return 0
+    options = {"fullgraph": True, **options}
     for block in blocks:
-        block.forward = torch.compile(block.forward, fullgraph=True)
+        block.forward = torch.compile(block.forward, **options)
     return len(blocks)
 
 
@@ -230,7 +231,7 @@ def load_fast_transformer(pipe: Any, source: str, base_model: str) -> Any:
             fast = cls.from_pretrained(source, subfolder="transformer", torch_dtype=dtype)
         except OSError:
             fast = cls.from_pretrained(source, torch_dtype=dtype)
-    return fast.to(dtype).eval().requires_grad_(False)
+    return fast.eval().requires_grad_(False)
 
 
 def fast_scheduler(shift: float) -> Any:

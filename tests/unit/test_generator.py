@@ -63,6 +63,17 @@ def test_generate_returns_uint8_frames_with_ordered_progress(generator: VideoGen
     assert elapsed == sorted(elapsed)
 
 
+def test_progress_total_is_the_pipelines_public_num_timesteps(
+    generator: VideoGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """diffusers states the real step count as ``pipe.num_timesteps`` (a sampler may run more
+    or fewer steps than asked); progress reports it, not the requested count."""
+    monkeypatch.setattr(type(generator.pipe), "num_timesteps", property(lambda pipe: 7))
+    reports: list[Progress] = []
+    generator.generate(options(generator), on_progress=reports.append)
+    assert {r.total for r in reports if r.stage is Stage.DENOISE and r.step > 0} == {7}
+
+
 def test_same_seed_same_video_other_seed_other_video(generator: VideoGenerator) -> None:
     a = generator.generate(options(generator)).frames
     b = generator.generate(options(generator)).frames
