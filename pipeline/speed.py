@@ -268,6 +268,8 @@ class TierSwitch:
         self.fast_sampler = fast_sampler
         self.on_swap = on_swap
         self.cache_steps: int | None = None  # the step count MagCache is enabled for; None = off
+        if getattr(self.base, "is_cache_enabled", False):
+            self.base.disable_cache()  # the switch owns the cache state from here on
 
     def applied(self, quality: str) -> list[str]:
         """What a job of ``quality`` runs with (for logs and benchmarks)."""
