@@ -133,8 +133,9 @@ class Setting:
 
     @property
     def fresh_pipe(self) -> bool:
-        """Whether the setting changes the pipeline for good (it then gets its own build)."""
-        changes = (self.compile, self.attention, self.quantize, self.cap_gb)
+        """Whether the setting changes the pipeline for good (it then gets its own build); an
+        attention backend is set back to SDPA afterwards instead."""
+        changes = (self.compile, self.quantize, self.cap_gb)
         return any(changes) or self.memory_mode != "resident"
 
 
@@ -426,9 +427,10 @@ def run_setting(name: str, setting: Setting, **kw: Any) -> dict[str, Any]:
         log(f"  error: {entry['error']}")
     finally:
         entry["wall_s"] = round(time.monotonic() - t0, 1)
-        if setting.fresh_pipe:
-            with contextlib.suppress(Exception):  # the active attention backend is global
+        if setting.attention:
+            with contextlib.suppress(Exception):  # back to SDPA (the active backend is global)
                 kw["models"].pipe(fresh=False).transformer.set_attention_backend("native")
+        if setting.fresh_pipe:
             torch.compiler.reset()
         if kw["cuda"]:
             torch.cuda.set_per_process_memory_fraction(1.0)
