@@ -275,6 +275,12 @@ class VideoGenerator:
         apply_memory_mode(pipe, mode, device, vae_tiling=tiling)
         if fast is not None:
             place_module(fast, mode, device)
+        auto_compile = str(config.compile or "auto").strip().lower() == "auto"
+        if compiled and auto_compile and mode != "resident":
+            # Offload hooks move weights inside the blocks: measured only resident (section 2 of
+            # docs/performance.md); an explicit COMPILE=on still compiles, with graph breaks.
+            log.info("COMPILE=auto: not compiling in memory mode %s", mode)
+            compiled = False
 
         def reinstall_offload() -> None:  # model offload hooks follow the pipeline's components
             pipe.remove_all_hooks()
@@ -294,6 +300,7 @@ class VideoGenerator:
                 config,
                 compiled=compiled,
                 quant=quant,
+                fullgraph=mode == "resident",
             )
         except Exception as exc:
             raise ModelLoadError(f"cannot apply speed settings: {one_line(exc)}") from exc
@@ -554,7 +561,7 @@ def _cache_data(pipe: Any, config: GeneratorConfig) -> MagCacheData | None:
 
 
 def _apply_speed(
-    models: list[Any], config: GeneratorConfig, *, compiled: bool, quant: Any
+    models: list[Any], config: GeneratorConfig, *, compiled: bool, quant: Any, fullgraph: bool
 ) -> list[str]:
     """The output-neutral settings on each transformer; returns what was applied."""
     applied: list[str] = []
@@ -570,7 +577,7 @@ def _apply_speed(
         if config.compile_cache_dir:
             cache_dir = use_compile_cache(config.compile_cache_dir)
             applied.append(f"compile_cache={cache_dir}")
-        blocks = [compile_blocks(model) for model in models]
+        blocks = [compile_blocks(model, fullgraph=fullgraph) for model in models]
         applied.insert(0, "compile=regional" if all(blocks) else "compile=full")
     return applied
 
