@@ -336,6 +336,7 @@ def _run_setting(
     from pipeline.quality import BUILTIN_DATA
 
     if setting.cap_gb and cuda:
+        models.drop_shared()  # the cap counts every allocation of the process
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, setting.cap_gb * 1e9 / total))
         entry["cap_gb"] = setting.cap_gb
