@@ -1,19 +1,25 @@
-"""Full-size Wan2.1-T2V-1.3B throughput on one GPU: the project's generator against a bare diffusers call.
+"""Wan 2.1 T2V 1.3B on one GPU: the quality tiers and the speed options side by side.
 
 Builds the transformer, VAE and umT5-XXL text encoder from their published configs (written below)
-with random weights, directly on the GPU in bf16 (nothing is downloaded), and times 832x480, 81
-frames with classifier-free guidance (guidance 5.0, two transformer forwards per step): seconds per
-denoising step, text encoding, VAE decode, the whole clip (a few steps, extrapolated to 50), and
-peak memory, for each setting in ``--configs``. Random weights are valid for latency and memory,
-NOT for cache skip rates: a first-block cache skips whatever random residuals happen to allow.
+with random weights, directly on the GPU in bf16 (nothing is downloaded), wraps the pipeline with
+the project (``VideoGenerator.from_pipe``, the same code as ``VideoGenerator.load``) and renders
+832x480, 81 frames per setting in ``--configs``:
 
-Per setting the same pipeline object is called bare (``pipe(...)``) and through the project
-(``VideoGenerator.generate``), alternating A/B, after one warm-up call of each; the settings are
-applied by the project (``VideoGenerator.from_pipe(pipe, config)``) when it can wrap a built
-pipeline, else by this script with the documented diffusers calls (and only the bare call runs).
+* a warm-up call (2 steps; with compile, this is the compile: its seconds are reported),
+* one real clip at the tier's own step count (best 50, balanced 50 with MagCache, fast 4): seconds
+  per step, text encoding, VAE decode, end-to-end seconds, peak memory, and the share of
+  transformer passes the step cache skipped. When the budget left cannot hold the full clip, the
+  setting runs ``--short-steps`` and extrapolates (the row says so).
 
-    python bench/gpu_throughput.py --out bench/results/gpu.json          # H200: < 8 min
-    python bench/gpu_throughput.py --tiny --out bench/results/tiny.json  # CPU smoke: < 60 s
+What random weights can and cannot tell: latency and memory are those of the trained model (same
+shapes, same kernels). MagCache decides from its magnitude ratios, not from the weights, so the
+balanced tier skips exactly the steps its ratio schedule skips with the trained model too (the
+built-in Wan 2.1 T2V 1.3B data): its time is the trained model's time. Picture quality is not
+measured here (``bench/quality.py`` with real weights). The fast tier fuses a random rank-64 LoRA
+in the original Wan key naming, as ``FAST_LORA`` does with a real step-distilled one.
+
+    python bench/gpu_throughput.py --out bench/results/gpu.json          # one GPU, < 9 min
+    python bench/gpu_throughput.py --tiny --out bench/results/tiny.json  # CPU smoke: < 2 min
 
 Results are flushed to JSON after every run, and a hard deadline (``--budget-s``) skips what is
 left, so a killed or slow run still leaves figures.
@@ -36,16 +42,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.gpu_tools import (
-    NEGATIVE,
     PROMPT,
-    Project,
-    StageTimes,
     build_wan,
     free_memory,
-    generation_options,
     instrumented,
     is_oom,
-    load_project,
     no_progress_bar,
     one_line,
     peak_memory,
@@ -54,11 +55,12 @@ from bench.gpu_tools import (
     stage_times,
     sync,
 )
-from bench.report import JsonReport, fmt, log, machine_info, median, ratio
+from bench.report import JsonReport, fmt, log, machine_info
 
-CACHE_NOTE = (
-    "random weights: latency and memory figures are valid; cache skip rates (first_block_cache) are NOT "
-    "representative of the trained model"
+NOTE = (
+    "random weights: latency, memory and the balanced tier's skipped steps (decided from the "
+    "MagCache ratios, not the weights) are those of the trained model; picture quality is not "
+    "measured (bench/quality.py)"
 )
 
 # ---------------------------------------------------------------- published configs
@@ -110,51 +112,118 @@ UMT5_XXL = dict(
 )
 SCHEDULER = dict(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
 
-FULL = dict(width=832, height=480, frames=81, guidance=5.0, steps=4, extrapolate=50)
-TINY = dict(width=64, height=64, frames=9, guidance=5.0, steps=3, extrapolate=50)
+FULL = dict(width=832, height=480, frames=81)
+TINY = dict(width=64, height=64, frames=9)
 
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One measured configuration: a memory mode and speed settings, named as GeneratorConfig names them."""
+    """One measured configuration, in the names of ``GeneratorConfig`` and the tiers."""
 
-    memory_mode: str = "resident"
+    quality: str = "best"
     compile: bool = False
-    attention: str | None = None  # "auto": the best installed of _flash_3, flash, _native_cudnn
-    cache: str | None = None
-    cap_gb: float | None = None  # torch.cuda.set_per_process_memory_fraction for this setting
-    repeats_key: str = "other"  # which --repeats applies
-    min_left_s: float = 45  # not started with less budget left (compile needs time to compile)
+    attention: str | None = None
+    quantize: str | None = None
+    fast_weights: bool = False  # a FAST_LORA for the fast tier (else it falls back)
+    memory_mode: str = "resident"
+    cap_gb: float | None = None  # torch.cuda.set_per_process_memory_fraction
+    short: bool = False  # always --short-steps (comparisons of per-step cost)
+    bare: bool = False  # a bare diffusers call of the same pipeline, for the project's overhead
+    min_left_s: float = 40  # not started with less budget left
+
+    @property
+    def fresh_pipe(self) -> bool:
+        """Whether the setting changes the pipeline for good (it then gets its own build); an
+        attention backend is set back to SDPA afterwards instead."""
+        changes = (self.compile, self.quantize, self.cap_gb)
+        return any(changes) or self.memory_mode != "resident"
 
 
 SETTINGS: dict[str, Setting] = {
-    "plain": Setting(repeats_key="main"),
-    "group_offload_24g": Setting(memory_mode="group_offload", cap_gb=24),
-    "compile": Setting(compile=True, min_left_s=110),
-    "attention": Setting(attention="auto"),
-    "first_block_cache": Setting(cache="first_block"),
-    "compile_attention": Setting(compile=True, attention="auto", min_left_s=110),
-    "resident_24g": Setting(cap_gb=24),
-    "model_offload_24g": Setting(memory_mode="model_offload", cap_gb=24),
+    # the tiers, as the bot runs them by default (COMPILE=auto is on with CUDA: see *_compile)
+    "best": Setting(quality="best", min_left_s=90),
+    "balanced": Setting(quality="balanced", min_left_s=60),
+    "fast": Setting(quality="fast", fast_weights=True),
+    "fast_fallback": Setting(quality="fast"),
+    "best_compile": Setting(quality="best", compile=True, min_left_s=110),
+    "balanced_compile": Setting(quality="balanced", compile=True, min_left_s=90),
+    "fast_compile": Setting(quality="fast", fast_weights=True, compile=True, min_left_s=70),
+    "balanced_fp8": Setting(quality="balanced", quantize="fp8", min_left_s=70),
+    "fast_fp8": Setting(quality="fast", fast_weights=True, quantize="fp8"),
+    # attention backends: per-step cost of the best tier (short runs)
+    "attention_sdpa": Setting(attention="native", short=True),
+    "attention_cudnn": Setting(attention="_native_cudnn", short=True),
+    "attention_flash": Setting(attention="flash", short=True),
+    "attention_flash3_hub": Setting(attention="_flash_3_hub", short=True),
+    "attention_sage_hub": Setting(attention="sage_hub", short=True),
+    # memory on smaller cards
+    "group_offload_24g": Setting(memory_mode="group_offload", cap_gb=24, short=True),
+    "resident_24g": Setting(cap_gb=24, short=True),
+    "model_offload_24g": Setting(memory_mode="model_offload", cap_gb=24, short=True),
+    # the project against a bare diffusers call (issue 2's overhead check on the GPU)
+    "bare_best": Setting(quality="best", bare=True, short=True),
 }
-DEFAULT_CONFIGS = "plain,group_offload_24g,compile,attention,first_block_cache"
-TINY_CONFIGS = "plain,group_offload_24g,attention,first_block_cache"
+DEFAULT_CONFIGS = (
+    "best,balanced,fast,fast_fallback,balanced_compile,fast_compile,"
+    "attention_sdpa,attention_cudnn,attention_flash,attention_flash3_hub,attention_sage_hub,"
+    "balanced_fp8"
+)
+TINY_CONFIGS = "best,balanced,fast,fast_fallback,attention_sdpa,group_offload_24g,bare_best"
+ATTENTION_PACKAGES = ("flash_attn", "flash_attn_interface", "sageattention", "kernels", "torchao")
 
 
-# ---------------------------------------------------------------- building the model
+# ---------------------------------------------------------------- building
 
 
-def build_full_pipe(device: str, vae_dtype):
-    """Wan2.1-T2V-1.3B with random weights, created on ``device`` in bf16 (VAE in ``vae_dtype``)."""
-    import torch
+class Models:
+    """Builds the pipeline (full-size on the GPU, or the tiny checkpoint) and the fast LoRA."""
 
-    return build_wan(
-        WAN_1_3B_TRANSFORMER, UMT5_XXL, WAN_VAE, device=device, dtype=torch.bfloat16,
-        vae_dtype=vae_dtype, scheduler=SCHEDULER,
-    )  # fmt: skip
+    def __init__(self, args: argparse.Namespace, cuda: bool, workdir: Path) -> None:
+        self.args = args
+        self.cuda = cuda
+        self.workdir = workdir
+        self.tiny_dir: Path | None = None
+        self.lora: Path | None = None
+        self.shared: Any = None  # the plain pipeline, reused by settings that do not change it
+
+    def pipe(self, fresh: bool) -> Any:
+        if not fresh and self.shared is not None:
+            return self.shared
+        import torch
+
+        if self.args.tiny:
+            from diffusers import WanPipeline
+
+            from tests.fakes.tiny_models import build_tiny_wan
+
+            if self.tiny_dir is None:
+                self.tiny_dir = build_tiny_wan(self.workdir / "tiny-wan")
+            pipe = WanPipeline.from_pretrained(self.tiny_dir)
+        else:
+            vae_dtype = torch.float32 if self.args.vae_dtype == "float32" else torch.bfloat16
+            pipe = build_wan(
+                WAN_1_3B_TRANSFORMER, UMT5_XXL, WAN_VAE, device="cuda", dtype=torch.bfloat16,
+                vae_dtype=vae_dtype, scheduler=SCHEDULER,
+            )  # fmt: skip
+        no_progress_bar(pipe)
+        if not fresh:
+            self.shared = pipe
+        return pipe
+
+    def fast_lora(self) -> Path:
+        from tests.fakes.tiny_loras import TINY, WAN_1_3B, build_original_wan_lora
+
+        if self.lora is None:
+            shape = TINY if self.args.tiny else WAN_1_3B
+            self.lora = build_original_wan_lora(self.workdir / "fast-lora.safetensors", shape=shape)
+        return self.lora
+
+    def drop_shared(self) -> None:
+        self.shared = None
+        free_memory()
 
 
-def param_counts(pipe) -> dict[str, float]:
+def param_counts(pipe: Any) -> dict[str, float]:
     """Millions of parameters per component."""
     return {
         name: round(sum(p.numel() for p in getattr(pipe, name).parameters()) / 1e6, 1)
@@ -162,140 +231,77 @@ def param_counts(pipe) -> dict[str, float]:
     }
 
 
-# ---------------------------------------------------------------- settings
-
-
-def resolve_attention(name: str | None, cuda: bool) -> str | None:
-    """``auto``: the fastest backend diffusers can use here without downloads; None keeps SDPA."""
-    if name != "auto":
-        return name
-    if not cuda:
-        return "native"
-    from diffusers.models import attention_dispatch as ad
-
-    if getattr(ad, "_CAN_USE_FLASH_ATTN_3", False):
-        return "_flash_3"
-    if getattr(ad, "_CAN_USE_FLASH_ATTN", False):
-        return "flash"
-    return "_native_cudnn"
-
-
-def attention_probe() -> dict[str, Any]:
-    found = {}
-    for pkg in ("flash_attn", "flash_attn_interface", "sageattention", "xformers", "kernels"):
-        found[pkg] = importlib.util.find_spec(pkg) is not None
-    return found
-
-
-def apply_bench_settings(pipe, setting: Setting, attention: str | None, cuda: bool) -> list[str]:
-    """The documented diffusers calls for ``setting`` (used when the project cannot apply them)."""
-    import torch
-
-    done = []
-    if setting.memory_mode == "group_offload":
-        onload = torch.device("cuda" if cuda else "cpu")
-        pipe.enable_group_offload(
-            onload_device=onload,
-            offload_device=torch.device("cpu"),
-            offload_type="leaf_level",
-            use_stream=cuda,
-        )
-        done.append(f"pipe.enable_group_offload(leaf_level, use_stream={cuda})")
-    elif setting.memory_mode == "model_offload" and cuda:
-        pipe.enable_model_cpu_offload()
-        done.append("pipe.enable_model_cpu_offload()")
-    if attention:
-        pipe.transformer.set_attention_backend(attention)
-        done.append(f"transformer.set_attention_backend({attention!r})")
-    if setting.cache == "first_block":
-        from diffusers import FirstBlockCacheConfig
-
-        pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=0.05))
-        done.append("transformer.enable_cache(FirstBlockCacheConfig(threshold=0.05))")
-    if setting.compile:
-        pipe.transformer.compile_repeated_blocks(fullgraph=True)
-        done.append("transformer.compile_repeated_blocks(fullgraph=True)")
-    return done
-
-
-def reset_global_state(cuda: bool) -> None:
-    """Undo process-wide side effects of a setting: the active attention backend, dynamo caches, the cap."""
-    import torch
-
-    with contextlib.suppress(Exception):
-        from diffusers.models.attention_dispatch import (
-            AttentionBackendName,
-            _AttentionBackendRegistry,
-        )
-
-        _AttentionBackendRegistry.set_active_backend(AttentionBackendName.NATIVE)
-    with contextlib.suppress(Exception):
-        torch._dynamo.reset()
-    if cuda:
-        torch.cuda.set_per_process_memory_fraction(1.0)
-    free_memory()
+def attention_probe() -> dict[str, bool]:
+    return {pkg: importlib.util.find_spec(pkg) is not None for pkg in ATTENTION_PACKAGES}
 
 
 # ---------------------------------------------------------------- one call
 
 
-def bare_call(pipe, size: dict[str, Any], steps: int, seed: int):
-    import torch
-
-    def call():
-        out = pipe(
-            prompt=PROMPT,
-            negative_prompt=NEGATIVE,
-            height=size["height"],
-            width=size["width"],
-            num_frames=size["frames"],
-            num_inference_steps=steps,
-            guidance_scale=size["guidance"],
-            generator=torch.Generator("cpu").manual_seed(seed),
-            output_type="np",
-            max_sequence_length=512,
-        )
-        return out.frames
-
-    return call
+def block_counter(models: list[Any]) -> list[int]:
+    """Counts real transformer passes: a pass the step cache skips never reaches the last
+    block's feed-forward layer."""
+    calls: list[int] = []
+    for model in models:
+        if model is not None:
+            model.blocks[-1].ffn.register_forward_hook(lambda *_: calls.append(1))
+    return calls
 
 
-def project_call(gen, size: dict[str, Any], steps: int, seed: int):
-    options = generation_options(
-        steps=steps,
-        frames=size["frames"],
-        width=size["width"],
-        height=size["height"],
-        guidance=size["guidance"],
-        seed=seed,
-        # The cache and a LoRA are "fast" settings: the project applies them to fast jobs only.
-        fast=bool(gen.config.cache or gen.config.lora_path),
-    )
-
-    def call():
-        return gen.generate(options, prompt_en=PROMPT)
-
-    return call
-
-
-def measure(call, pipe, cuda: bool, guidance: bool, extrapolate: int) -> dict[str, Any]:
-    """Run ``call`` once with stage marks on ``pipe`` (None: wall time only)."""
+def measure(gen: Any, options: Any, cuda: bool, passes: list[int]) -> dict[str, Any]:
+    """One ``VideoGenerator.generate`` call with stage marks: times, memory, skipped passes."""
+    gen.switch.prepare(options.quality, options.steps)  # the tier's transformer, before marking
     gc.collect()  # no empty_cache: the allocator stays warm between runs, as in the bot
     reset_peak_memory()
-    with contextlib.ExitStack() as stack:
-        clock = stack.enter_context(instrumented(pipe, cuda)) if pipe is not None else None
+    passes.clear()
+    with instrumented(gen.pipe, cuda) as clock:
         start = time.perf_counter()
-        result = call()
+        video = gen.generate(options, prompt_en=PROMPT)
         sync()
         total = time.perf_counter() - start
-    times = stage_times(clock, total, guidance) if clock is not None else StageTimes(total=total)
+    guided = options.guidance > 1.0
+    times = stage_times(clock, total, guided)
     peak_memory(times)
-    data = times.as_dict(extrapolate)
-    own = getattr(result, "timings", None)
-    if isinstance(own, dict):
-        data["project_timings"] = own
-    del result
+    data = times.as_dict()
+    per_step = 2 if guided else 1
+    data.update(
+        steps=options.steps,
+        transformer_passes=options.steps * per_step,
+        computed_passes=len(passes),
+        skipped_share=1 - len(passes) / (options.steps * per_step),
+        project_timings=video.timings,
+    )
     return data
+
+
+def bare_measure(pipe: Any, options: Any, cuda: bool) -> dict[str, Any]:
+    """The same call as plain diffusers (float frames, no progress, no cancel hook)."""
+    import torch
+
+    gc.collect()
+    reset_peak_memory()
+    with instrumented(pipe, cuda) as clock:
+        start = time.perf_counter()
+        pipe(
+            prompt=PROMPT, negative_prompt=options.negative_prompt, height=options.height,
+            width=options.width, num_frames=options.frames, num_inference_steps=options.steps,
+            guidance_scale=options.guidance, output_type="np", max_sequence_length=512,
+            generator=torch.Generator("cpu").manual_seed(options.seed),
+        )  # fmt: skip
+        sync()
+        total = time.perf_counter() - start
+    times = stage_times(clock, total, options.guidance > 1.0)
+    peak_memory(times)
+    return {**times.as_dict(), "steps": options.steps}
+
+
+def clip_seconds(run: dict[str, Any], full_passes: int) -> float | None:
+    """End-to-end seconds of a clip with ``full_passes`` computed transformer passes, from a
+    shorter run: its fixed stages plus its cost per computed pass."""
+    if run.get("denoise") is None or not run.get("computed_passes"):
+        return None
+    fixed = run["total"] - run["denoise"]
+    return fixed + run["denoise"] / run["computed_passes"] * full_passes
 
 
 # ---------------------------------------------------------------- one setting
@@ -311,263 +317,184 @@ class Deadline:
         return self.budget_s - (time.monotonic() - self.start)
 
 
-def summarize(runs: list[dict[str, Any]], extrapolate: int) -> dict[str, Any]:
-    key = f"clip_{extrapolate}_steps_estimate"
-
-    def med(field: str) -> float | None:
-        return median([r.get(field) for r in runs])
-
-    peaks = [r.get("peak_allocated_gb") for r in runs if r.get("peak_allocated_gb") is not None]
-    return {
-        "n": len(runs),
-        "total_s": med("total"),
-        "step_s": med("step_median"),
-        "encode_text_s": med("encode_text"),
-        "decode_s": med("decode"),
-        "other_s": med("other"),
-        key: med(key),
-        "peak_allocated_gb": max(peaks) if peaks else None,
-        "peak_reserved_gb": max(
-            [r["peak_reserved_gb"] for r in runs if r.get("peak_reserved_gb") is not None],
-            default=None,
-        ),
-    }
-
-
-def _measure_setting(
+def _run_setting(
     entry: dict[str, Any],
     setting: Setting,
     *,
-    attention: str | None,
-    repeats: int,
-    args,
-    project: Project,
+    args: argparse.Namespace,
+    models: Models,
     cuda: bool,
-    size: dict[str, Any],
-    tiny_dir: Path | None,
+    size: dict[str, int],
     deadline: Deadline,
     report: JsonReport,
 ) -> None:
-    """Build, apply the setting, warm up, then alternate bare and project calls into ``entry``.
-
-    Every model reference lives in this frame, so returning (or the caller's ``except`` ending)
-    frees the models before the next setting is built.
-    """
     import torch
 
-    pipe = gen = None
+    from pipeline.generator import GeneratorConfig, VideoGenerator
+    from pipeline.options import OptionOverrides, resolve_options
+    from pipeline.presets import apply_overrides
+    from pipeline.quality import BUILTIN_DATA
+
     if setting.cap_gb and cuda:
+        models.drop_shared()  # the cap counts every allocation of the process
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, setting.cap_gb * 1e9 / total))
         entry["cap_gb"] = setting.cap_gb
     t0 = time.monotonic()
-    gen_config = None
-    if project.available:
-        gen_config = project.config(
-            model=str(tiny_dir) if tiny_dir else "wan-1.3b-random (in memory)",
-            device="cuda" if cuda else "cpu",
-            dtype="bfloat16" if cuda else "float32",
-            memory_mode=setting.memory_mode,
-            compile=setting.compile,
-            attention_backend=attention,
-            cache=setting.cache,
-        )
-    if project.available:
-        pipe = build_pipe(args, cuda, tiny_dir)
-        try:
-            gen, how = project.wrap(pipe, gen_config)
-            entry["settings_applied_by"] = how
-            entry["project_applied"] = getattr(gen, "speed_applied", None)
-            entry["project_memory_mode"] = getattr(gen, "memory_mode", None)
-        except Exception as exc:
-            entry["project_error"] = one_line(exc)
-            log(f"  project could not wrap the pipeline: {one_line(exc)}")
-            gen = pipe = None
-        if gen is None:
-            reset_global_state(cuda)  # outside the except: its traceback would keep the pipe alive
-    else:
-        entry["project_error"] = project.error
-    if gen is None:  # the bare call alone, with the documented diffusers calls
-        pipe = build_pipe(args, cuda, tiny_dir)
-        entry["bench_applied"] = apply_bench_settings(pipe, setting, attention, cuda)
-        entry["settings_applied_by"] = "bench (documented diffusers calls)"
+    pipe = models.pipe(fresh=setting.fresh_pipe)
+    config = GeneratorConfig(
+        model="tiny random Wan" if args.tiny else "wan-2.1-t2v-1.3b-random (in memory)",
+        device="cuda" if cuda else "cpu",
+        dtype="bfloat16" if cuda else "float32",
+        memory_mode=setting.memory_mode,
+        compile="on" if setting.compile else "off",
+        compile_cache_dir=args.compile_cache_dir,
+        attention_backend=setting.attention,
+        quantize=setting.quantize,
+        fast_lora=str(models.fast_lora()) if setting.fast_weights else None,
+        # the tiny Wan is not 1.3B: give it the built-in ratios (the full model finds them itself)
+        cache_ratios=str(Path(__file__).resolve().parents[1] / "pipeline" / "data" / BUILTIN_DATA)
+        if args.tiny
+        else None,
+    )
+    gen = VideoGenerator.from_pipe(pipe, config)
     entry["build_s"] = round(time.monotonic() - t0, 2)
-    no_progress_bar(pipe)
+    entry["applied"] = [*gen.speed_applied, *gen.switch.applied(setting.quality)]
+    entry["memory_mode"] = gen.memory_mode
     if "parameters_million" not in report.data:
         report.data["parameters_million"] = param_counts(pipe)
-    if cuda:
-        entry["allocated_after_build_gb"] = round(torch.cuda.memory_allocated() / 1e9, 3)
-    log(f"  built in {entry['build_s']} s; settings applied by {entry['settings_applied_by']}")
+    defaults, limits = apply_overrides(gen.defaults, gen.limits, size)
+    plan = gen.tier_plan(setting.quality, defaults, limits)
+    entry["plan"] = dataclasses.asdict(plan) | {"negative_prompt": bool(plan.negative_prompt)}
+
+    def options(steps: int) -> Any:
+        overrides = OptionOverrides(seed=0, steps=steps).merged_over(plan.overrides())
+        return resolve_options("benchmark", overrides, defaults, limits)
+
+    passes = block_counter([gen.switch.base, gen.switch.fast])
+    log(f"  built in {entry['build_s']} s; {', '.join(entry['applied']) or 'no speed settings'}")
     report.flush()
 
-    guidance = size["guidance"] > 1.0
-    variants: list[tuple[str, Any, Any]] = [("bare", bare_call(pipe, size, size["steps"], 0), pipe)]
-    if gen is not None:
-        variants.append(("project", project_call(gen, size, size["steps"], 0), pipe))
-    # warm-up: one short call of each (compile, autotuning, lazy hooks), recorded apart
-    for variant, _, target in variants:
-        call = (
-            bare_call(target, size, args.warmup_steps, 0)
-            if variant == "bare"
-            else project_call(gen, size, args.warmup_steps, 0)
-        )
-        if deadline.left < 5:
-            raise TimeoutError("budget spent during warm-up")
-        data = measure(call, target, cuda, guidance, size["extrapolate"])
-        data.update(variant=variant, warmup=True, n_steps=args.warmup_steps)
-        entry["runs"].append(data)
-        report.flush()
-        log(f"  warm-up {variant}: {data['total']:.2f} s")
-    # measured: A B B A ... so drift hits both variants alike
-    order: list[tuple[str, Any, Any]] = []
-    for i in range(repeats):
-        order += variants if i % 2 == 0 else list(reversed(variants))
-    last = 0.0
-    for variant, call, target in order:
-        if deadline.left < last * 1.2 + 5:
-            entry["truncated"] = "budget: remaining runs skipped"
-            log("  budget: remaining runs of this config skipped")
-            break
-        data = measure(call, target, cuda, guidance, size["extrapolate"])
-        data.update(variant=variant, warmup=False, n_steps=size["steps"])
-        last = data["total"]
-        entry["runs"].append(data)
-        report.flush()
-        log(
-            f"  {variant:8s} total {data['total']:.2f} s, step {fmt(data['step_median'], '.3f')} s,"
-            f" peak {fmt(data['peak_allocated_gb'], '.1f')} GB"
-        )
-    if gen is not None and callable(getattr(gen, "free_memory", None)):
-        with contextlib.suppress(Exception):
-            gen.free_memory()
+    warm = options(min(args.warmup_steps, plan.steps))
+    start = time.perf_counter()
+    gen.generate(warm, prompt_en=PROMPT)
+    sync()
+    entry["warmup_s"] = round(time.perf_counter() - start, 2)
+    log(f"  warm-up ({warm.steps} steps): {entry['warmup_s']:.1f} s")
+    report.flush()
+
+    full = options(plan.steps)
+    short_steps = min(args.short_steps, plan.steps)
+    per_pass = entry["warmup_s"] / max(1, warm.steps * (2 if warm.guidance > 1 else 1))
+    expected = entry["warmup_s"] + per_pass * plan.forwards
+    if setting.short or setting.bare or deadline.left < 1.3 * expected + 10:
+        run_options, entry["extrapolated"] = options(short_steps), True
+    else:
+        run_options, entry["extrapolated"] = full, False
+    if deadline.left < 10:
+        raise TimeoutError("budget spent after the warm-up")
+    run = measure(gen, run_options, cuda, passes)
+    entry["run"] = run
+    entry["clip_s"] = (
+        run["total"] if not entry["extrapolated"] else clip_seconds(run, plan.forwards)
+    )
+    entry["full_steps"] = plan.steps
+    entry["skipped_share_full"] = 1 - plan.forwards / (plan.steps * (2 if plan.guidance > 1 else 1))
+    log(
+        f"  {run_options.steps} steps: total {run['total']:.2f} s, step {fmt(run['step_median'], '.3f')} s,"
+        f" skipped {run['skipped_share']:.0%}, peak {fmt(run['peak_allocated_gb'], '.1f')} GB;"
+        f" clip@{plan.steps} {fmt(entry['clip_s'], '.1f')} s"
+        + (" (extrapolated)" if entry["extrapolated"] else "")
+    )
+    if setting.bare:
+        bare_measure(pipe, run_options, cuda)  # warm
+        entry["bare_run"] = bare_measure(pipe, run_options, cuda)
+        entry["project_over_bare"] = run["total"] / entry["bare_run"]["total"]
+        log(f"  bare diffusers: {entry['bare_run']['total']:.2f} s")
+    gen.free_memory()
 
 
-def run_setting(
-    name: str,
-    setting: Setting,
-    *,
-    args,
-    project: Project,
-    cuda: bool,
-    size: dict[str, Any],
-    tiny_dir: Path | None,
-    deadline: Deadline,
-    report: JsonReport,
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {"config": name, "setting": dataclasses.asdict(setting), "runs": []}
-    results = report.data.setdefault("configs", {})
-    results[name] = entry
-    attention = resolve_attention(setting.attention, cuda)
-    entry["attention_backend"] = attention
-    repeats = args.repeats if setting.repeats_key == "main" else args.repeats_other
-    t_setting = time.monotonic()
+def run_setting(name: str, setting: Setting, **kw: Any) -> dict[str, Any]:
+    import torch
+
+    report: JsonReport = kw["report"]
+    entry: dict[str, Any] = {"config": name, "setting": dataclasses.asdict(setting)}
+    report.data.setdefault("configs", {})[name] = entry
+    t0 = time.monotonic()
     try:
-        _measure_setting(
-            entry,
-            setting,
-            attention=attention,
-            repeats=repeats,
-            args=args,
-            project=project,
-            cuda=cuda,
-            size=size,
-            tiny_dir=tiny_dir,
-            deadline=deadline,
-            report=report,
-        )
+        _run_setting(entry, setting, **kw)
     except Exception as exc:
         entry["error"] = ("OOM: " if is_oom(exc) else "") + one_line(exc)
         log(f"  error: {entry['error']}")
     finally:
-        for variant in ("bare", "project"):
-            runs = [r for r in entry["runs"] if r["variant"] == variant and not r["warmup"]]
-            if runs:
-                entry[variant] = summarize(runs, size["extrapolate"])
-        if "bare" in entry and "project" in entry:
-            entry["project_over_bare"] = {
-                "total": ratio(entry["project"]["total_s"], entry["bare"]["total_s"]),
-                "step": ratio(entry["project"]["step_s"], entry["bare"]["step_s"]),
-            }
-        warm = {r["variant"]: r["total"] for r in entry["runs"] if r["warmup"]}
-        if warm:
-            entry["warmup_total_s"] = warm
-        entry["wall_s"] = round(time.monotonic() - t_setting, 1)
-        reset_global_state(cuda)
+        entry["wall_s"] = round(time.monotonic() - t0, 1)
+        if setting.attention:
+            with contextlib.suppress(Exception):  # back to SDPA (the active backend is global)
+                kw["models"].pipe(fresh=False).transformer.set_attention_backend("native")
+        if setting.fresh_pipe:
+            torch.compiler.reset()
+        if kw["cuda"]:
+            torch.cuda.set_per_process_memory_fraction(1.0)
+        free_memory()
         report.flush()
     return entry
-
-
-def build_pipe(args, cuda: bool, tiny_dir: Path | None):
-    import torch
-
-    if tiny_dir is not None:
-        from diffusers import WanPipeline
-
-        return WanPipeline.from_pretrained(tiny_dir)
-    vae_dtype = torch.float32 if args.vae_dtype == "float32" else torch.bfloat16
-    return build_full_pipe("cuda" if cuda else "cpu", vae_dtype)
 
 
 # ---------------------------------------------------------------- table
 
 
-def print_table(report: JsonReport, extrapolate: int) -> None:
-    """Medians per config and variant; proj/bare is the ratio of median whole-call times."""
-    key = f"clip_{extrapolate}_steps_estimate"
-    header = ("config", "variant", "step s", "text s", "decode s", f"clip@{extrapolate} s")
-    header += ("peak GB", "proj/bare")
+def print_table(report: JsonReport) -> None:
+    header = ("config", "steps", "s/step", "text s", "decode s", "clip s", "skipped", "peak GB")
+    # s/step: median step of the run (cached tiers mix computed and skipped steps); skipped:
+    # transformer passes of the run the step cache skipped
+    header += ("warm-up s",)
     rows: list[tuple[str, ...]] = [header]
-    notes: list[tuple[str, str, str]] = []  # (config, what, message): printed unpadded
+    notes: list[str] = []
     for name, entry in report.data.get("configs", {}).items():
-        for variant in ("bare", "project"):
-            s = entry.get(variant)
-            if not s:
-                continue
-            r = entry.get("project_over_bare", {}).get("total") if variant == "project" else None
+        run = entry.get("run")
+        if run:
             rows.append(
                 (
                     name,
-                    variant,
-                    fmt(s["step_s"], ".3f"),
-                    fmt(s["encode_text_s"], ".3f"),
-                    fmt(s["decode_s"], ".2f"),
-                    fmt(s[key], ".1f"),
-                    fmt(s["peak_allocated_gb"], ".1f"),
-                    fmt(r, ".3f"),
+                    f"{run['steps']}/{entry['full_steps']}",
+                    fmt(run["step_median"], ".3f"),
+                    fmt(run["encode_text"], ".2f"),
+                    fmt(run["decode"], ".2f"),
+                    fmt(entry["clip_s"], ".1f") + ("*" if entry["extrapolated"] else ""),
+                    f"{run['skipped_share']:.0%}",
+                    fmt(run["peak_allocated_gb"], ".1f"),
+                    fmt(entry.get("warmup_s"), ".1f"),
                 )
             )
-        if "project" not in entry and entry.get("project_error"):
-            notes.append((name, "project skipped", entry["project_error"]))
+        if entry.get("project_over_bare"):
+            notes.append(f"{name}: project / bare diffusers = {entry['project_over_bare']:.3f}")
         if entry.get("error"):
-            notes.append((name, "error", entry["error"]))
-        if entry.get("truncated"):
-            notes.append((name, "truncated", entry["truncated"]))
+            notes.append(f"{name}: error: {entry['error'][:160]}")
     for name in report.data.get("skipped", []):
-        notes.append((name, "skipped", "budget spent before it could start"))
+        notes.append(f"{name}: skipped: budget spent before it could start")
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         log("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    for name, what, message in notes:
-        log(f"{name}: {what}: {message[:160]}")
+    log("* extrapolated from a shorter run to the tier's full step count")
+    for note in notes:
+        log(note)
 
 
 def compact_summary(report: JsonReport) -> dict[str, Any]:
-    """The medians on one line, for a log tail when the JSON file cannot be fetched."""
+    """The figures on one line, for a log tail when the JSON file cannot be fetched."""
     out: dict[str, Any] = {}
     for name, entry in report.data.get("configs", {}).items():
-        item: dict[str, Any] = {}
-        for variant in ("bare", "project"):
-            if entry.get(variant):
-                item[variant] = {
-                    k: round(v, 3) if isinstance(v, float) else v for k, v in entry[variant].items()
-                }
-        for key in ("project_over_bare", "warmup_total_s"):
-            if entry.get(key):
-                item[key] = {k: round(v, 3) for k, v in entry[key].items() if v is not None}
-        for key in ("error", "attention_backend", "settings_applied_by"):
-            if entry.get(key) is not None:
-                item[key] = entry[key]
-        out[name] = item
+        run = entry.get("run") or {}
+        item = {
+            "clip_s": entry.get("clip_s"),
+            "extrapolated": entry.get("extrapolated"),
+            "step_s": run.get("step_median"),
+            "skipped": entry.get("skipped_share_full"),
+            "peak_gb": run.get("peak_allocated_gb"),
+            "warmup_s": entry.get("warmup_s"),
+            "error": entry.get("error"),
+        }
+        out[name] = {k: round(v, 3) if isinstance(v, float) else v for k, v in item.items()}
     return out
 
 
@@ -579,30 +506,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/gpu.json"))
     parser.add_argument("--tiny", action="store_true", help="tiny random Wan on CPU (CI smoke)")
     parser.add_argument("--configs", default=None, help=f"comma list of {', '.join(SETTINGS)}")
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps per measured call")
-    parser.add_argument("--warmup-steps", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2, help="A/B pairs for the 'plain' config")
+    parser.add_argument("--warmup-steps", type=int, default=2)
     parser.add_argument(
-        "--repeats-other", type=int, default=1, help="A/B pairs for the other configs"
+        "--short-steps", type=int, default=4, help="steps of runs that are extrapolated"
     )
     parser.add_argument(
-        "--budget-s", type=float, default=420.0, help="hard deadline for the whole run"
+        "--budget-s", type=float, default=540.0, help="hard deadline for the whole run"
     )
     parser.add_argument("--vae-dtype", choices=["float32", "bfloat16"], default="float32")
-    parser.add_argument("--no-project", action="store_true", help="bare diffusers only")
+    parser.add_argument(
+        "--compile-cache-dir", default=None, help="COMPILE's on-disk cache (default: torch's)"
+    )
     args = parser.parse_args(argv)
     deadline = Deadline(args.budget_s)
 
     import torch
 
     quiet()
+    if args.tiny:  # tiny models gain nothing from threads; on busy shared cores they crawl
+        torch.set_num_threads(1)
     cuda = torch.cuda.is_available() and not args.tiny
     if not args.tiny and not cuda:
         log("no CUDA device: use --tiny for the CPU smoke run")
         return 2
     size = dict(TINY if args.tiny else FULL)
-    if args.steps:
-        size["steps"] = args.steps
     names = [
         n.strip()
         for n in (args.configs or (TINY_CONFIGS if args.tiny else DEFAULT_CONFIGS)).split(",")
@@ -611,75 +538,45 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown config(s) {unknown}; known: {', '.join(SETTINGS)}")
 
-    project = Project(error="--no-project") if args.no_project else load_project()
     report = JsonReport(
         args.out,
         benchmark="gpu_throughput",
         command="python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         machine=machine_info(),
         size=size,
-        model="tiny random Wan (tests/tiny_models.py)"
+        model="tiny random Wan (tests/fakes/tiny_models.py)"
         if args.tiny
         else "Wan2.1-T2V-1.3B, random weights",
         configs_requested=names,
-        note=CACHE_NOTE,
-        extrapolation=(
-            f"clip_{size['extrapolate']}_steps_estimate = text encoding + {size['extrapolate']} x median step"
-            f" (steps 2..{size['steps']}) + VAE decode + rest, from runs of {size['steps']} steps"
-        ),
-        attention_packages=attention_probe(),
-        project=project.error or "pipeline.generator",
-        project_has_from_pipe=project.has_from_pipe(),
+        note=NOTE,
+        packages=attention_probe(),
     )
     log(
-        f"gpu_throughput: {report.data['model']}, {size['width']}x{size['height']}x{size['frames']},"
-        f" {size['steps']} steps, guidance {size['guidance']}; budget {args.budget_s:.0f} s"
+        f"gpu_throughput: {report.data['model']}, {size['width']}x{size['height']}x{size['frames']};"
+        f" budget {args.budget_s:.0f} s"
     )
-    log(f"NOTE: {CACHE_NOTE}")
-    if project.error:
-        log(f"project path: {project.error}")
-    elif not project.has_from_pipe():
-        log(
-            "project path: VideoGenerator.from_pipe is missing; the bench wraps the built pipeline with the"
-            " project's own memory/speed functions instead (see bench/common.py: _emulated_from_pipe)"
-        )
-
-    with tempfile.TemporaryDirectory(prefix="bench-tiny-") as tmp:
-        tiny_dir = None
-        if args.tiny:
-            from tests.fakes.tiny_models import build_tiny_wan
-
-            tiny_dir = build_tiny_wan(Path(tmp) / "tiny-wan")
+    log(f"NOTE: {NOTE}")
+    with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
+        models = Models(args, cuda, Path(tmp))
         for name in names:
-            if deadline.left < (5 if args.tiny else SETTINGS[name].min_left_s):
+            setting = SETTINGS[name]
+            if deadline.left < (5 if args.tiny else setting.min_left_s):
                 report.data.setdefault("skipped", []).append(name)
                 report.flush()
                 log(f"[{name}] skipped: budget spent ({deadline.left:.0f} s left)")
                 continue
             log(f"[{name}] {deadline.left:.0f} s left")
             run_setting(
-                name,
-                SETTINGS[name],
-                args=args,
-                project=project,
-                cuda=cuda,
-                size=size,
-                tiny_dir=tiny_dir,
-                deadline=deadline,
-                report=report,
-            )
+                name, setting, args=args, models=models, cuda=cuda, size=size,
+                deadline=deadline, report=report,
+            )  # fmt: skip
     report["elapsed_s"] = round(time.monotonic() - deadline.start, 1)
     log("")
-    print_table(report, size["extrapolate"])
-    log(f"NOTE: {CACHE_NOTE}")
+    print_table(report)
     log("SUMMARY " + json.dumps(compact_summary(report), separators=(",", ":")))
     log(f"wrote {args.out} in {report.data['elapsed_s']} s")
     if args.tiny:  # CI smoke: every code path must have run
-        broken = [
-            name
-            for name, entry in report.data.get("configs", {}).items()
-            if entry.get("error") or (not args.no_project and "project" not in entry)
-        ]
+        broken = [n for n, e in report.data.get("configs", {}).items() if e.get("error")]
         if broken or report.data.get("skipped"):
             log(f"smoke check failed: {broken or report.data.get('skipped')}")
             return 1

@@ -1,6 +1,6 @@
-"""Helpers of the model benchmarks (gpu_throughput, overhead): prompts, timing marks, stage
-instrumentation, the full-size random-weight Wan builder and access to the project's generator.
-"""
+"""Helpers of the model benchmarks (gpu_throughput, overhead, quality): prompts, timing marks,
+stage instrumentation and the full-size random-weight Wan builder. The project is used through its
+public API only (``pipeline.generator.VideoGenerator``, ``pipeline.options``)."""
 
 from __future__ import annotations
 
@@ -352,102 +352,7 @@ def build_tokenizer(model_max_length: int = 512):
     )
 
 
-# ---------------------------------------------------------------- the project under test
-
-
-@dataclasses.dataclass
-class Project:
-    """The project's generator API, or why it cannot be used."""
-
-    generator: Any = None  # the pipeline.generator module
-    error: str | None = None
-
-    @property
-    def available(self) -> bool:
-        return self.generator is not None
-
-    def config(self, **values: Any) -> Any:
-        """A ``GeneratorConfig`` with the fields it has (unknown ones are dropped and reported)."""
-        cls = self.generator.GeneratorConfig
-        names = {f.name for f in dataclasses.fields(cls)}
-        dropped = sorted(set(values) - names)
-        if dropped:
-            log(f"  note: GeneratorConfig has no field(s) {dropped}; left out")
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    def has_from_pipe(self) -> bool:
-        return self.available and callable(
-            getattr(self.generator.VideoGenerator, "from_pipe", None)
-        )
-
-    def can_wrap(self) -> bool:
-        return self.available
-
-    def wrap(self, pipe: Any, config: Any) -> tuple[Any, str]:
-        """The project around an already built pipeline, and how it was wrapped.
-
-        ``VideoGenerator.from_pipe(pipe, config)`` when the project has it; else the same steps as
-        ``VideoGenerator.load`` after its ``from_pretrained``, spelled out here with the project's own
-        functions (memory mode, speed settings, defaults), so the bench still measures the project.
-        """
-        vg = self.generator.VideoGenerator
-        if self.has_from_pipe():
-            return vg.from_pipe(pipe, config), "project (VideoGenerator.from_pipe)"
-        return _emulated_from_pipe(self.generator, pipe, config), (
-            "project (from_pipe missing: VideoGenerator built from the project's memory/speed functions)"
-        )
-
-    def load(self, config: Any) -> Any:
-        return self.generator.VideoGenerator.load(config)
-
-
-def _emulated_from_pipe(g: Any, pipe: Any, config: Any) -> Any:
-    """What ``VideoGenerator.load`` does after loading, applied to ``pipe`` (see ``Project.wrap``)."""
-    import torch
-
-    from pipeline import memory, presets, speed
-
-    device = g.resolve_device(config.device)
-    dtype = g.resolve_dtype(config.dtype, device)
-    preset = presets.preset_for(type(pipe).__name__)
-    pipe.set_progress_bar_config(disable=True)
-    defaults, limits = presets.defaults_and_limits(pipe, preset)
-    mode = config.memory_mode
-    tiling = bool(config.vae_tiling)
-    if device.startswith("cuda"):
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        sizes = memory.component_bytes(pipe, torch.finfo(dtype).bits // 8)
-        if mode == "auto":
-            mode = memory.choose_memory_mode(free, sizes)
-        if config.vae_tiling is None:
-            tiling = memory.needs_vae_tiling(mode, free, sizes)
-    else:
-        mode = "resident"
-    memory.apply_memory_mode(pipe, mode, device, vae_tiling=tiling)
-    gen = g.VideoGenerator(pipe, config, preset, defaults, limits, device, mode)
-    gen.speed_applied = speed.apply_speed(pipe, config.speed, defaults.steps)
-    gen._cache_steps = defaults.steps
-    return gen
-
-
-def load_project() -> Project:
-    try:
-        import pipeline.generator as generator
-    except Exception as exc:  # not written yet, or broken: the bench still measures diffusers
-        return Project(error=f"pipeline.generator is not importable ({one_line(exc)})")
-    missing = [n for n in ("GeneratorConfig", "VideoGenerator") if not hasattr(generator, n)]
-    if missing:
-        return Project(error=f"pipeline.generator lacks {missing}")
-    return Project(generator=generator)
-
-
-def pipe_of(generator: Any) -> Any:
-    """The diffusers pipeline inside a ``VideoGenerator`` (for stage timing), if it exposes one."""
-    for name in ("pipe", "pipeline", "_pipe", "_pipeline"):
-        pipe = getattr(generator, name, None)
-        if pipe is not None and hasattr(pipe, "encode_prompt"):
-            return pipe
-    return None
+# ---------------------------------------------------------------- options
 
 
 def generation_options(
@@ -459,8 +364,9 @@ def generation_options(
     guidance: float,
     seed: int,
     fps: int = 16,
-    fast: bool = False,
+    quality: str = "best",
 ):
+    """Options of one benchmark call (``best``: the model as it is, like a bare diffusers call)."""
     from pipeline.options import GenerationOptions
 
     return GenerationOptions(
@@ -473,5 +379,5 @@ def generation_options(
         width=width,
         height=height,
         guidance=guidance,
-        fast=fast,
+        quality=quality,
     )

@@ -26,10 +26,8 @@ from bench.gpu_tools import (
     PROMPT,
     build_wan,
     generation_options,
-    load_project,
     no_progress_bar,
     one_line,
-    pipe_of,
     quiet,
 )
 from bench.report import JsonReport, fmt, log, machine_info, median, ratio
@@ -75,23 +73,21 @@ def bare_frames_uint8(frames: Any):
     return (array * 255).round().clip(0, 255).astype("uint8")
 
 
-def measure_model(
-    name: str, model_dir: Path, size: dict[str, Any], repeats: int, project
-) -> dict[str, Any]:
+def measure_model(name: str, model_dir: Path, size: dict[str, Any], repeats: int) -> dict[str, Any]:
     import numpy as np
     import torch
     from diffusers import WanPipeline
 
+    from pipeline.generator import GeneratorConfig, VideoGenerator
+
     entry: dict[str, Any] = {"model": name, "size": size}
-    config = project.config(
-        model=str(model_dir), device="cpu", dtype="float32", memory_mode="resident"
+    config = GeneratorConfig(
+        model=str(model_dir), device="cpu", dtype="float32", memory_mode="resident", compile="off"
     )
-    gen = project.load(config)
-    shared = pipe_of(gen)
+    gen = VideoGenerator.load(config)
     bare_pipe = WanPipeline.from_pretrained(model_dir)
     no_progress_bar(bare_pipe)
     entry["bare_pipe"] = "WanPipeline.from_pretrained(dir), separate object"
-    entry["project_pipe_exposed"] = shared is not None
     options = generation_options(
         steps=size["steps"],
         frames=size["frames"],
@@ -122,16 +118,10 @@ def measure_model(
     # warm-up, and the same-seed check
     out_bare = bare_frames_uint8(bare())
     out_proj = proj()
-    frames = getattr(out_proj, "frames", None)
-    if frames is not None and getattr(frames, "shape", None) == out_bare.shape:
-        diff = int(np.abs(frames.astype(np.int16) - out_bare.astype(np.int16)).max())
-        entry["same_seed_max_abs_diff"] = diff
-    else:
-        entry["same_seed_max_abs_diff"] = None
-        entry["shape_note"] = f"project {getattr(frames, 'shape', None)} vs bare {out_bare.shape}"
-    own = getattr(out_proj, "timings", None)
-    if isinstance(own, dict):
-        entry["project_timings_example"] = own
+    frames = out_proj.frames
+    diff = int(np.abs(frames.astype(np.int16) - out_bare.astype(np.int16)).max())
+    entry["same_seed_max_abs_diff"] = diff
+    entry["project_timings_example"] = out_proj.timings
 
     times: dict[str, list[float]] = {"bare": [], "project": []}
     pair_ratios: list[float] = []
@@ -154,8 +144,7 @@ def measure_model(
     entry["ratio_of_minimums"] = min(times["project"]) / min(times["bare"])
     entry["pair_ratios"] = pair_ratios
     entry["meets_target"] = entry["median_pair_ratio"] <= TARGET
-    if callable(getattr(gen, "free_memory", None)):
-        gen.free_memory()
+    gen.free_memory()
     return entry
 
 
@@ -180,7 +169,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 8)
     names = [n.strip() for n in (args.models or ("tiny" if args.quick else "tiny,mid")).split(",")]
-    project = load_project()
     report = JsonReport(
         args.out,
         benchmark="overhead",
@@ -190,10 +178,6 @@ def main(argv: list[str] | None = None) -> int:
         target=f"project / bare <= {TARGET}",
         repeats=repeats,
     )
-    if not project.available:
-        log(f"project path unavailable: {project.error}")
-        report["error"] = project.error
-        return 1
     from tests.fakes.tiny_models import build_tiny_wan
 
     builders = {"tiny": build_tiny_wan, "mid": build_mid_wan}
@@ -203,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[{name}] building and measuring, {repeats} A/B pairs")
             try:
                 model_dir = builders[name](Path(tmp) / name)
-                entry = measure_model(name, model_dir, SIZES[name], repeats, project)
+                entry = measure_model(name, model_dir, SIZES[name], repeats)
             except Exception as exc:
                 entry = {"model": name, "error": one_line(exc)}
                 log(f"  error: {entry['error']}")

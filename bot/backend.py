@@ -161,11 +161,12 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         device=settings.device,
         memory_mode=settings.memory_mode,
         compile=settings.compile,
+        compile_cache_dir=str(settings.database_path.parent / "compile-cache"),
         attention_backend=settings.attention_backend,
-        cache=settings.cache,
-        cache_threshold=settings.cache_threshold,
-        lora_path=settings.lora_path,
-        lora_scale=settings.lora_scale,
+        quantize=settings.quantize,
+        fast_lora=settings.fast_lora,
+        fast_transformer=settings.fast_transformer,
+        fast_steps=settings.fast_steps,
     )
     return TextToVideo.load(
         config,

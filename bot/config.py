@@ -85,15 +85,18 @@ class Settings(BaseSettings):
     translator_device: str = "cpu"
     device: str = "auto"
     memory_mode: str = "auto"
-    compile: bool = False
+    compile: Literal["auto", "on", "off"] = "auto"
+    """Regional ``torch.compile``: ``auto`` = on with CUDA (warmed up before the first job)."""
     attention_backend: str | None = None
-    cache: str | None = None
-    cache_threshold: float | None = None
-    lora_path: str | None = None
-    lora_scale: float = 1.0
+    quantize: Literal["fp8"] | None = None
+    """``fp8``: torchao float8 weights and activations (Ada/Hopper GPUs); unset = off."""
+    fast_lora: str | None = None
+    """Step-distilled LoRA of the fast tier (file, directory, Hub id or owner/repo/file)."""
+    fast_transformer: str | None = None
+    """Step-distilled transformer of the fast tier (directory, file or Hub id)."""
     fast_steps: int | None = None
     default_quality: Literal["fast", "balanced", "best"] = "balanced"
-    """The quality of users who never picked one in /settings; ``fast`` makes every job fast."""
+    """The quality tier of users who never picked one in /settings (``pipeline.quality``)."""
 
     # --- operator defaults and bounds (None = the model's own)
     default_steps: int | None = Field(default=None, ge=1)
@@ -138,9 +141,8 @@ class Settings(BaseSettings):
         "max_frames",
         "max_pixels",
         "attention_backend",
-        "cache",
-        "cache_threshold",
-        "lora_path",
+        "fast_lora",
+        "fast_transformer",
         "fast_steps",
         mode="before",
     )
@@ -152,6 +154,20 @@ class Settings(BaseSettings):
     @classmethod
     def _retention_blank_is_default(cls, value: object) -> object:
         return 7 if _none_if_blank(value) is None else value
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile(cls, value: object) -> object:
+        """``auto``/``on``/``off``; also true/false, 1/0 and yes/no as older .env files say."""
+        text = str(value).strip().lower() if value is not None else ""
+        aliases = {"": "auto", "true": "on", "1": "on", "yes": "on"}
+        return aliases.get(text, {"false": "off", "0": "off", "no": "off"}.get(text, text))
+
+    @field_validator("quantize", mode="before")
+    @classmethod
+    def _quantize(cls, value: object) -> object:
+        text = str(value).strip().lower() if value is not None else ""
+        return None if text in ("", "none", "off") else text
 
     @field_validator("default_quality", mode="before")
     @classmethod
@@ -196,8 +212,8 @@ class Settings(BaseSettings):
 
     @property
     def fast_speedups(self) -> bool:
-        """Whether "fast" jobs get output-changing speed settings (a LoRA, the step cache)."""
-        return bool(self.lora_path or self.cache)
+        """Whether the fast tier has step-distilled weights (else it runs fewer base steps)."""
+        return bool(self.fast_lora or self.fast_transformer)
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admin_ids

@@ -3,6 +3,9 @@
 Option values go through the same typing code as the bot's ``/generate`` (options written inside
 the prompt text work too), so the CLI and the bot accept and reject exactly the same things.
 Bad options and missing models end with one line on stderr and a non-zero exit code.
+
+``python -m pipeline calibrate-cache --model DIR -o ratios.json`` measures a model's MagCache
+ratios for the balanced tier (:mod:`pipeline.calibrate`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import NoReturn, TextIO
 
 from pipeline.errors import GenerationOOM, ModelLoadError, VideoTooLarge
 from pipeline.options import (
+    DEFAULT_QUALITY,
+    QUALITIES,
     OptionError,
     OptionOverrides,
-    fast_overrides,
     overrides_from_values,
     parse_request,
     resolve_options,
@@ -112,22 +116,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: $MEMORY_MODE or auto (picked from free VRAM)",
     )
     model.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None)
-    speed = p.add_argument_group("speed (opt-in)")
-    speed.add_argument("--compile", action="store_true", help="regional torch.compile")
-    speed.add_argument("--attention-backend", help="e.g. flash, _flash_3_hub, sage, native")
-    speed.add_argument("--cache", help="first_block or mag:<ratios.json>; used with --fast")
-    speed.add_argument("--cache-threshold", type=float)
-    speed.add_argument(
-        "--lora", help="LoRA file or directory (e.g. step-distilled); used with --fast"
+    quality = p.add_argument_group("quality tiers and speed")
+    quality.add_argument(
+        "--quality",
+        choices=QUALITIES,
+        default=os.environ.get("DEFAULT_QUALITY") or DEFAULT_QUALITY,
+        help="best: the model as published; balanced: + MagCache step cache; fast: 4-step"
+        " distilled weights (--fast-lora / --fast-transformer), else fewer steps",
     )
-    speed.add_argument("--lora-scale", type=float, default=1.0)
-    speed.add_argument(
-        "--fast",
-        action="store_true",
-        help="fast run: --lora and --cache on, fewer steps (--fast-steps, else half the default),"
-        " guidance 1 with --lora unless --steps/--guidance say otherwise",
+    quality.add_argument(
+        "--fast-lora",
+        default=os.environ.get("FAST_LORA") or None,
+        help="step-distilled LoRA for the fast tier: file, directory, Hub id or"
+        " owner/repo/file.safetensors (fused into a copy of the transformer)",
     )
-    speed.add_argument("--fast-steps", type=int, help="steps of a --fast run")
+    quality.add_argument("--fast-lora-scale", type=float, default=1.0)
+    quality.add_argument(
+        "--fast-transformer",
+        default=os.environ.get("FAST_TRANSFORMER") or None,
+        help="step-distilled transformer for the fast tier (directory, file or Hub id)",
+    )
+    quality.add_argument(
+        "--fast-steps",
+        type=int,
+        default=int(os.environ["FAST_STEPS"]) if os.environ.get("FAST_STEPS") else None,
+        help="steps of the fast tier (default 4 with distilled weights, else half)",
+    )
+    quality.add_argument("--fast-shift", type=float, help="flow shift of the fast sampler (5)")
+    quality.add_argument(
+        "--cache-ratios", help="MagCache data file for the balanced tier (calibrate-cache)"
+    )
+    quality.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default=os.environ.get("COMPILE") or "auto",
+        help="regional torch.compile (auto: on CUDA)",
+    )
+    quality.add_argument("--compile-cache-dir", help="keep compiled code here across runs")
+    quality.add_argument(
+        "--quantize",
+        choices=("none", "fp8"),
+        default=os.environ.get("QUANTIZE") or "none",
+        help="fp8: torchao float8 weights and activations (Ada/Hopper GPUs)",
+    )
+    quality.add_argument(
+        "--attention-backend",
+        default=os.environ.get("ATTENTION_BACKEND") or None,
+        help="diffusers attention backend, e.g. _native_cudnn, flash, sage_hub",
+    )
     p.add_argument("--max-mb", type=float, help="re-encode to fit this many MB (Telegram: 50)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -188,6 +224,11 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "calibrate-cache":
+        from pipeline.calibrate import main as calibrate
+
+        return calibrate(argv[1:])
     args = build_parser().parse_args(argv)
     if args.memory_mode not in MEMORY_MODES:  # argparse checks choices of given flags only
         return _fail(
@@ -217,22 +258,22 @@ def main(argv: list[str] | None = None) -> int:
         memory_mode=args.memory_mode,
         vae_tiling=args.vae_tiling,
         compile=args.compile,
+        compile_cache_dir=args.compile_cache_dir,
         attention_backend=args.attention_backend,
-        cache=args.cache,
-        cache_threshold=args.cache_threshold,
-        lora_path=args.lora,
-        lora_scale=args.lora_scale,
+        quantize=None if args.quantize == "none" else args.quantize,
+        fast_lora=args.fast_lora,
+        fast_lora_scale=args.fast_lora_scale,
+        fast_transformer=args.fast_transformer,
+        fast_steps=args.fast_steps,
+        cache_ratios=args.cache_ratios,
+        **({"fast_shift": args.fast_shift} if args.fast_shift else {}),
     )
     start = time.perf_counter()
     try:
         t2v = TextToVideo.load(
             config, translator_model=args.translator, translator_device=args.translator_device
         )
-        if args.fast:
-            fast = fast_overrides(
-                t2v.defaults, t2v.limits, fast_steps=args.fast_steps, distilled=bool(args.lora)
-            )
-            overrides = overrides.merged_over(fast)  # explicit options win
+        overrides = overrides.merged_over(t2v.tier_overrides(args.quality))  # explicit ones win
         options = resolve_options(prompt, overrides, t2v.defaults, t2v.limits)
     except OptionError as exc:
         return _fail(EXIT_OPTIONS, f"error: {_describe(exc)}")
@@ -271,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {video.duration:.2f} s, {video.size_bytes / 1e3:.0f} kB)"
     )
     print(f"seed: {result.seed}")
+    print(f"quality: {options.quality}, {options.steps} steps, guidance {options.guidance:g}")
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
     print(
         f"time: {result.timings['total']:.1f} s ({stages}; model load {loaded - start:.1f} s)"

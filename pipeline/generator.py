@@ -1,9 +1,12 @@
 """One resident diffusers text-to-video pipeline that turns resolved options into uint8 frames.
 
 Loading reads the family from ``model_index.json``, loads the pipeline once (bf16 on CUDA,
-float32 on CPU), places it in a memory mode chosen from free VRAM and applies the opt-in speed
-settings. :meth:`VideoGenerator.generate` calls the pipeline the diffusers way, reporting progress
-from ``callback_on_step_end`` and stopping through the same hook when the cancel flag is set.
+float32 on CPU), builds the fast tier's distilled transformer when one is configured, places
+everything in a memory mode chosen from free VRAM and applies the speed settings (regional
+compile on CUDA, attention backend, FP8). :meth:`VideoGenerator.generate` puts the pipeline into
+the job's quality tier (:mod:`pipeline.quality`), calls it the diffusers way, reports progress
+from ``callback_on_step_end`` and stops through the same hook when the cancel flag is set.
+:meth:`VideoGenerator.warm_up` pays the compile before the first job.
 """
 
 from __future__ import annotations
@@ -27,10 +30,16 @@ from pipeline.memory import (
     component_bytes,
     needs_vae_tiling,
 )
-from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
+from pipeline.options import (
+    QUALITIES,
+    GenerationDefaults,
+    GenerationOptions,
+    ModelLimits,
+    OptionOverrides,
+    resolve_options,
+)
 from pipeline.presets import (
     ModelPreset,
-    apply_overrides,
     defaults_and_limits,
     one_line,
     preset_for,
@@ -38,7 +47,27 @@ from pipeline.presets import (
     signature_defaults,
 )
 from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
-from pipeline.speed import FastSwitch, SpeedSettings, apply_speed, denoiser, load_lora
+from pipeline.quality import (
+    FAST_SHIFT,
+    MagCacheData,
+    TierPlan,
+    TierSupport,
+    builtin_cache_data,
+    load_cache_data,
+    plan_tier,
+)
+from pipeline.speed import (
+    TierSwitch,
+    check_quantize,
+    compile_blocks,
+    compile_enabled,
+    denoiser,
+    fast_scheduler,
+    fused_lora_transformer,
+    load_fast_transformer,
+    quantize,
+    use_compile_cache,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +77,15 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 @dataclass
 class GeneratorConfig:
-    """How to load the video model; every speed or memory feature is opt-in or chosen by ``auto``.
+    """How to load the video model and its quality tiers.
 
-    ``defaults_override`` / ``limits_override`` carry the operator's ``DEFAULT_*`` / ``MAX_*``
-    (field names of :class:`GenerationDefaults` / :class:`ModelLimits`). ``compile``,
-    ``attention_backend`` and the memory mode do not change what a seed draws and serve every
-    job; ``cache`` and ``lora_path`` do, and serve only jobs with ``GenerationOptions.fast``
-    (their steps and guidance are the caller's choice: :func:`pipeline.options.fast_overrides`).
+    ``compile``, ``attention_backend``, ``quantize`` and the memory mode serve every job. The
+    tiers (:mod:`pipeline.quality`) need: for fast, ``fast_lora`` (fused into a copy of the
+    transformer) or ``fast_transformer`` (a distilled transformer), run with a flow-matching
+    Euler sampler of ``fast_shift`` for ``fast_steps`` steps; for balanced, MagCache data:
+    ``cache_ratios`` (a file written by ``python -m pipeline calibrate-cache``), else the
+    built-in data where the model is Wan 2.1 T2V 1.3B. The operator's ``DEFAULT_*`` / ``MAX_*``
+    are not here: :func:`pipeline.presets.apply_overrides` lays them over ``generator.defaults``.
     """
 
     model: str = DEFAULT_MODEL
@@ -62,25 +93,16 @@ class GeneratorConfig:
     dtype: str = "auto"
     memory_mode: str = "auto"
     vae_tiling: bool | None = None
-    compile: bool = False
+    compile: str = "auto"
+    compile_cache_dir: str | None = None
     attention_backend: str | None = None
-    cache: str | None = None
-    cache_threshold: float | None = None
-    lora_path: str | None = None
-    lora_scale: float = 1.0
-    defaults_override: dict[str, Any] | None = None
-    limits_override: dict[str, Any] | None = None
-
-    @property
-    def speed(self) -> SpeedSettings:
-        return SpeedSettings(
-            compile=self.compile,
-            attention_backend=self.attention_backend,
-            cache=self.cache,
-            cache_threshold=self.cache_threshold,
-            lora_path=self.lora_path,
-            lora_scale=self.lora_scale,
-        )
+    quantize: str | None = None
+    fast_lora: str | None = None
+    fast_lora_scale: float = 1.0
+    fast_transformer: str | None = None
+    fast_steps: int | None = None
+    fast_shift: float = FAST_SHIFT
+    cache_ratios: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +181,8 @@ class VideoGenerator:
         limits: ModelLimits,
         device: str,
         memory_mode: str = "resident",
+        tiers: TierSupport | None = None,
+        switch: TierSwitch | None = None,
     ):
         self.pipe = pipe
         self.config = config
@@ -168,12 +192,13 @@ class VideoGenerator:
         self.device = device
         self.memory_mode = memory_mode
         self.speed_applied: list[str] = []
+        self.tiers = tiers or TierSupport()
+        self.switch = switch or TierSwitch(pipe, self.tiers)
         self._params = set(inspect.signature(pipe.__call__).parameters)
         sig = signature_defaults(pipe)
         self.max_sequence_length: int | None = preset.max_sequence_length or sig.get(
             "max_sequence_length"
         )
-        self.fast_switch = FastSwitch(pipe, config.speed)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ loading
@@ -220,27 +245,26 @@ class VideoGenerator:
         pipe.set_progress_bar_config(disable=True)  # we report progress ourselves
 
         defaults, limits = defaults_and_limits(pipe, preset)
-        defaults, limits = apply_overrides(
-            defaults, limits, config.defaults_override, config.limits_override
-        )
-
-        speed = config.speed
-        if speed.lora_path:
-            try:
-                load_lora(pipe, speed.lora_path, speed.lora_scale)
-            except Exception as exc:
-                raise ModelLoadError(
-                    f"cannot load LoRA {speed.lora_path}: {one_line(exc)}"
-                ) from exc
         mode = config.memory_mode
         if mode not in ("auto", *MEMORY_MODES):
             raise ModelLoadError(
                 f"unknown memory mode {mode!r} (allowed: auto, {', '.join(MEMORY_MODES)})"
             )
+        try:  # bad settings fail in one line at start, before anything heavy happens
+            compiled = compile_enabled(config.compile, device)
+            quant = check_quantize(config.quantize, device)
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        fast = _fast_weights(pipe, config)
+        cache = _cache_data(pipe, config)
+        tiers = TierSupport(distilled=fast is not None, cache=cache, fast_steps=config.fast_steps)
+
         tiling = bool(config.vae_tiling)
         if device.startswith("cuda"):
             free, _total = torch.cuda.mem_get_info(torch.device(device))
             sizes = component_bytes(pipe, torch.finfo(dtype).bits // 8)
+            if fast is not None:
+                sizes["fast_transformer"] = sizes.get("transformer", 0)
             if mode == "auto":
                 mode = choose_memory_mode(free, sizes)
             if config.vae_tiling is None:
@@ -249,12 +273,109 @@ class VideoGenerator:
         else:
             mode = "resident"
         apply_memory_mode(pipe, mode, device, vae_tiling=tiling)
-        generator = cls(pipe, config, preset, defaults, limits, device, mode)
+        if fast is not None:
+            place_module(fast, mode, device)
+        auto_compile = str(config.compile or "auto").strip().lower() == "auto"
+        if compiled and auto_compile and mode != "resident":
+            # Offload hooks move weights inside the blocks: measured only resident (section 2 of
+            # docs/performance.md); an explicit COMPILE=on still compiles, with graph breaks.
+            log.info("COMPILE=auto: not compiling in memory mode %s", mode)
+            compiled = False
+
+        def reinstall_offload() -> None:  # model offload hooks follow the pipeline's components
+            pipe.remove_all_hooks()
+            pipe.enable_model_cpu_offload(device=device)
+
+        switch = TierSwitch(
+            pipe,
+            tiers,
+            fast_transformer=fast,
+            fast_sampler=fast_scheduler(config.fast_shift) if fast is not None else None,
+            on_swap=reinstall_offload if mode == "model_offload" else None,
+        )
+        generator = cls(pipe, config, preset, defaults, limits, device, mode, tiers, switch)
         try:  # a missing kernel package or a bad name: say so in one line at start, not mid-job
-            generator.speed_applied = apply_speed(pipe, speed, defaults.steps)
+            generator.speed_applied = _apply_speed(
+                [denoiser(pipe), *([fast] if fast is not None else [])],
+                config,
+                compiled=compiled,
+                quant=quant,
+                fullgraph=mode == "resident",
+            )
         except Exception as exc:
             raise ModelLoadError(f"cannot apply speed settings: {one_line(exc)}") from exc
+        for quality in QUALITIES:
+            plan = generator.tier_plan(quality)
+            if plan.note:
+                log.warning("quality %s: %s (%d steps)", quality, plan.note, plan.steps)
         return generator
+
+    @property
+    def call_parameters(self) -> frozenset[str]:
+        """The argument names of the pipeline's ``__call__``."""
+        return frozenset(self._params)
+
+    # ------------------------------------------------------------ tiers
+
+    def tier_plan(
+        self,
+        quality: str,
+        defaults: GenerationDefaults | None = None,
+        limits: ModelLimits | None = None,
+    ) -> TierPlan:
+        """What ``quality`` runs here: steps, guidance, negative prompt, cache, transformer calls.
+
+        Pass the operator's defaults and limits (after :func:`pipeline.presets.apply_overrides`)
+        where they differ from the model's own."""
+        return plan_tier(quality, defaults or self.defaults, limits or self.limits, self.tiers)
+
+    def tier_overrides(
+        self,
+        quality: str,
+        defaults: GenerationDefaults | None = None,
+        limits: ModelLimits | None = None,
+    ) -> OptionOverrides:
+        """The tier's option overrides: merge a request's own overrides over these, then
+        :func:`pipeline.options.resolve_options`."""
+        return self.tier_plan(quality, defaults, limits).overrides()
+
+    def warm_up(
+        self,
+        defaults: GenerationDefaults | None = None,
+        *,
+        qualities: tuple[str, ...] | None = None,
+        steps: int = 2,
+    ) -> dict[str, float]:
+        """Render once per transformer a tier uses, at the default size, before taking jobs.
+
+        The first call at a size pays ``torch.compile`` (about 12 s on an H200 for Wan 2.1 1.3B,
+        less when the on-disk cache holds it) and CUDA's lazy initialisation; a warm-up moves that
+        cost from the first user to the start. ``qualities`` defaults to balanced, plus fast when
+        it has its own transformer. Returns seconds per quality (also logged)."""
+        defaults = defaults or self.defaults
+        if qualities is None:
+            qualities = ("balanced", "fast") if self.tiers.distilled else ("balanced",)
+        seconds: dict[str, float] = {}
+        for quality in qualities:
+            plan = self.tier_plan(quality, defaults)
+            options = resolve_options(
+                "warm-up",
+                OptionOverrides(seed=0, steps=min(steps, plan.steps)).merged_over(plan.overrides()),
+                defaults,
+                self.limits,
+            )
+            start = time.perf_counter()
+            self.generate(options)
+            seconds[quality] = time.perf_counter() - start
+        log.info(
+            "warm-up at %dx%dx%d: %s (compile %s)",
+            defaults.width,
+            defaults.height,
+            defaults.frames,
+            ", ".join(f"{q} {s:.1f} s" for q, s in seconds.items()),
+            "on" if any(a.startswith("compile") for a in self.speed_applied) else "off",
+        )
+        return seconds
 
     # ------------------------------------------------------------ generation
 
@@ -299,7 +420,7 @@ class VideoGenerator:
                     on_progress(Progress(stage, step, total, time.perf_counter() - start))
 
             def on_step_end(pipe: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-                total = getattr(pipe, "_num_timesteps", None) or options.steps
+                total = pipe.num_timesteps if hasattr(pipe, "num_timesteps") else options.steps
                 report(Stage.DENOISE, i + 1, total)
                 if i + 1 >= total:
                     marks["denoised"] = time.perf_counter()
@@ -317,8 +438,8 @@ class VideoGenerator:
 
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled("cancelled before start")
-            # The LoRA adapter and the cache change the output: on for fast jobs only.
-            self.fast_switch.prepare(options.fast, options.steps)
+            # The tier decides the transformer, the sampler and whether the step cache is on.
+            self.switch.prepare(options.quality, options.steps)
             prompt = self.cut_prompt(prompt_en if prompt_en is not None else options.prompt)
             negative = self.cut_prompt(options.negative_prompt) or None
             kwargs = self._call_kwargs(options, prompt, negative, on_step_end)
@@ -376,12 +497,12 @@ class VideoGenerator:
         return {k: v for k, v in wanted.items() if k in self._params and v is not None}
 
     def _after_failure(self) -> None:
-        hooks = getattr(self.pipe, "maybe_free_model_hooks", None)
-        if hooks is not None and self.memory_mode == "model_offload":
-            try:
-                hooks()  # puts offloaded components back where the offload hooks expect them
-            except Exception:  # pragma: no cover - best effort after a failure
-                log.debug("maybe_free_model_hooks failed", exc_info=True)
+        try:
+            # Resets the step cache's state (a cancelled run leaves it mid-way) and puts
+            # offloaded components back where the offload hooks expect them.
+            self.pipe.maybe_free_model_hooks()
+        except Exception:  # pragma: no cover - best effort after a failure
+            log.debug("maybe_free_model_hooks failed", exc_info=True)
         self.free_memory()
 
     # ------------------------------------------------------------ housekeeping
@@ -392,6 +513,73 @@ class VideoGenerator:
 
     def free_memory(self) -> None:
         free_memory()
+
+
+def place_module(module: Any, mode: str, device: str) -> None:
+    """Put a module that joins the pipeline later (the fast transformer) where ``mode`` wants it."""
+    import torch
+
+    if mode == "resident":
+        module.to(device)
+    elif mode == "group_offload":
+        module.enable_group_offload(
+            onload_device=torch.device(device),
+            offload_device=torch.device("cpu"),
+            offload_type="leaf_level",
+            use_stream=torch.device(device).type == "cuda",
+        )
+    # model_offload: the pipeline's hooks are reinstalled whenever it joins (TierSwitch.on_swap)
+
+
+def _fast_weights(pipe: Any, config: GeneratorConfig) -> Any:
+    """The fast tier's distilled transformer, or None (the tier then runs fewer base steps)."""
+    if config.fast_lora and config.fast_transformer:
+        raise ModelLoadError("set FAST_LORA or FAST_TRANSFORMER, not both")
+    try:
+        if config.fast_lora:
+            return fused_lora_transformer(pipe, config.fast_lora, config.fast_lora_scale)
+        if config.fast_transformer:
+            return load_fast_transformer(pipe, config.fast_transformer, config.model)
+    except Exception as exc:
+        name = "FAST_LORA" if config.fast_lora else "FAST_TRANSFORMER"
+        source = config.fast_lora or config.fast_transformer
+        raise ModelLoadError(f"cannot load {name} {source}: {one_line(exc)}") from exc
+    return None
+
+
+def _cache_data(pipe: Any, config: GeneratorConfig) -> MagCacheData | None:
+    """MagCache data: the configured file, else the built-in data where the model fits it."""
+    model = denoiser(pipe)
+    if not hasattr(model, "enable_cache"):
+        return None
+    try:
+        if config.cache_ratios:
+            return load_cache_data(config.cache_ratios)
+        return builtin_cache_data(model)
+    except ValueError as exc:
+        raise ModelLoadError(one_line(exc)) from exc
+
+
+def _apply_speed(
+    models: list[Any], config: GeneratorConfig, *, compiled: bool, quant: Any, fullgraph: bool
+) -> list[str]:
+    """The output-neutral settings on each transformer; returns what was applied."""
+    applied: list[str] = []
+    if config.attention_backend:
+        for model in models:
+            model.set_attention_backend(config.attention_backend)
+        applied.append(f"attention={config.attention_backend}")
+    if quant is not None:
+        for model in models:
+            quantize(model, quant)
+        applied.append(f"quantize={config.quantize}")
+    if compiled:
+        if config.compile_cache_dir:
+            cache_dir = use_compile_cache(config.compile_cache_dir)
+            applied.append(f"compile_cache={cache_dir}")
+        blocks = [compile_blocks(model, fullgraph=fullgraph) for model in models]
+        applied.insert(0, "compile=regional" if all(blocks) else "compile=full")
+    return applied
 
 
 def device_info(device: str) -> str:

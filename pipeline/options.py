@@ -39,6 +39,11 @@ OPTION_ALIASES: dict[str, str] = {
 }
 OPTION_NAMES = ("steps", "seed", "frames", "fps", "size", "guidance", "negative")
 
+QUALITIES = ("best", "balanced", "fast")
+"""Quality tiers, slowest first (what each runs: :mod:`pipeline.quality`)."""
+DEFAULT_QUALITY = "balanced"
+"""The tier of a request that names none (``DEFAULT_QUALITY`` in the operator's settings)."""
+
 _DASHES = "-‐‑‒–—―−"  # ASCII hyphen and every dash a phone keyboard may substitute for "--"
 _QUOTES = {'"': '"', "«": "»", "“": "”", "„": "“", "'": "'"}
 _SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xх×*]\s*(\d{1,5})\s*$", re.IGNORECASE)
@@ -80,7 +85,7 @@ class OptionOverrides:
     height: int | None = None
     guidance: float | None = None
     negative_prompt: str | None = None
-    fast: bool | None = None
+    quality: str | None = None
 
     def merged_over(self, base: OptionOverrides) -> OptionOverrides:
         """These overrides on top of ``base`` (e.g. explicit options over personal defaults)."""
@@ -171,8 +176,9 @@ class GenerationOptions:
     width: int
     height: int
     guidance: float
-    fast: bool = False
-    """Run with the output-changing speed settings (a step-distilled LoRA, the step cache)."""
+    quality: str = DEFAULT_QUALITY
+    """The tier: ``best``, ``balanced`` (step cache) or ``fast`` (distilled weights), see
+    :mod:`pipeline.quality`. Steps, guidance and negative prompt above are already the tier's."""
 
     @property
     def size(self) -> str:
@@ -195,32 +201,8 @@ class GenerationOptions:
             height=self.height,
             guidance=self.guidance,
             negative_prompt=self.negative_prompt,
-            fast=self.fast,
+            quality=self.quality,
         )
-
-
-FAST_STEPS_FACTOR = 0.5
-"""A "fast" job without an explicit step count runs this share of the default steps."""
-DISTILLED_GUIDANCE = 1.0
-"""Step-distilled LoRAs are trained without classifier-free guidance: guidance 1 turns it off."""
-
-
-def fast_overrides(
-    defaults: GenerationDefaults,
-    limits: ModelLimits,
-    *,
-    fast_steps: int | None = None,
-    distilled: bool = False,
-) -> OptionOverrides:
-    """What a "fast" job changes where the request names nothing: ``fast=True``, the steps
-    (``fast_steps``, else half the default) and, with a step-distilled LoRA (``distilled``),
-    guidance 1. Explicit options still win: merge the request's overrides over these."""
-    steps = fast_steps if fast_steps else round(defaults.steps * FAST_STEPS_FACTOR)
-    return OptionOverrides(
-        steps=max(1, min(limits.max_steps, steps)),
-        guidance=DISTILLED_GUIDANCE if distilled else None,
-        fast=True,
-    )
 
 
 def random_seed() -> int:
@@ -459,6 +441,11 @@ def resolve_options(
     if negative is None:
         negative = defaults.negative_prompt
     seed = overrides.seed if overrides.seed is not None else random_seed()
+    quality = overrides.quality or DEFAULT_QUALITY
+    if quality not in QUALITIES:
+        raise OptionError(
+            "out_of_range", "quality", "is not a quality tier", ", ".join(QUALITIES), quality
+        )
 
     _check_range("steps", steps, 1, limits.max_steps)
     _check_range("seed", seed, 0, MAX_SEED)
@@ -507,7 +494,7 @@ def resolve_options(
         width=int(width),
         height=int(height),
         guidance=float(guidance),
-        fast=bool(overrides.fast),
+        quality=quality,
     )
 
 

@@ -191,21 +191,9 @@ def side_multiple_of(pipe: Any, preset: ModelPreset) -> int:
     return preset.side_multiple
 
 
-def defaults_and_limits(
-    pipe: Any,
-    preset: ModelPreset,
-    *,
-    defaults_override: dict[str, Any] | None = None,
-    limits_override: dict[str, Any] | None = None,
-) -> tuple[GenerationDefaults, ModelLimits]:
-    """Model defaults and limits, then the operator's ``DEFAULT_*`` / ``MAX_*`` on top.
-
-    ``defaults_override`` takes :class:`GenerationDefaults` field names (``steps``, ``frames``,
-    ``fps``, ``width``, ``height``, ``guidance``, ``negative_prompt``), ``limits_override``
-    :class:`ModelLimits` field names (``max_steps``, ``max_frames``, ``max_pixels``...); ``None``
-    values are ignored. Model defaults are lowered to fit the operator's limits; explicit
-    operator defaults that do not fit raise ``ValueError`` naming the setting.
-    """
+def defaults_and_limits(pipe: Any, preset: ModelPreset) -> tuple[GenerationDefaults, ModelLimits]:
+    """The model's own defaults and limits (the operator's ``DEFAULT_*`` / ``MAX_*`` go on top
+    with :func:`apply_overrides`, the one place that does it)."""
     sig = signature_defaults(pipe)
     transformer = getattr(pipe, "transformer", None)
     vae_spatial = getattr(pipe, "vae_scale_factor_spatial", 8)
@@ -237,7 +225,7 @@ def defaults_and_limits(
         side_multiple=side_multiple_of(pipe, preset),
         max_pixels=max(defaults.width * defaults.height, preset.max_pixels or 0),
     )
-    return apply_overrides(defaults, limits, defaults_override, limits_override)
+    return defaults, limits
 
 
 def apply_overrides(
@@ -246,7 +234,15 @@ def apply_overrides(
     defaults_override: dict[str, Any] | None = None,
     limits_override: dict[str, Any] | None = None,
 ) -> tuple[GenerationDefaults, ModelLimits]:
-    """Operator bounds over model limits, operator defaults over model defaults, checked together."""
+    """Operator bounds over model limits, operator defaults over model defaults, checked together.
+
+    The only implementation of ``DEFAULT_*`` / ``MAX_*``: ``defaults_override`` takes
+    :class:`GenerationDefaults` field names (``steps``, ``frames``, ``fps``, ``width``, ``height``,
+    ``guidance``, ``negative_prompt``), ``limits_override`` :class:`ModelLimits` field names
+    (``max_steps``, ``max_frames``, ``max_pixels``...); ``None`` values are ignored. Model
+    defaults are lowered to fit the operator's limits; explicit operator defaults that do not
+    fit raise ``ValueError`` naming the setting.
+    """
     limits = replace(limits, **_known(ModelLimits, limits_override or {}, "limit"))
     explicit = _known(GenerationDefaults, defaults_override or {}, "default")
     # Model defaults shrink to the operator's bounds; explicit operator defaults are checked below.

@@ -11,12 +11,14 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from pipeline.export import VideoFile, export_mp4
 from pipeline.generator import GeneratorConfig, VideoGenerator
-from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
+from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits, OptionOverrides
 from pipeline.presets import ModelPreset
 from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
+from pipeline.quality import TierPlan, TierSupport
 from pipeline.translate import Translator, has_cyrillic, load_translator
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,35 @@ class TextToVideo:
     @property
     def reads_russian(self) -> bool:
         return self.generator.preset.reads_russian
+
+    @property
+    def tiers(self) -> TierSupport:
+        """What the quality tiers have on this model (distilled fast weights, MagCache data)."""
+        return self.generator.tiers
+
+    def tier_plan(
+        self,
+        quality: str,
+        defaults: GenerationDefaults | None = None,
+        limits: ModelLimits | None = None,
+    ) -> TierPlan:
+        """Steps, guidance, cache and transformer calls of ``quality`` (see ``VideoGenerator``)."""
+        return self.generator.tier_plan(quality, defaults, limits)
+
+    def tier_overrides(
+        self,
+        quality: str,
+        defaults: GenerationDefaults | None = None,
+        limits: ModelLimits | None = None,
+    ) -> OptionOverrides:
+        """The tier as option overrides; a request's own overrides are merged over these."""
+        return self.generator.tier_overrides(quality, defaults, limits)
+
+    def warm_up(
+        self, defaults: GenerationDefaults | None = None, **kwargs: Any
+    ) -> dict[str, float]:
+        """Compile and initialise before the first job (``VideoGenerator.warm_up``)."""
+        return self.generator.warm_up(defaults, **kwargs)
 
     def device_info(self) -> str:
         return self.generator.device_info()

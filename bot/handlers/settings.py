@@ -66,7 +66,9 @@ def settings_view(
     values = effective(app, stored, telegram_locale)
     width, height = preferences.size_for(values["aspect"], defaults, limits)
     frames = preferences.frames_for(values["length"], defaults, limits)
-    steps = preferences.steps_for(values["quality"], defaults, limits, quality["fast_steps"])
+    steps = preferences.steps_for(
+        values["quality"], defaults, limits, quality["fast_steps"], quality["distilled"]
+    )
     with use_locale(values["language"]):
         text = settings_texts.summary(
             values,

@@ -7,10 +7,11 @@ changed are stored. A missing key means "the operator's default", so when the op
 Explicit options in a request (``--steps 30``) always win over personal settings:
 ``parsed.overrides.merged_over(personal.overrides)``.
 
-Quality "fast" makes a job ``fast`` (``GenerationOptions.fast``): fewer steps (``FAST_STEPS``, else
-half the default) and the operator's output-changing speed settings (``LORA_PATH``, ``CACHE``),
-with guidance 1 when a LoRA is configured (step-distilled LoRAs expect it) unless the request
-gives ``--guidance``. Users who never picked a quality get ``DEFAULT_QUALITY``.
+The quality tier travels with the job (``GenerationOptions.quality``); what each tier runs is the
+pipeline's (:mod:`pipeline.quality`): the fast tier's steps, guidance and negative prompt come
+from :func:`pipeline.quality.plan_tier` (4 steps, guidance 1 and no negative prompt with
+``FAST_LORA``/``FAST_TRANSFORMER``, else ``FAST_STEPS`` or half the default steps), unless the
+request gives its own. Users who never picked a quality get ``DEFAULT_QUALITY``.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from pipeline.options import (
     GenerationDefaults,
     ModelLimits,
     OptionOverrides,
-    fast_overrides,
     fit_size,
     random_seed,
 )
+from pipeline.quality import TierSupport, plan_tier
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -46,9 +47,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
 SETTING_NAMES = tuple(CHOICES)
 SEED_VALUE_KEY = "seed_value"
 
-# Quality presets as multiples of the operator's default steps ("balanced" = the default;
-# "fast" = pipeline.options.FAST_STEPS_FACTOR unless FAST_STEPS is set).
-BEST_STEPS_FACTOR = 1.5
 DEFAULT_QUALITY = "balanced"
 # "short" is about half the default length (then snapped to a frame count the model accepts).
 SHORT_LENGTH_FACTOR = 0.5
@@ -95,7 +93,7 @@ def quality_options(settings: Settings) -> dict[str, Any]:
     return {
         "fast_steps": settings.fast_steps,
         "default_quality": settings.default_quality,
-        "distilled": bool(settings.lora_path),
+        "distilled": settings.fast_speedups,
     }
 
 
@@ -151,13 +149,14 @@ def frames_for(length: str, defaults: GenerationDefaults, limits: ModelLimits) -
 
 
 def steps_for(
-    quality: str, defaults: GenerationDefaults, limits: ModelLimits, fast_steps: int | None = None
+    quality: str,
+    defaults: GenerationDefaults,
+    limits: ModelLimits,
+    fast_steps: int | None = None,
+    distilled: bool = False,
 ) -> int:
-    if quality == "fast":
-        return fast_overrides(defaults, limits, fast_steps=fast_steps).steps or 1
-    if quality == "best":
-        return max(defaults.steps, min(limits.max_steps, round(defaults.steps * BEST_STEPS_FACTOR)))
-    return defaults.steps
+    support = TierSupport(distilled=distilled, fast_steps=fast_steps)
+    return plan_tier(quality, defaults, limits, support).steps
 
 
 def to_personal(
@@ -172,19 +171,20 @@ def to_personal(
     """Overrides for a new job from the stored settings; unset settings stay ``None`` (= default).
 
     ``default_quality`` (``DEFAULT_QUALITY``) stands for a quality the user never picked;
-    ``distilled`` (a ``LORA_PATH`` is set) gives fast jobs guidance 1."""
+    ``distilled`` (``FAST_LORA`` or ``FAST_TRANSFORMER`` is set) gives fast jobs the distilled
+    sampler's guidance 1 and no negative prompt."""
     chosen = clean(raw)
-    width = height = frames = steps = seed = guidance = fast = None
+    width = height = frames = steps = seed = guidance = negative = None
     if "aspect" in chosen:
         width, height = size_for(chosen["aspect"], defaults, limits)
     if "length" in chosen:
         frames = frames_for(chosen["length"], defaults, limits)
     quality = chosen.get("quality", default_quality)
-    if quality == "fast":
-        speed = fast_overrides(defaults, limits, fast_steps=fast_steps, distilled=distilled)
-        steps, guidance, fast = speed.steps, speed.guidance, True
-    elif "quality" in chosen or quality != DEFAULT_QUALITY:
-        steps = steps_for(quality, defaults, limits, fast_steps)
+    if quality == "fast":  # best and balanced run the default steps
+        tier = plan_tier(quality, defaults, limits, TierSupport(distilled, fast_steps=fast_steps))
+        steps = tier.steps
+        if distilled:
+            guidance, negative = tier.guidance, tier.negative_prompt
     if chosen.get("seed") == "fixed":
         seed = chosen[SEED_VALUE_KEY]
     return PersonalDefaults(
@@ -195,7 +195,8 @@ def to_personal(
             width=width,
             height=height,
             guidance=guidance,
-            fast=fast,
+            negative_prompt=negative,
+            quality=quality if "quality" in chosen or quality != DEFAULT_QUALITY else None,
         ),
         translate=chosen.get("translate", "auto") != "off",
     )

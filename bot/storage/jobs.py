@@ -80,9 +80,12 @@ def options_to_json(options: GenerationOptions) -> str:
 
 
 def options_from_json(text: str, prompt: str = "") -> GenerationOptions:
-    """Parse stored options; unknown keys (from a newer version) are ignored."""
+    """Parse stored options; unknown keys (from a newer version) are ignored, and a row of an
+    older version that asked for ``"fast": true`` keeps its tier."""
     data = json.loads(text)
     data.setdefault("prompt", prompt)
+    if data.get("fast") is True and "quality" not in data:
+        data["quality"] = "fast"
     return GenerationOptions(**{k: v for k, v in data.items() if k in _OPTION_FIELDS})
 
 

@@ -48,11 +48,11 @@ async def test_more_like_this_queues_same_options_with_a_new_seed(env: FeatureEn
 
 
 async def test_repeat_keeps_the_fast_flag(env: FeatureEnv) -> None:
-    done = await env.add_job(ALICE, "кот", status="delivered", steps=4, fast=True)
+    done = await env.add_job(ALICE, "кот", status="delivered", steps=4, quality="fast")
     repeat, _settings = video_buttons(done.id)
     await env.press(ALICE, repeat)
     new = (await env.jobs.user_jobs(ALICE, limit=1))[0]
-    assert new.id != done.id and new.options.fast and new.options.steps == 4
+    assert new.id != done.id and new.options.quality == "fast" and new.options.steps == 4
 
 
 async def test_a_stalled_repeat_reply_does_not_hold_up_other_users(env: FeatureEnv) -> None:

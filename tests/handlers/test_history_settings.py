@@ -177,23 +177,25 @@ def test_length_and_quality() -> None:
     assert short < 81 and WAN.limits.valid_frames(short)
     assert personal({"quality": "fast"}).steps == 25
     assert personal({"quality": "fast"}, fast_steps=4).steps == 4
-    assert personal({"quality": "best"}).steps == 75
-    assert personal({"quality": "balanced"}).steps == 50
+    assert personal({"quality": "best"}).steps is None  # best and balanced: the default steps
+    assert personal({"quality": "balanced"}).steps is None
+    assert us.steps_for("best", WAN.defaults, WAN.limits) == 50
 
 
 def test_fast_quality_makes_a_fast_job() -> None:
     fast = personal({"quality": "fast"}, fast_steps=4)
-    assert (fast.steps, fast.fast, fast.guidance) == (4, True, None)  # no LoRA: guidance as is
+    assert (fast.steps, fast.quality, fast.guidance) == (4, "fast", None)  # no LoRA: guidance as is
     for quality in ("balanced", "best"):
-        assert not personal({"quality": quality}, fast_steps=4).fast
-    assert personal({}).fast is None  # resolves to fast=False
+        assert personal({"quality": quality}, fast_steps=4).quality == quality
+    assert personal({}).quality is None  # resolves to DEFAULT_QUALITY, balanced
     # With a LoRA (step-distilled) fast jobs run without classifier-free guidance...
     lora = us.to_personal({"quality": "fast"}, WAN.defaults, WAN.limits, distilled=True)
-    assert lora.overrides.guidance == 1.0 and lora.overrides.fast
+    assert lora.overrides.guidance == 1.0 and lora.overrides.quality == "fast"
+    assert lora.overrides.negative_prompt == "" and lora.overrides.steps == 4
     # ...unless the request says otherwise: explicit options win.
     explicit = OptionOverrides(guidance=4.0, steps=12).merged_over(lora.overrides)
     options = resolve_options("кот", explicit, WAN.defaults, WAN.limits)
-    assert (options.guidance, options.steps, options.fast) == (4.0, 12, True)
+    assert (options.guidance, options.steps, options.quality) == (4.0, 12, "fast")
     assert not us.to_personal(
         {"quality": "best"}, WAN.defaults, WAN.limits, distilled=True
     ).overrides.guidance
@@ -203,12 +205,12 @@ def test_default_quality_serves_users_who_never_picked_one() -> None:
     def mine(raw: dict, default: str) -> OptionOverrides:
         return us.to_personal(raw, WAN.defaults, WAN.limits, default_quality=default).overrides
 
-    assert mine({}, "fast").fast and mine({}, "fast").steps == 25
-    assert mine({}, "best").steps == 75 and not mine({}, "best").fast
-    assert mine({"quality": "balanced"}, "fast").steps == 50  # a choice beats the default
-    assert not mine({"quality": "balanced"}, "fast").fast
+    assert mine({}, "fast").quality == "fast" and mine({}, "fast").steps == 25
+    assert mine({}, "best").quality == "best" and mine({}, "best").steps is None
+    assert mine({"quality": "balanced"}, "fast").quality == "balanced"  # a choice beats the default
+    assert mine({"quality": "balanced"}, "fast").steps is None
     assert us.effective({}, WAN.defaults, default_quality="fast")["quality"] == "fast"
-    settings = make_settings(default_quality="fast", fast_steps=6, lora_path="x.safetensors")
+    settings = make_settings(default_quality="fast", fast_steps=6, fast_lora="x.safetensors")
     assert us.quality_options(settings) == {
         "fast_steps": 6,
         "default_quality": "fast",
@@ -223,39 +225,46 @@ async def test_default_quality_fast_reaches_new_jobs_and_the_settings_view(
         tmp_path / "bot.sqlite3",
         default_quality="fast",
         fast_steps=4,
-        cache="first_block",
     )
     try:
         await env.send(ALICE, "кот на луне")
         await env.send(ALICE, "пёс --steps 9")
         explicit, plain = await env.jobs.user_jobs(ALICE, limit=2)
-        assert (plain.options.fast, plain.options.steps, plain.options.guidance) == (True, 4, 5.0)
-        assert (explicit.options.fast, explicit.options.steps) == (True, 9)
+        assert (plain.options.quality, plain.options.steps, plain.options.guidance) == (
+            "fast",
+            4,
+            5.0,
+        )
+        assert (explicit.options.quality, explicit.options.steps) == ("fast", 9)
         call = (await env.send(ALICE, "/settings")).of(SendMessage)[-1]
         assert buttons(call)[2] == ["✅ быстро", "баланс", "лучше"]
-        assert "быстрый режим оператора" in call.text and "4 шага" in call.text
+        assert "4 шага" in call.text
         # Picking "balanced" is a change now: stored, and the next job is not fast.
         await env.press(ALICE, SettingsCb(action="set", name="quality", value="balanced").pack())
         assert await env.users.get_settings(ALICE) == {"quality": "balanced"}
         await env.conn.execute("UPDATE jobs SET status = 'delivered'")
         await env.send(ALICE, "ещё кот")
         latest = (await env.jobs.user_jobs(ALICE, limit=1))[0]
-        assert (latest.options.fast, latest.options.steps) == (False, 50)
+        assert (latest.options.quality, latest.options.steps) == ("balanced", 50)
     finally:
         await env.close()
 
 
 async def test_fast_with_a_lora_uses_guidance_one_unless_asked(tmp_path: Path) -> None:
     env = await open_feature_env(
-        tmp_path / "bot.sqlite3", lora_path="distilled.safetensors", fast_steps=4
+        tmp_path / "bot.sqlite3", fast_lora="distilled.safetensors", fast_steps=4
     )
     try:
         await env.press(ALICE, SettingsCb(action="set", name="quality", value="fast").pack())
         await env.send(ALICE, "кот на луне")
         await env.send(ALICE, "кот --guidance 3")
         explicit, plain = await env.jobs.user_jobs(ALICE, limit=2)
-        assert (plain.options.fast, plain.options.steps, plain.options.guidance) == (True, 4, 1.0)
-        assert (explicit.options.fast, explicit.options.guidance) == (True, 3.0)
+        assert (plain.options.quality, plain.options.steps, plain.options.guidance) == (
+            "fast",
+            4,
+            1.0,
+        )
+        assert (explicit.options.quality, explicit.options.guidance) == ("fast", 3.0)
     finally:
         await env.close()
 
@@ -321,4 +330,4 @@ def test_every_setting_combination_resolves_for_the_model(
     overrides = us.to_personal(stored, defaults, limits, fast_steps=fast, distilled=True).overrides
     options = resolve_options("кот", overrides, defaults, limits)  # raises if anything is invalid
     assert options.frames <= defaults.frames
-    assert options.fast == (quality == "fast")
+    assert options.quality == quality

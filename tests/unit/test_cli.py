@@ -131,15 +131,18 @@ def test_empty_prompt(capsys, tiny_wan_dir: Path, no_generation) -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "expected"),
+    ("flags", "env", "expected"),
     [
-        ([], (False, 50, 5.0)),  # the model's defaults, untouched by speed settings
-        (["--fast"], (True, 25, 5.0)),  # half the default steps
-        (["--fast", "--fast-steps", "4"], (True, 4, 5.0)),
-        (["--fast", "--fast-steps", "4", "--steps", "7"], (True, 7, 5.0)),  # explicit wins
+        ([], {}, ("balanced", 50, 5.0)),  # the default tier: the model's steps + the step cache
+        ([], {"DEFAULT_QUALITY": "best"}, ("best", 50, 5.0)),
+        (["--quality", "fast"], {}, ("fast", 25, 5.0)),  # no distilled weights: half the steps
+        (["--quality", "fast"], {"FAST_STEPS": "6"}, ("fast", 6, 5.0)),
+        (["--quality", "fast", "--steps", "7", "--guidance", "2"], {}, ("fast", 7, 2.0)),
     ],
 )
-def test_fast_flag(flags: list[str], expected: tuple, tiny_wan_dir: Path, monkeypatch) -> None:
+def test_quality_flag(
+    flags: list[str], env: dict, expected: tuple, tiny_wan_dir: Path, monkeypatch
+) -> None:
     from pipeline.progress import GenerationCancelled
     from pipeline.text2video import TextToVideo
 
@@ -149,11 +152,50 @@ def test_fast_flag(flags: list[str], expected: tuple, tiny_wan_dir: Path, monkey
         seen.append(options)
         raise GenerationCancelled("stop here")
 
+    for name in ("DEFAULT_QUALITY", "FAST_STEPS", "FAST_LORA", "FAST_TRANSFORMER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr(TextToVideo, "run", run)
     args = ["кот", "--model", str(tiny_wan_dir), "--translator", "none", "--device", "cpu"]
     assert main([*args, *flags]) == 130
     (options,) = seen
-    assert (options.fast, options.steps, options.guidance) == expected
+    assert (options.quality, options.steps, options.guidance) == expected
+
+
+@pytest.mark.parametrize(
+    ("quality", "summary"),
+    [
+        ("best", "quality: best, 50 steps, guidance 5"),
+        ("balanced", "quality: balanced, 50 steps, guidance 5"),
+        ("fast", "quality: fast, 4 steps, guidance 1"),  # the distilled LoRA's sampler
+    ],
+)
+def test_cli_renders_an_mp4_in_each_tier(
+    quality: str,
+    summary: str,
+    tmp_path: Path,
+    tiny_wan_dir: Path,
+    tiny_lora_files: dict[str, Path],
+    capsys,
+) -> None:
+    from pipeline.quality import BUILTIN_DATA
+
+    out = tmp_path / f"{quality}.mp4"
+    ratios = ROOT / "pipeline" / "data" / BUILTIN_DATA  # the tiny Wan is not 1.3B: pass them
+    code = main(
+        [
+            "кот играет на пианино", "-o", str(out), "--model", str(tiny_wan_dir),
+            "--translator", "none", "--device", "cpu", "--size", "64x64", "--frames", "9",
+            "--seed", "3", "--quality", quality, "--fast-lora", str(tiny_lora_files["original"]),
+            "--cache-ratios", str(ratios), "-q",
+        ]
+    )  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert summary in stdout.splitlines()
+    mp4 = read_mp4(out)
+    assert (mp4.width, mp4.height) == (64, 64) and len(mp4.frames) == 9
 
 
 class _no_raise:

@@ -43,6 +43,7 @@ def test_defaults_match_the_design_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (s.max_queue, s.max_prompt_chars) == (100, 1000)
     assert s.default_steps is None and s.max_pixels is None
     assert s.default_quality == "balanced" and s.fast_steps is None and not s.fast_speedups
+    assert (s.compile, s.quantize, s.fast_lora, s.fast_transformer) == ("auto", None, None, None)
     assert s.upload_limit_bytes == CLOUD_UPLOAD_LIMIT
     assert s.status_min_interval == 3.0
 
@@ -60,7 +61,9 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
         "LOG_LEVEL": "debug",
         "DEFAULT_QUALITY": " Fast ",
         "FAST_STEPS": "4",
-        "CACHE": "first_block",
+        "FAST_LORA": "lightx2v/some-repo/lora.safetensors",
+        "FAST_TRANSFORMER": "",
+        "QUANTIZE": "FP8",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -71,7 +74,9 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.upload_limit_bytes == LOCAL_UPLOAD_LIMIT
     assert s.default_width_height == (480, 272)
     assert s.default_steps == 20 and s.max_pixels is None
-    assert s.compile is True and s.log_level == "DEBUG"
+    assert s.compile == "on" and s.log_level == "DEBUG"  # COMPILE=true from older .env files
+    assert s.quantize == "fp8" and s.fast_transformer is None
+    assert s.fast_lora == "lightx2v/some-repo/lora.safetensors"
     assert s.default_quality == "fast" and s.fast_steps == 4 and s.fast_speedups
     assert s.is_admin(2) and not s.is_admin(4) and not s.is_admin(None)
     assert s.is_allowed(12345)
@@ -187,3 +192,24 @@ def test_defaults_outside_the_bounds_fail_at_start() -> None:
     with pytest.raises(SettingsDoNotFit) as info:
         configure(FakeBackend(), s)
     assert info.value.option == "steps"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"COMPILE": "off"}, ("off", None)), ({"COMPILE": "0", "QUANTIZE": "none"}, ("off", None))],
+)
+def test_compile_and_quantize_spellings(
+    env: dict, expected: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    s = Settings()
+    assert (s.compile, s.quantize) == expected
+
+
+def test_unknown_quantize_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("QUANTIZE", "int3")
+    with pytest.raises(ValueError, match="quantize"):
+        Settings()

@@ -1,4 +1,6 @@
-"""VideoGenerator on the tiny Wan checkpoint: loading, progress, cancel, seeds, failures."""
+"""VideoGenerator on the tiny Wan checkpoint: loading, progress, cancel, seeds, failures.
+
+The quality tiers on the same checkpoint: tests/unit/test_tiers.py."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 from pipeline.errors import GenerationOOM, ModelLoadError
 from pipeline.generator import GeneratorConfig, VideoGenerator, to_uint8_frames
 from pipeline.options import GenerationOptions, OptionOverrides, resolve_options
+from pipeline.presets import apply_overrides
 from pipeline.progress import GenerationCancelled, Progress, Stage
 
 SMALL = {"width": 64, "height": 64, "frames": 9, "steps": 2}
@@ -20,13 +23,12 @@ SMALL = {"width": 64, "height": 64, "frames": 9, "steps": 2}
 @pytest.fixture(scope="module")
 def generator(tiny_wan_dir: Path) -> VideoGenerator:
     torch.set_num_threads(1)  # tiny models gain nothing from threads; a busy CPU makes them crawl
-    return VideoGenerator.load(
-        GeneratorConfig(model=str(tiny_wan_dir), device="cpu", defaults_override=SMALL)
-    )
+    return VideoGenerator.load(GeneratorConfig(model=str(tiny_wan_dir), device="cpu"))
 
 
 def options(gen: VideoGenerator, prompt: str = "a cat plays the piano", **kw) -> GenerationOptions:
-    return resolve_options(prompt, OptionOverrides(seed=1, **kw), gen.defaults, gen.limits)
+    defaults, limits = apply_overrides(gen.defaults, gen.limits, SMALL)
+    return resolve_options(prompt, OptionOverrides(seed=1, **kw), defaults, limits)
 
 
 def test_load_reads_family_and_defaults(generator: VideoGenerator) -> None:
@@ -34,10 +36,11 @@ def test_load_reads_family_and_defaults(generator: VideoGenerator) -> None:
     assert generator.device == "cpu" and generator.memory_mode == "resident"
     assert generator.pipe.transformer.dtype == torch.float32
     assert (generator.defaults.width, generator.defaults.frames, generator.defaults.fps) == (
-        64,
-        9,
+        832,
+        81,
         16,
-    )
+    )  # the model's own: the operator's DEFAULT_* go on top with apply_overrides
+    assert generator.defaults.steps == 50 and generator.defaults.guidance == 5.0
     assert (generator.limits.frame_multiple, generator.limits.side_multiple) == (4, 16)
     assert generator.max_sequence_length == 512
     assert generator.device_info() == "CPU"
@@ -58,6 +61,17 @@ def test_generate_returns_uint8_frames_with_ordered_progress(generator: VideoGen
     assert all(r.total == 2 for r in reports if r.stage is Stage.DENOISE)
     elapsed = [r.elapsed for r in reports]
     assert elapsed == sorted(elapsed)
+
+
+def test_progress_total_is_the_pipelines_public_num_timesteps(
+    generator: VideoGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """diffusers states the real step count as ``pipe.num_timesteps`` (a sampler may run more
+    or fewer steps than asked); progress reports it, not the requested count."""
+    monkeypatch.setattr(type(generator.pipe), "num_timesteps", property(lambda pipe: 7))
+    reports: list[Progress] = []
+    generator.generate(options(generator), on_progress=reports.append)
+    assert {r.total for r in reports if r.stage is Stage.DENOISE and r.step > 0} == {7}
 
 
 def test_same_seed_same_video_other_seed_other_video(generator: VideoGenerator) -> None:
@@ -158,154 +172,12 @@ def test_bad_settings_are_load_errors(tiny_wan_dir: Path) -> None:
         VideoGenerator.load(
             GeneratorConfig(model=str(tiny_wan_dir), device="cpu", attention_backend="nonsense")
         )
-
-
-def test_default_steps_are_not_changed_by_speed_settings(tiny_wan_dir: Path) -> None:
-    gen = VideoGenerator.load(
-        GeneratorConfig(model=str(tiny_wan_dir), device="cpu", cache="first_block")
-    )
-    assert gen.defaults.steps == 50 and gen.defaults.guidance == 5.0  # the model's own
-    assert gen.speed_applied == ["cache=first_block (fast jobs)"]
-    assert not gen.pipe.transformer.is_cache_enabled  # enabled per fast job, not at load
-
-
-class Spy:
-    """Wraps a method and records each call (the real method still runs)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, obj: object, name: str, log: list) -> None:
-        real = getattr(obj, name)
-
-        def spy(*args, **kwargs):
-            log.append(name)
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(obj, name, spy)
-
-
-def test_cache_is_on_for_fast_jobs_only(tiny_wan_dir: Path, monkeypatch) -> None:
-    gen = VideoGenerator.load(
-        GeneratorConfig(
-            model=str(tiny_wan_dir), device="cpu", cache="first_block", defaults_override=SMALL
+    with pytest.raises(ModelLoadError, match="COMPILE"):
+        VideoGenerator.load(GeneratorConfig(model=str(tiny_wan_dir), device="cpu", compile="x"))
+    with pytest.raises(ModelLoadError, match="MagCache data"):
+        VideoGenerator.load(
+            GeneratorConfig(model=str(tiny_wan_dir), device="cpu", cache_ratios="/no/such.json")
         )
-    )
-    transformer = gen.pipe.transformer
-    calls: list[str] = []
-    Spy(monkeypatch, transformer, "enable_cache", calls)
-    Spy(monkeypatch, transformer, "disable_cache", calls)
-    seen: list[bool] = []
-
-    def on_progress(p: Progress) -> None:
-        if p.stage is Stage.DENOISE and p.step == 1:
-            seen.append(transformer.is_cache_enabled)
-
-    for fast in (False, True, True, False, False, True):
-        video = gen.generate(options(gen, fast=fast), on_progress=on_progress)
-        assert video.frames.shape == (9, 64, 64, 3)
-    assert seen == [False, True, True, False, False, True]
-    assert calls == ["enable_cache", "disable_cache", "enable_cache"]  # only on a change
-
-
-def test_fast_switch_calls_diffusers_only_when_the_state_changes(tmp_path: Path) -> None:
-    """A fake pipe: the LoRA adapter and MagCache follow ``fast`` (MagCache also the steps)."""
-    from pipeline.speed import FastSwitch, SpeedSettings
-
-    class FakeTransformer:
-        is_cache_enabled = False
-
-        def __init__(self, log: list) -> None:
-            self.log = log
-
-        def enable_cache(self, config) -> None:
-            assert not self.is_cache_enabled
-            self.is_cache_enabled = True
-            self.log.append(f"enable_cache({config.num_inference_steps})")
-
-        def disable_cache(self) -> None:
-            self.is_cache_enabled = False
-            self.log.append("disable_cache")
-
-    class FakePipe:
-        def __init__(self) -> None:
-            self.log: list[str] = []
-            self.transformer = FakeTransformer(self.log)
-
-        def enable_lora(self) -> None:
-            self.log.append("enable_lora")
-
-        def disable_lora(self) -> None:
-            self.log.append("disable_lora")
-
-    ratios = tmp_path / "ratios.json"
-    ratios.write_text("[1.0, 0.99, 0.98, 0.97]", "utf-8")
-    pipe = FakePipe()
-    switch = FastSwitch(pipe, SpeedSettings(cache=f"mag:{ratios}", lora_path="lora.safetensors"))
-    assert switch.available and switch.applied(True) == ["lora=fast", f"cache=mag:{ratios}"]
-    assert switch.applied(False) == []
-    switch.prepare(False, 8)
-    assert pipe.log == []  # loaded disabled, the cache off: nothing to switch
-    switch.prepare(True, 4)
-    switch.prepare(True, 4)
-    assert pipe.log == ["enable_lora", "enable_cache(4)"]
-    switch.prepare(True, 6)  # MagCache's ratios depend on the step count
-    assert pipe.log[2:] == ["disable_cache", "enable_cache(6)"]
-    switch.prepare(False, 6)
-    switch.prepare(False, 30)
-    assert pipe.log[4:] == ["disable_lora", "disable_cache"]
-    assert not FastSwitch(pipe, SpeedSettings(compile=True)).available
-
-
-@pytest.fixture(scope="module")
-def tiny_lora_dir(tiny_wan_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random LoRA for the tiny Wan, saved as diffusers saves a trained one."""
-    pytest.importorskip("peft")
-    from diffusers import WanPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    pipe = WanPipeline.from_pretrained(tiny_wan_dir)
-    torch.manual_seed(0)
-    pipe.transformer.add_adapter(
-        LoraConfig(
-            r=4,
-            lora_alpha=4,
-            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-            init_lora_weights=False,  # random B too: the adapter changes the output
-        )
-    )
-    path = tmp_path_factory.mktemp("lora")
-    WanPipeline.save_lora_weights(
-        path, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer)
-    )
-    return path
-
-
-def test_lora_is_on_for_fast_jobs_only(
-    tiny_wan_dir: Path, tiny_lora_dir: Path, generator: VideoGenerator, monkeypatch
-) -> None:
-    gen = VideoGenerator.load(
-        GeneratorConfig(
-            model=str(tiny_wan_dir),
-            device="cpu",
-            lora_path=str(tiny_lora_dir),
-            defaults_override=SMALL,
-        )
-    )
-    assert gen.speed_applied == ["lora=fast (fast jobs)"]
-    assert gen.defaults == generator.defaults  # no step or guidance change for anyone
-    assert gen.pipe.get_active_adapters() == ["fast"]
-    calls: list[str] = []
-    Spy(monkeypatch, gen.pipe, "enable_lora", calls)
-    Spy(monkeypatch, gen.pipe, "disable_lora", calls)
-
-    without_lora = generator.generate(options(generator)).frames
-    plain = gen.generate(options(gen)).frames
-    fast = gen.generate(options(gen, fast=True)).frames
-    fast_again = gen.generate(options(gen, fast=True)).frames
-    plain_again = gen.generate(options(gen)).frames
-    assert np.array_equal(plain, without_lora)  # not fused: other jobs never see the LoRA
-    assert not np.array_equal(fast, plain)
-    assert np.array_equal(fast, fast_again) and np.array_equal(plain_again, plain)
-    assert calls == ["enable_lora", "disable_lora"]  # only on a change
 
 
 @pytest.mark.parametrize(

@@ -128,20 +128,21 @@ async def test_get_unknown_and_stored_options_with_unknown_keys(
     assert loaded is not None and loaded.options == job.options
 
 
-async def test_fast_flag_is_stored_and_old_rows_load_as_not_fast(
+async def test_quality_is_stored_and_old_rows_load_with_the_default_tier(
     store: JobStore, conn: aiosqlite.Connection
 ) -> None:
-    fast = await store.create(1, 1, 1, "кот", replace(make_options(), fast=True))
-    assert (await store.get(fast.id)).options.fast is True
-    assert (await store.get(fast.id)).options.with_seed(7).fast is True  # a repeat keeps it
+    fast = await store.create(1, 1, 1, "кот", replace(make_options(), quality="fast"))
+    assert (await store.get(fast.id)).options.quality == "fast"
+    assert (await store.get(fast.id)).options.with_seed(7).quality == "fast"  # a repeat keeps it
     old = await new_job(store)
-    await conn.execute(  # a row written before the flag existed
-        "UPDATE jobs SET options = json_remove(options, '$.fast') WHERE id = ?", (old.id,)
+    await conn.execute(  # a row written before the tier existed
+        "UPDATE jobs SET options = json_remove(options, '$.quality') WHERE id = ?", (old.id,)
     )
     async with conn.execute("SELECT options FROM jobs WHERE id = ?", (old.id,)) as cursor:
-        assert "fast" not in (await cursor.fetchone())[0]
+        assert "quality" not in (await cursor.fetchone())[0]
     loaded = await store.get(old.id)
-    assert loaded is not None and loaded.options.fast is False and loaded.options == old.options
+    assert loaded is not None and loaded.options.quality == "balanced"
+    assert loaded.options == old.options
 
 
 async def test_setters(store: JobStore) -> None:

@@ -7,12 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.options import (
+    DEFAULT_QUALITY,
     MAX_SEED,
     GenerationDefaults,
     ModelLimits,
     OptionError,
     OptionOverrides,
-    fast_overrides,
     fit_size,
     overrides_from_values,
     parse_request,
@@ -148,16 +148,15 @@ def test_resolve_fills_defaults_and_a_random_seed() -> None:
     assert explicit.negative_prompt == ""
 
 
-def test_fast_overrides() -> None:
-    assert not resolve_options("кот", OptionOverrides(), WAN_DEFAULTS, WAN_LIMITS).fast
-    assert fast_overrides(WAN_DEFAULTS, WAN_LIMITS) == OptionOverrides(steps=25, fast=True)
-    assert fast_overrides(WAN_DEFAULTS, WAN_LIMITS, fast_steps=4, distilled=True) == (
-        OptionOverrides(steps=4, guidance=1.0, fast=True)
-    )
-    assert fast_overrides(WAN_DEFAULTS, WAN_LIMITS, fast_steps=500).steps == 100  # within bounds
-    asked = OptionOverrides(steps=8).merged_over(fast_overrides(WAN_DEFAULTS, WAN_LIMITS))
-    options = resolve_options("кот", asked, WAN_DEFAULTS, WAN_LIMITS)
-    assert (options.steps, options.fast, options.to_overrides().fast) == (8, True, True)
+def test_quality_is_resolved_and_checked() -> None:
+    plain = resolve_options("кот", OptionOverrides(), WAN_DEFAULTS, WAN_LIMITS)
+    assert plain.quality == DEFAULT_QUALITY == "balanced"
+    fast = resolve_options("кот", OptionOverrides(quality="fast"), WAN_DEFAULTS, WAN_LIMITS)
+    assert fast.quality == "fast" and fast.to_overrides().quality == "fast"
+    assert fast.with_seed(3).quality == "fast"  # a repeat keeps the tier
+    with pytest.raises(OptionError) as info:
+        resolve_options("кот", OptionOverrides(quality="turbo"), WAN_DEFAULTS, WAN_LIMITS)
+    assert info.value.option == "quality" and "best, balanced, fast" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -94,9 +94,8 @@ def test_generic_pipeline_uses_signature_defaults() -> None:
 
 
 def test_operator_overrides() -> None:
-    defaults, limits = defaults_and_limits(
-        FakeLTX(),
-        preset_for("LTXPipeline"),
+    defaults, limits = apply_overrides(
+        *defaults_and_limits(FakeLTX(), preset_for("LTXPipeline")),
         defaults_override={"steps": 20, "fps": 24, "guidance": None},
         limits_override={"max_frames": 97, "max_steps": 40},
     )
@@ -106,8 +105,9 @@ def test_operator_overrides() -> None:
 
 
 def test_model_defaults_shrink_to_operator_pixels() -> None:
-    defaults, _ = defaults_and_limits(
-        FakeLTX(), preset_for("LTXPipeline"), limits_override={"max_pixels": 320 * 256}
+    defaults, _ = apply_overrides(
+        *defaults_and_limits(FakeLTX(), preset_for("LTXPipeline")),
+        limits_override={"max_pixels": 320 * 256},
     )
     assert defaults.width * defaults.height <= 320 * 256
     assert defaults.width % 32 == 0 and defaults.height % 32 == 0

@@ -12,6 +12,7 @@ import torch
 from pipeline.errors import VideoTooLarge
 from pipeline.generator import GeneratorConfig
 from pipeline.options import GenerationOptions, OptionOverrides, resolve_options
+from pipeline.presets import apply_overrides
 from pipeline.progress import GenerationCancelled, Progress, Stage
 from pipeline.text2video import TextToVideo
 
@@ -21,7 +22,7 @@ SMALL = {"width": 64, "height": 64, "frames": 9, "steps": 2}
 @pytest.fixture(scope="module")
 def t2v(tiny_wan_dir: Path, tiny_marian_dir: Path) -> TextToVideo:
     torch.set_num_threads(1)  # tiny models gain nothing from threads; a busy CPU makes them crawl
-    config = GeneratorConfig(model=str(tiny_wan_dir), device="cpu", defaults_override=SMALL)
+    config = GeneratorConfig(model=str(tiny_wan_dir), device="cpu")
     return TextToVideo.load(config, translator_model=str(tiny_marian_dir))
 
 
@@ -40,7 +41,8 @@ def spy(t2v: TextToVideo, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def opts(t2v: TextToVideo, prompt: str) -> GenerationOptions:
-    return resolve_options(prompt, OptionOverrides(seed=3), t2v.defaults, t2v.limits)
+    defaults, limits = apply_overrides(t2v.defaults, t2v.limits, SMALL)
+    return resolve_options(prompt, OptionOverrides(seed=3), defaults, limits)
 
 
 def test_cyrillic_run_translates_and_reports_every_stage(
@@ -120,4 +122,4 @@ def test_byte_cap_is_passed_to_export(t2v: TextToVideo, tmp_path: Path) -> None:
 
 def test_facts_for_the_bot(t2v: TextToVideo) -> None:
     assert t2v.device_info() == "CPU"
-    assert (t2v.defaults.frames, t2v.limits.frame_multiple, t2v.preset.family) == (9, 4, "wan")
+    assert (t2v.defaults.frames, t2v.limits.frame_multiple, t2v.preset.family) == (81, 4, "wan")
