@@ -5,11 +5,12 @@ server when ``TELEGRAM_API_URL`` is set; retries for 429/5xx/network) → status
 and the generation loop → the services (requests, cancel, pause) → one :class:`AppContext` as the
 Dispatcher's workflow data → middlewares → routers → startup (recover interrupted jobs, menus
 and descriptions, start the loop and the video janitor, replay updates whose handling a crash
-cut short) → long polling, each fetched batch stored in the update inbox before Telegram is told
-it arrived (``bot/telegram/polling.py``).
+cut short) → updates received by long polling (``bot/telegram/polling.py``) or, with
+``WEBHOOK_URL``, by a webhook (``bot/telegram/webhook.py``); either way each update is stored in
+the update inbox before Telegram is told it arrived (``bot/telegram/updates.py``).
 
-SIGTERM/SIGINT stop polling, then the loop; the job being rendered stays ``running`` and resumes
-at the next start.
+SIGTERM/SIGINT stop receiving, then the loop; the job being rendered stays ``running`` and
+resumes at the next start.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
-from aiogram import Bot, Dispatcher
+from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from pydantic import ValidationError
 
@@ -47,8 +48,10 @@ from bot.storage.jobs import JobStore
 from bot.storage.state import StateStore
 from bot.storage.users import UserStore
 from bot.telegram.commands import set_profile
-from bot.telegram.polling import InboxDispatcher
+from bot.telegram.polling import Polling
 from bot.telegram.session import RetryPolicy, make_session
+from bot.telegram.updates import InboxDispatcher, Receiver, UpdateRunner
+from bot.telegram.webhook import Webhook
 from bot.wiring import build_context, setup_dispatcher
 from bot.worker.loop import GenerationLoop
 
@@ -64,13 +67,17 @@ class App:
 
     context: AppContext
     bot: Bot
-    dp: Dispatcher
+    dp: InboxDispatcher
     worker: GenerationLoop
     events: TelegramJobEvents
     janitor: Janitor
     conn: aiosqlite.Connection
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    runner: UpdateRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = UpdateRunner(self.dp, self.bot, receiver_for(self.settings))
 
     @property
     def settings(self) -> Settings:
@@ -85,19 +92,15 @@ class App:
         return self.context.users
 
     async def run(self, *, handle_signals: bool = True) -> None:
-        """Poll until stopped (a signal or :meth:`stop`), then close the database."""
+        """Receive updates until stopped (a signal or :meth:`stop`), then close the database."""
         try:
-            await self.dp.start_polling(
-                self.bot,
-                polling_timeout=self.settings.polling_timeout,
-                handle_signals=handle_signals,
-            )
+            await self.runner.run(handle_signals=handle_signals)
         finally:
             await self.conn.close()
 
     async def stop(self) -> None:
-        """What SIGTERM does: stop polling, which runs the shutdown hooks."""
-        await self.dp.stop_polling()
+        """What SIGTERM does: stop receiving, then run the shutdown hooks."""
+        await self.runner.stop()
 
     def spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -106,7 +109,6 @@ class App:
 
     async def on_startup(self, bot: Bot) -> None:
         settings, context = self.settings, self.context
-        await bot.delete_webhook(drop_pending_updates=False)  # polling excludes a webhook
         try:
             await set_profile(bot, settings.admin_ids)
         except Exception as error:  # a menu is a nicety: never a reason not to start
@@ -116,9 +118,8 @@ class App:
             self.spawn(notify_recovered(context.jobs, context.status, recovered), "recovered")
         self.worker.start()
         self.janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
-        # Updates stored but never fully handled (a kill -9 mid-handler): before polling.
-        if isinstance(self.dp, InboxDispatcher):
-            await self.dp.replay_pending(bot, bots=[bot])
+        # Updates stored but never fully handled (a kill -9 mid-handler): before new ones.
+        await self.dp.replay_pending(bot)
         self.started.set()
         log.info("bot started; model on %s", context.model.device_info())
 
@@ -130,6 +131,17 @@ class App:
         for task in list(self._tasks):
             task.cancel()
         await self.context.status.close()
+
+
+def receiver_for(settings: Settings) -> Receiver:
+    """Long polling, or the webhook server when ``WEBHOOK_URL`` is set."""
+    if settings.webhook_url and settings.webhook_secret is not None:
+        return Webhook(
+            settings.webhook_url,
+            settings.webhook_secret.get_secret_value(),
+            settings.webhook_host_port,
+        )
+    return Polling(settings.polling_timeout)
 
 
 async def build_app(
@@ -210,6 +222,8 @@ def main() -> int:
         print(f"configuration error: {problems}", file=sys.stderr)
         return 2
     register_secret(settings.bot_token.get_secret_value())
+    if settings.webhook_secret is not None:
+        register_secret(settings.webhook_secret.get_secret_value())
     setup_logging(settings.log_level)
     try:
         asyncio.run(run(settings))

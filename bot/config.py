@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CLOUD_UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -18,8 +18,13 @@ CLOUD_UPLOAD_LIMIT = 50 * 1024 * 1024
 LOCAL_UPLOAD_LIMIT = 2000 * 1024 * 1024
 """sendVideo limit of a self-hosted Bot API server (``TELEGRAM_API_URL``)."""
 
+DEFAULT_WEBHOOK_LISTEN = "0.0.0.0:8080"
+"""Where the webhook server listens unless ``WEBHOOK_LISTEN`` says otherwise."""
+
 _SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[x\u0445\u00d7*]\s*(\d{1,5})\s*$", re.IGNORECASE)
 _TOKEN_RE = re.compile(r"^\d+:[\w-]{20,}$")
+_WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+"""What Telegram accepts as a webhook's ``secret_token`` (setWebhook)."""
 
 
 def _id_list(value: object) -> list[int]:
@@ -49,6 +54,16 @@ def parse_size(value: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def parse_host_port(value: str) -> tuple[str, int]:
+    """``"0.0.0.0:8080"`` → ``("0.0.0.0", 8080)``; ``"[::]:8080"`` → ``("::", 8080)``;
+    ``":8080"`` listens on every interface."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 0.0.0.0:8080)")
+    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
+    return host, int(port)
+
+
 def _none_if_blank(value: object) -> object:
     """An empty ``FOO=`` line in .env means "not set", not an empty string or a parse error."""
     if isinstance(value, str) and not value.strip():
@@ -72,6 +87,12 @@ class Settings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     allowed_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_api_url: str | None = None
+    webhook_url: str | None = None
+    """Public HTTPS URL Telegram POSTs updates to (``setWebhook``); unset = long polling."""
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    """Required with ``webhook_url``; Telegram sends it in ``X-Telegram-Bot-Api-Secret-Token``."""
+    webhook_listen: str = DEFAULT_WEBHOOK_LISTEN
+    """``host:port`` of the webhook's HTTP server (behind the TLS reverse proxy)."""
 
     # --- storage
     database_path: Path = Path("data/bot.sqlite3")
@@ -196,6 +217,52 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @classmethod
+    def _webhook_blank_is_none(cls, value: object) -> object:
+        return _none_if_blank(value)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("https", "http") or not rest.split("/")[0]:
+            raise ValueError("WEBHOOK_URL must be a full URL, e.g. https://bot.example.com/tg")
+        if scheme.lower() == "http" and not info.data.get("telegram_api_url"):
+            # The cloud Bot API posts only to HTTPS; a self-hosted one (--local) also to http.
+            raise ValueError("WEBHOOK_URL must be https:// (http only with TELEGRAM_API_URL)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        # The messages must not echo the value: it is a secret.
+        if value is None:
+            if info.data.get("webhook_url"):
+                raise ValueError("WEBHOOK_SECRET is required with WEBHOOK_URL")
+            return None
+        if not _WEBHOOK_SECRET_RE.match(value.get_secret_value()):
+            raise ValueError(
+                "WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+            )
+        return value
+
+    @field_validator("webhook_listen", mode="before")
+    @classmethod
+    def _listen_blank_is_default(cls, value: object) -> object:
+        return DEFAULT_WEBHOOK_LISTEN if _none_if_blank(value) is None else value
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _check_webhook_listen(cls, value: str) -> str:
+        parse_host_port(value)
+        return value.strip()
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -204,6 +271,11 @@ class Settings(BaseSettings):
     @property
     def default_width_height(self) -> tuple[int, int] | None:
         return parse_size(self.default_size) if self.default_size else None
+
+    @property
+    def webhook_host_port(self) -> tuple[str, int]:
+        """Where the webhook server listens (``webhook_listen`` parsed)."""
+        return parse_host_port(self.webhook_listen)
 
     @property
     def upload_limit_bytes(self) -> int:
