@@ -5,31 +5,63 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from bot.__main__ import App, build_app
 from tests.fakes.backend import FakeBackend
-from tests.fakes.telegram import FakeTelegram, bot_settings
+from tests.fakes.telegram import MODES, FakeTelegram, bot_settings, webhook_overrides
+
+MODE = contextvars.ContextVar("bot_mode", default="polling")
+"""The mode :func:`running_bot` uses unless told: set per test by the ``mode`` fixture
+(tests/e2e/conftest.py); a module runs in both modes with ``pytest.mark.parametrize("mode",
+MODES)``."""
+
+
+def mode_overrides(mode: str | None = None) -> dict[str, str]:
+    """The settings that make a bot receive in ``mode`` (default: the test's ``mode``)."""
+    mode = mode or MODE.get()
+    assert mode in MODES, mode
+    return webhook_overrides() if mode == "webhook" else {}
+
+
+def receiving(tg: FakeTelegram, mode: str | None = None) -> bool:
+    """Whether a bot started in ``mode`` receives from ``tg`` yet (it polled, or set its webhook)."""
+    if (mode or MODE.get()) == "webhook":
+        return tg.webhook is not None
+    return bool(tg.calls_of("getUpdates"))
 
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    tg: FakeTelegram, data_dir: Path, backend: Any = None, **overrides: Any
+    tg: FakeTelegram,
+    data_dir: Path,
+    backend: Any = None,
+    *,
+    mode: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[App]:
-    """``bot.__main__.build_app`` + ``App.run`` (what ``python -m bot`` runs) polling ``tg`` until
-    the block ends, then stopped the way SIGTERM stops it."""
+    """``bot.__main__.build_app`` + ``App.run`` (what ``python -m bot`` runs) receiving from ``tg``
+    until the block ends, then stopped the way SIGTERM stops it. ``mode``: ``polling`` or
+    ``webhook`` (``WEBHOOK_URL`` on a free local port: the fake POSTs every update there)."""
+    mode = mode or MODE.get()
+    overrides = {**mode_overrides(mode), **overrides}
     settings = bot_settings(tg, data_dir, **overrides)
     app = await build_app(settings, backend if backend is not None else FakeBackend())
     task = asyncio.create_task(app.run(handle_signals=False))
     try:
         await asyncio.wait_for(app.started.wait(), timeout=15)
+        if mode == "webhook":
+            await tg.wait_for(lambda: tg.webhook is not None, timeout=15)
         yield app
     finally:
-        with contextlib.suppress(RuntimeError):  # "Polling is not started" if startup failed
-            await app.stop()
+        await app.stop()
         await asyncio.wait_for(task, timeout=30)
+    if mode == "webhook":  # every update came by the webhook
+        assert not tg.calls_of("getUpdates"), "the bot polled in webhook mode"
+        assert all(d.secret_sent for d in tg.webhook_deliveries)
 
 
 def answers(tg: FakeTelegram, callback_id: str) -> list[dict]:

@@ -27,12 +27,13 @@ from bot.storage.jobs import FailReason, JobStore
 from bot.texts import status as status_texts
 from pipeline.export import export_mp4
 from pipeline.options import OptionOverrides, resolve_options
-from tests.e2e.harness import running_bot
+from tests.e2e.harness import mode_overrides, receiving, running_bot
 from tests.fakes.backend import FakeBackend, frames_for
 from tests.fakes.mp4 import read_mp4
-from tests.fakes.telegram import Call, FakeTelegram
+from tests.fakes.telegram import MODES, WEBHOOK_SECRET, Call, FakeTelegram
 
-pytestmark = pytest.mark.e2e
+# Every test runs twice: the bot receiving by long polling, and by a webhook the fake POSTs to.
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("mode", MODES)]
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE, BOB = 1001, 2002
@@ -373,7 +374,9 @@ async def test_graceful_stop_leaves_the_running_job_for_the_next_start(
 
 
 def _tiny_settings(tg: FakeTelegram, data_dir: Path, wan: Path, marian: Path) -> dict[str, str]:
+    receive = {name.upper(): value for name, value in mode_overrides().items()}
     return {
+        **receive,
         "BOT_TOKEN": tg.token,
         "TELEGRAM_API_URL": tg.base_url,
         "DATABASE_PATH": str(data_dir / "bot.sqlite3"),
@@ -446,7 +449,7 @@ async def test_kill_9_mid_render_then_restart_delivers_exactly_once(
     log_path = tmp_path / "bot.log"
     first = await _start_process(env, tmp_path, log_path)
     try:
-        await tg.wait_for(lambda: tg.calls_of("getUpdates"), timeout=60)
+        await tg.wait_for(lambda: receiving(tg), timeout=60)
         tg.push_message("/gen кот играет на пианино --steps 40", user_id=ALICE)
         await tg.wait_for(
             lambda: any(
@@ -477,7 +480,7 @@ async def test_kill_9_mid_render_then_restart_delivers_exactly_once(
     assert len(tg.videos(ALICE)) == 1
     assert any(status_texts.resumed() in t for t in sent_texts(tg, ALICE)), log_text[-3000:]
     assert decode(tg.videos(ALICE)[0].file("video").data, tmp_path) == (9, (64, 64))
-    assert tg.token.split(":")[1] not in log_text
+    assert tg.token.split(":")[1] not in log_text and WEBHOOK_SECRET not in log_text
     conn = await db.connect(tmp_path / "bot.sqlite3")
     job = await JobStore(conn).get(1)
     await conn.close()

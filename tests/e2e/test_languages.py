@@ -11,9 +11,9 @@ import pytest
 from bot.telegram.keyboards import RepeatCb, SettingsCb
 from tests.e2e.harness import answered, new_texts, reply_to, running_bot
 from tests.fakes.backend import FakeBackend
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import MODES, FakeTelegram
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("mode", MODES)]
 
 JOHN, IVAN = 3001, 3002
 CYRILLIC = re.compile("[А-Яа-яЁё]")

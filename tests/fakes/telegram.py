@@ -12,7 +12,16 @@ via ``TELEGRAM_API_URL``. Every call is recorded; faults can be injected per met
 
 Methods: getMe, getUpdates (long poll with offset/timeout), sendMessage, editMessageText,
 editMessageReplyMarkup, deleteMessage, sendVideo, sendPhoto, sendDocument, sendChatAction,
-answerCallbackQuery, setMyCommands, deleteMyCommands, deleteWebhook, getFile, close, logOut.
+answerCallbackQuery, setMyCommands, deleteMyCommands, setWebhook, deleteWebhook, getWebhookInfo,
+getFile, close, logOut.
+
+Webhooks, as Telegram runs them: after ``setWebhook`` (url, secret_token, allowed_updates)
+``getUpdates`` answers 409 Conflict, and a delivery task POSTs each pushed update to the URL as
+JSON with the ``X-Telegram-Bot-Api-Secret-Token`` header, oldest first, one at a time, retrying
+the same update until the bot answers 200 (then it is confirmed: ``confirmed_offset`` moves past
+it, as an offset does in polling). ``deleteWebhook`` ends the deliveries; undelivered updates are
+then returned by ``getUpdates`` (or dropped with ``drop_pending_updates``). Both ways honour the
+last ``allowed_updates`` the bot sent: an update of another type is never delivered.
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TOKEN = "123456789:AAFakeTokenForTests_abcdefghijKLMNOP"
 BOT_ID = 123456789
 BOT_USERNAME = "t2v_test_bot"
@@ -51,8 +62,19 @@ INT_FIELDS = {
     "timeout",
     "limit",
     "user_id",
+    "max_connections",
 }
 BOOL_FIELDS = {"supports_streaming", "drop_pending_updates", "show_alert", "disable_notification"}
+UPDATE_TYPES = (
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "callback_query",
+    "inline_query",
+    "my_chat_member",
+    "chat_member",
+)
 
 
 @dataclass
@@ -110,6 +132,25 @@ class Fault:
 
 
 @dataclass
+class WebhookConfig:
+    """What the bot gave ``setWebhook``."""
+
+    url: str
+    secret_token: str | None = None
+    max_connections: int = 40
+
+
+@dataclass
+class WebhookDelivery:
+    """One POST of an update to the webhook, and how the bot answered (0 = no answer)."""
+
+    update_id: int
+    status: int
+    secret_sent: bool
+    time: float = field(default_factory=time.monotonic)
+
+
+@dataclass
 class SentMessage:
     """A message the bot sent, as it stands now (edits applied)."""
 
@@ -150,7 +191,18 @@ class FakeTelegram:
         self.last_update_id: int | None = None
         """The id of the update pushed last."""
         self.handed_out: dict[int, float] = {}
-        """update id → ``time.monotonic()`` when a ``getUpdates`` answer first carried it."""
+        """update id → ``time.monotonic()`` when a ``getUpdates`` answer (or a webhook POST)
+        first carried it."""
+        self.webhook: WebhookConfig | None = None
+        """The webhook set by ``setWebhook`` (None: long polling)."""
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self.webhook_retry_delay = 0.1
+        """Seconds before an update the bot did not answer 200 is POSTed again."""
+        self.allowed_updates: list[str] | None = None
+        """The update types the bot asked for last (``getUpdates``/``setWebhook``); None = all."""
+        self.last_webhook_error: str | None = None
+        self._webhook_wakeup = asyncio.Event()
+        self._delivery: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -172,6 +224,7 @@ class FakeTelegram:
 
     async def stop(self) -> None:
         self._new_update.set()
+        await self._stop_delivery()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -199,7 +252,34 @@ class FakeTelegram:
         self.last_update_id = update["update_id"]
         self._updates.append(update)
         self._new_update.set()
+        self._webhook_wakeup.set()
         return update
+
+    def pending_updates(self) -> list[dict[str, Any]]:
+        """Updates Telegram still holds for the bot (not confirmed yet), oldest first."""
+        return list(self._updates)
+
+    def confirm(self, update_id: int) -> dict[str, Any]:
+        """Forget a pending update as a confirmation does (the bot confirmed it, then died)."""
+        update = next(u for u in self._updates if u["update_id"] == update_id)
+        self._updates.remove(update)
+        self.confirmed_offset = max(self.confirmed_offset, update_id + 1)
+        return update
+
+    def resend(self, update: dict[str, Any]) -> None:
+        """Send an update again with its own id (as Telegram does when a confirmation was lost)."""
+        self._updates = sorted([*self._updates, update], key=lambda u: u["update_id"])
+        self._new_update.set()
+        self._webhook_wakeup.set()
+
+    async def post_webhook(self, update: dict[str, Any], *, secret: Any = ...) -> int:
+        """POST ``update`` to the webhook now, outside the delivery order (a forged or replayed
+        call); ``secret``: the header's value, None = no header, default = the registered one.
+        Returns the HTTP status (0 = no answer)."""
+        assert self.webhook is not None, "no webhook is set"
+        token = self.webhook.secret_token if secret is ... else secret
+        async with aiohttp.ClientSession() as client:
+            return await self._post(client, self.webhook.url, update, token)
 
     def push_message(
         self,
@@ -507,7 +587,29 @@ class FakeTelegram:
             "supports_inline_queries": False,
         }
 
+    def _wanted(self, update: dict[str, Any]) -> bool:
+        if not self.allowed_updates:  # Telegram: empty or never given = every type but a few
+            return True
+        kind = next((k for k in update if k in UPDATE_TYPES), None)
+        return kind is None or kind in self.allowed_updates
+
+    def _remember_allowed(self, call: Call) -> None:
+        allowed = call.params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self.allowed_updates = allowed
+
+    @staticmethod
+    def _webhook_conflict() -> ApiError:
+        return ApiError(
+            409,
+            "Conflict: can't use getUpdates method while webhook is active;"
+            " use deleteWebhook to delete the webhook first",
+        )
+
     async def _m_getUpdates(self, call: Call) -> Any:
+        if self.webhook is not None:
+            raise self._webhook_conflict()
+        self._remember_allowed(call)
         offset = int(call.params.get("offset") or 0)
         timeout = float(call.params.get("timeout") or 0)
         if offset:
@@ -515,7 +617,9 @@ class FakeTelegram:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         deadline = time.monotonic() + timeout
         while True:
-            ready = [u for u in self._updates if u["update_id"] >= offset]
+            if self.webhook is not None:  # set while this long poll waited
+                raise self._webhook_conflict()
+            ready = [u for u in self._updates if u["update_id"] >= offset and self._wanted(u)]
             if ready:
                 batch = ready[: int(call.params.get("limit") or 100)]
                 now = time.monotonic()
@@ -668,8 +772,98 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: short description is too long")
         return True
 
-    async def _m_deleteWebhook(self, call: Call) -> Any:
+    async def _m_setWebhook(self, call: Call) -> Any:
+        url = str(call.params.get("url") or "")
+        if not url:  # Telegram: an empty url removes the webhook
+            return await self._m_deleteWebhook(call)
+        if not url.startswith(("https://", "http://")):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided")
+        secret = call.params.get("secret_token")
+        if secret is not None and not (
+            1 <= len(secret) <= 256
+            and all(c.isascii() and (c.isalnum() or c in "_-") for c in secret)
+        ):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        self._remember_allowed(call)
+        if call.params.get("drop_pending_updates"):
+            self._updates.clear()
+        self.webhook = WebhookConfig(url, secret, int(call.params.get("max_connections") or 40))
+        self._new_update.set()  # a long poll in progress ends with 409
+        self._webhook_wakeup.set()
+        if self._delivery is None or self._delivery.done():
+            self._delivery = asyncio.create_task(self._deliver(), name="fake-webhook-delivery")
         return True
+
+    async def _m_deleteWebhook(self, call: Call) -> Any:
+        self.webhook = None
+        await self._stop_delivery()
+        if call.params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    async def _m_getWebhookInfo(self, call: Call) -> Any:
+        info: dict[str, Any] = {
+            "url": self.webhook.url if self.webhook else "",
+            "has_custom_certificate": False,
+            "pending_update_count": len([u for u in self._updates if self._wanted(u)]),
+        }
+        if self.webhook is not None:
+            info["max_connections"] = self.webhook.max_connections
+            if self.allowed_updates:
+                info["allowed_updates"] = self.allowed_updates
+        if self.last_webhook_error:
+            info["last_error_date"] = int(time.time())
+            info["last_error_message"] = self.last_webhook_error
+        return info
+
+    # ------------------------------------------------------------ webhook deliveries
+
+    async def _post(
+        self, client: aiohttp.ClientSession, url: str, update: dict[str, Any], secret: str | None
+    ) -> int:
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        self.handed_out.setdefault(update["update_id"], time.monotonic())
+        try:
+            async with client.post(
+                url, json=update, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+            ) as response:
+                status = response.status
+                await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            status, self.last_webhook_error = 0, f"Connection failed: {type(error).__name__}"
+        else:
+            if status != 200:
+                self.last_webhook_error = f"Wrong response from the webhook: {status}"
+        self.webhook_deliveries.append(
+            WebhookDelivery(update["update_id"], status, secret is not None)
+        )
+        return status
+
+    async def _deliver(self) -> None:
+        """Telegram's side of a webhook: POST the oldest pending update until it gets a 200."""
+        async with aiohttp.ClientSession() as client:
+            while self.webhook is not None:
+                self._updates = [u for u in self._updates if self._wanted(u)]  # never delivered
+                if not self._updates:
+                    self._webhook_wakeup.clear()
+                    await self._webhook_wakeup.wait()
+                    continue
+                update = self._updates[0]
+                status = await self._post(
+                    client, self.webhook.url, update, self.webhook.secret_token
+                )
+                if status == 200:
+                    if update in self._updates:
+                        self._updates.remove(update)
+                    self.confirmed_offset = max(self.confirmed_offset, update["update_id"] + 1)
+                else:
+                    await asyncio.sleep(self.webhook_retry_delay)
+
+    async def _stop_delivery(self) -> None:
+        task, self._delivery = self._delivery, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _m_close(self, call: Call) -> Any:
         return True
@@ -691,6 +885,31 @@ class ApiError(Exception):
         super().__init__(description)
         self.status = status
         self.description = description
+
+
+WEBHOOK_SECRET = "fake-telegram_secret-0123456789"
+MODES = ("polling", "webhook")
+"""How a bot under test receives updates: ``getUpdates`` or a webhook the fake POSTs to."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now (for a bot's webhook server)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def webhook_overrides(port: int | None = None) -> dict[str, str]:
+    """``WEBHOOK_URL``/``WEBHOOK_SECRET``/``WEBHOOK_LISTEN`` of a bot served on 127.0.0.1 (plain
+    http: allowed because the bot's ``TELEGRAM_API_URL`` is set, as with a self-hosted Bot API)."""
+    port = free_port() if port is None else port
+    return {
+        "webhook_url": f"http://127.0.0.1:{port}/telegram/webhook",
+        "webhook_secret": WEBHOOK_SECRET,
+        "webhook_listen": f"127.0.0.1:{port}",
+    }
 
 
 def bot_settings(tg: FakeTelegram, data_dir: Any, **overrides: Any) -> Any:
