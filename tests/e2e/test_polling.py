@@ -1,45 +1,32 @@
-"""bot/polling.py: the durable update inbox (store before confirm, replay once, prune).
+"""The durable update inbox (bot/telegram/updates.py, bot/telegram/polling.py): store before
+confirm, replay once, prune.
 
-The real wiring (``build_app``) polls the fake Bot API in-process. A "kill" is simulated by
-putting the database in the state a kill -9 leaves (a stored update with ``done = 0``, a job
-without its status message); the true kill -9 is in tests/reliability/test_crash_recovery.py.
+The real wiring (``build_app``) receives from the fake Bot API in-process; the replay tests run
+in both modes (long polling and webhook), the offset tests in polling (the webhook's own are in
+test_webhook.py). A "kill" is simulated by putting the database in the state a kill -9 leaves (a
+stored update with ``done = 0``, a job without its status message); the true kill -9 is in
+tests/reliability/test_crash_recovery.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiogram.types import Update
 
-from bot.__main__ import App, build_app
 from bot.storage import db
 from bot.storage.inbox import PRUNE_AFTER, UpdateInbox
-from tests.fakes.backend import FakeBackend
-from tests.fakes.telegram import Call, FakeTelegram, bot_settings
+from tests.e2e.harness import running_bot
+from tests.fakes.telegram import MODES, Call, FakeTelegram
 
 ALICE, BOB = 1001, 1002
-
-# aiogram 3.31.0 (see the last test).
-LISTEN_UPDATES_SHA256 = "8b084a0c4673fe4fa4cce58441f106c4bcb22be08e42a70c5548adb68e157d6a"
-
-
-@contextlib.asynccontextmanager
-async def running_bot(tg: FakeTelegram, data_dir: Path, **overrides: Any) -> AsyncIterator[App]:
-    app = await build_app(bot_settings(tg, data_dir, **overrides), FakeBackend())
-    task = asyncio.create_task(app.run(handle_signals=False))
-    try:
-        await asyncio.wait_for(app.started.wait(), timeout=10)
-        yield app
-    finally:
-        with contextlib.suppress(RuntimeError):
-            await app.stop()
-        await asyncio.wait_for(task, timeout=30)
+GROUP = -100500
+BOTH_MODES = pytest.mark.parametrize("mode", MODES)
 
 
 def query(data_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -100,7 +87,7 @@ async def test_a_batch_is_stored_before_the_offset_confirming_it_is_sent(
     async with running_bot(tg, tmp_path) as app:
         for user, text in ((ALICE, "кот"), (BOB, "собака"), (ALICE + 10, "/help")):
             tg.push_message(text, user_id=user)
-            pushed.append(tg._updates[-1]["update_id"])
+            pushed.append(tg.last_update_id)
         await until(lambda: tg.confirmed_offset > max(pushed))
         await all_delivered(tmp_path, 2)
         await until(
@@ -117,7 +104,7 @@ async def test_a_failed_inbox_write_leaves_the_batch_unconfirmed(
     offsets: list[int] = []
     tg.hooks["getUpdates"] = lambda call: offsets.append(int(call.params.get("offset") or 0))
     async with running_bot(tg, tmp_path) as app:
-        inbox = app.dp.inbox  # type: ignore[attr-defined]
+        inbox = app.dp.inbox
         real_store, failures = inbox.store, []
 
         async def flaky_store(updates: Any) -> set[int]:
@@ -128,7 +115,7 @@ async def test_a_failed_inbox_write_leaves_the_batch_unconfirmed(
 
         inbox.store = flaky_store
         tg.push_message("кот", user_id=ALICE)
-        update_id = tg._updates[-1]["update_id"]
+        update_id = tg.last_update_id
         await all_delivered(tmp_path, 1)
         await until(lambda: tg.confirmed_offset > update_id)
     assert failures == [[update_id]]
@@ -138,16 +125,17 @@ async def test_a_failed_inbox_write_leaves_the_batch_unconfirmed(
     assert len(queued_replies(tg, ALICE)) == 1
 
 
+@BOTH_MODES
 async def test_replay_after_restart_creates_one_job_and_one_answer(
     tg: FakeTelegram, tmp_path: Path
 ) -> None:
     # Alice's update was stored and confirmed, then the bot died before its job was written.
     tg.push_message("кот на луне", user_id=ALICE)
-    confirmed = tg._updates.pop()
+    confirmed = tg.confirm(tg.last_update_id)
     await stored_unconfirmed(tg, tmp_path, confirmed)
     # Bob's was stored but never confirmed: Telegram sends it again after the restart.
     tg.push_message("собака в космосе", user_id=BOB)
-    unconfirmed = tg._updates[-1]
+    (unconfirmed,) = tg.pending_updates()
     await stored_unconfirmed(tg, tmp_path, unconfirmed)
 
     async with running_bot(tg, tmp_path):
@@ -161,6 +149,7 @@ async def test_replay_after_restart_creates_one_job_and_one_answer(
     assert query(tmp_path, "SELECT COUNT(*) FROM update_inbox WHERE done = 0") == [(0,)]
 
 
+@BOTH_MODES
 async def test_replay_of_an_update_already_handled_does_nothing(
     tg: FakeTelegram, tmp_path: Path
 ) -> None:
@@ -186,6 +175,7 @@ async def test_replay_of_an_update_already_handled_does_nothing(
     assert query(tmp_path, "SELECT COUNT(*) FROM update_inbox WHERE done = 0") == [(0,)]
 
 
+@BOTH_MODES
 async def test_replay_announces_a_job_whose_reply_was_never_sent(
     tg: FakeTelegram, tmp_path: Path
 ) -> None:
@@ -248,16 +238,41 @@ async def test_prune_runs_at_start(tg: FakeTelegram, tmp_path: Path) -> None:
     assert query(tmp_path, "SELECT COUNT(*) FROM update_inbox") == [(0,)]
 
 
-def test_the_overridden_aiogram_reader_is_the_one_we_copied() -> None:
-    """``InboxDispatcher`` copies aiogram's private ``_listen_updates``: an upgrade that changes it
-    must make someone re-read bot/polling.py (and then update this fingerprint)."""
-    import hashlib
-    import inspect
+@BOTH_MODES
+async def test_a_replayed_group_mention_queues_exactly_one_job(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """Issue 11: a group @mention carries its update id into the job like /generate does, so
+    the update replayed after a crash (handled, not yet marked done) finds its job, and Telegram
+    sending it once more changes nothing either."""
+    mention = f"@{tg.username}"
+    async with running_bot(tg, tmp_path) as app:
+        await app.context.pause.pause()  # the job stays queued: a replay would see it unfinished
+        message = tg.push_message(
+            f"{mention} кот на луне",
+            user_id=ALICE,
+            chat_id=GROUP,
+            chat_type="supergroup",
+            entities=[{"type": "mention", "offset": 0, "length": len(mention)}],
+        )
+        update = {"update_id": tg.last_update_id, "message": message}
+        await until(
+            lambda: query(tmp_path, "SELECT status_message_id FROM jobs") not in ([], [(None,)])
+        )
+    assert query(tmp_path, "SELECT chat_id, update_id FROM jobs") == [(GROUP, update["update_id"])]
+    replies = len(queued_replies(tg, GROUP))
+    # As a kill after the handler wrote the job but before the update was marked done leaves it.
+    query(tmp_path, "UPDATE update_inbox SET done = 0")
 
-    from aiogram import Dispatcher
-
-    source = inspect.getsource(Dispatcher._listen_updates)
-    assert hashlib.sha256(source.encode()).hexdigest() == LISTEN_UPDATES_SHA256, (
-        "aiogram's Dispatcher._listen_updates changed: port the change into "
-        "bot/polling.py InboxDispatcher._listen_updates, then update LISTEN_UPDATES_SHA256"
-    )
+    async with running_bot(tg, tmp_path) as app:
+        await until(
+            lambda: query(tmp_path, "SELECT COUNT(*) FROM update_inbox WHERE done = 0") == [(0,)]
+        )
+        tg.resend(update)  # and Telegram sends it once more (its confirmation was lost)
+        await until(lambda: tg.confirmed_offset > update["update_id"] and not tg.pending_updates())
+        assert await app.context.pause.resume()
+        await all_delivered(tmp_path, 1)
+        await asyncio.sleep(0.3)  # room for a second job or answer to show up
+    assert query(tmp_path, "SELECT COUNT(*) FROM jobs") == [(1,)]
+    assert len(queued_replies(tg, GROUP)) == replies
+    assert len(tg.videos(GROUP)) == 1
