@@ -201,6 +201,8 @@ class FakeTelegram:
         self.allowed_updates: list[str] | None = None
         """The update types the bot asked for last (``getUpdates``/``setWebhook``); None = all."""
         self.last_webhook_error: str | None = None
+        self.on_webhook_answer: Callable[[WebhookDelivery], Any] | None = None
+        """Called with each webhook POST as soon as the bot's answer arrived."""
         self._webhook_wakeup = asyncio.Event()
         self._delivery: asyncio.Task[None] | None = None
 
@@ -834,9 +836,10 @@ class FakeTelegram:
         else:
             if status != 200:
                 self.last_webhook_error = f"Wrong response from the webhook: {status}"
-        self.webhook_deliveries.append(
-            WebhookDelivery(update["update_id"], status, secret is not None)
-        )
+        delivery = WebhookDelivery(update["update_id"], status, secret is not None)
+        self.webhook_deliveries.append(delivery)
+        if self.on_webhook_answer is not None:
+            self.on_webhook_answer(delivery)
         return status
 
     async def _deliver(self) -> None:
