@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.telegram import ApiError, Call, FakeTelegram
+from tests.fakes.telegram import ApiError, Call, FakeTelegram, free_port, webhook_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
@@ -39,6 +39,17 @@ def base_env() -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
     )
     return env
+
+
+def mode_env(mode: str, port: int | None = None) -> dict[str, str]:
+    """The variables that make a bot process receive in ``mode``: nothing for ``polling``;
+    ``WEBHOOK_URL``/``WEBHOOK_SECRET``/``WEBHOOK_LISTEN`` on ``port`` (default: a free one) for
+    ``webhook``. Give a restarted bot the same ``port``, as an operator's configuration would."""
+    if mode == "polling":
+        return {}
+    assert mode == "webhook", mode
+    overrides = webhook_overrides(free_port() if port is None else port)
+    return {name.upper(): value for name, value in overrides.items()}
 
 
 def bot_env(tg: FakeTelegram, data_dir: Path, **extra: Any) -> dict[str, str]:
@@ -273,13 +284,14 @@ async def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition
 
 
 async def wait_ready(tg: FakeTelegram, proc: BotProcess, timeout: float = 20.0) -> None:
-    """Until ``proc`` polls (its startup — recovery, command menu — is done)."""
+    """Until ``proc`` receives (its startup — recovery, command menu — is done): it polls, or it
+    set its webhook."""
     since = len(tg.calls)
 
     def polling() -> bool:
         if not proc.alive():
             raise RuntimeError(f"bot exited with {proc.returncode()}:\n{proc.output()[-3000:]}")
-        return any(c.method == "getUpdates" for c in tg.calls[since:]) or (
+        return any(c.method in ("getUpdates", "setWebhook") for c in tg.calls[since:]) or (
             "bot started" in proc.output()
         )
 

@@ -18,6 +18,10 @@ The second user's job is queued behind the first in every run. Invariants: every
 ``delivered`` / ``failed`` with a message / ``cancelled``; no request gets two videos — except in the
 ``after_upload`` window, where the Bot API offers no way to ask whether a message was sent, and
 the duplicate count is measured and bounded (docs/reliability.md, "Duplicate rule").
+
+Every run happens in both modes the bot receives in: long polling, and webhook (the fake Bot API
+POSTs each update to the bot's server and retries until it gets a 200, as Telegram does; the
+restarted bot listens on the same port).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import pytest
 
 from bot.storage.jobs import FailReason
+from tests.fakes.telegram import MODES
 from tests.reliability.harness import (
     ADMIN_ID,
     CYRILLIC,
@@ -36,6 +41,7 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
+    mode_env,
     wait_all_final,
     wait_for,
     wait_ready,
@@ -45,11 +51,14 @@ STAGES = ("queued", "translate", "denoise", "encode", "uploading", "after_upload
 REPEATS = 5
 USER_A, USER_B = 7001, 7002
 
-_results: dict[str, dict[str, int]] = {}
+_results: dict[str, dict[str, dict[str, int]]] = {}
 
 
-def _record(stage: str, key: str, amount: int = 1) -> None:
-    stats = _results.setdefault(stage, {"runs": 0, "jobs": 0, "delivered": 0, "duplicates": 0})
+def _record(mode: str, stage: str, key: str, amount: int = 1) -> None:
+    """``crash_runs`` figures: mode → stage → runs, jobs, delivered, duplicates."""
+    stats = _results.setdefault(mode, {}).setdefault(
+        stage, {"runs": 0, "jobs": 0, "delivered": 0, "duplicates": 0}
+    )
     stats[key] = stats.get(key, 0) + amount
     FIGURES["crash_runs"] = _results
 
@@ -91,9 +100,14 @@ def _texts(tg: FaultyTelegram, chat_id: int) -> list[str]:
     return [m.text or m.caption or "" for m in tg.sent(chat_id)]
 
 
-async def crash_run(stage: str, fork_server: ForkServer, data: Path) -> dict[str, Any]:
+async def crash_run(
+    stage: str, fork_server: ForkServer, data: Path, mode: str = "polling"
+) -> dict[str, Any]:
+    receive = mode_env(mode)  # the same for the restarted bot
     async with FaultyTelegram() as tg:
-        first = fork_server.spawn(bot_env(tg, data, rel_pause_at=stage), data / "bot-1.log")
+        first = fork_server.spawn(
+            bot_env(tg, data, rel_pause_at=stage, **receive), data / "bot-1.log"
+        )
         try:
             await wait_ready(tg, first)
             await _reach_stage(stage, tg, data)
@@ -103,7 +117,7 @@ async def crash_run(stage: str, fork_server: ForkServer, data: Path) -> dict[str
         tg.release()
         before_restart = {job: n for job, n in tg.videos_per_job().items()}
 
-        second = fork_server.spawn(bot_env(tg, data), data / "bot-2.log")
+        second = fork_server.spawn(bot_env(tg, data, **receive), data / "bot-2.log")
         try:
             await wait_ready(tg, second)
             if stage == "queued":  # the pause outlived the kill (it is stored): lift it
@@ -137,14 +151,18 @@ async def _settle(tg: FaultyTelegram, quiet: float = 0.3) -> None:
 
 @pytest.mark.parametrize("repeat", range(REPEATS))
 @pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("mode", MODES)
 async def test_kill9_at_stage(
-    stage: str, repeat: int, fork_server: ForkServer, tmp_path: Path
+    mode: str, stage: str, repeat: int, fork_server: ForkServer, tmp_path: Path
 ) -> None:
-    outcome = await crash_run(stage, fork_server, tmp_path)
+    outcome = await crash_run(stage, fork_server, tmp_path, mode)
     rows, per_job = outcome["rows"], outcome["per_job"]
     tg: FaultyTelegram = outcome["tg"]
-    _record(stage, "runs")
-    _record(stage, "jobs", len(rows))
+    _record(mode, stage, "runs")
+    _record(mode, stage, "jobs", len(rows))
+    if mode == "webhook":
+        assert not tg.calls_of("getUpdates"), "a bot in webhook mode polled"
+        assert tg.webhook_deliveries and all(d.secret_sent for d in tg.webhook_deliveries)
 
     assert len(rows) == 2, rows
     for row in rows:
@@ -153,7 +171,7 @@ async def test_kill9_at_stage(
         if row["status"] == "failed":
             assert row["error"] in {v for k, v in vars(FailReason).items() if k.isupper()}, row
         if row["status"] == "delivered":
-            _record(stage, "delivered")
+            _record(mode, stage, "delivered")
             assert row["result_message_id"], row
             assert per_job[row["id"]] >= 1, (row, per_job)
         # The video path is named by the job id, under VIDEO_DIR.
@@ -169,7 +187,7 @@ async def test_kill9_at_stage(
     assert [r["status"] for r in rows] == ["delivered", "delivered"], rows
 
     duplicates = sum(n - 1 for n in per_job.values() if n > 1)
-    _record(stage, "duplicates", duplicates)
+    _record(mode, stage, "duplicates", duplicates)
     if stage == "after_upload":
         # The Bot API cannot tell the restarted bot that the video arrived: at most one duplicate
         # per crash in this window (the rule in docs/reliability.md).
@@ -192,11 +210,15 @@ async def test_no_duplicate_after_upload_before_commit(
     assert all(n == 1 for n in outcome["per_job"].values()), outcome["per_job"]
 
 
-async def test_repeated_crashes_fail_with_message(fork_server: ForkServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_repeated_crashes_fail_with_message(
+    mode: str, fork_server: ForkServer, tmp_path: Path
+) -> None:
     """A job that kills the bot at every attempt ends ``failed`` with a Russian message after
     MAX_ATTEMPTS (3) tries, and the job behind it is still delivered."""
+    receive = mode_env(mode)
     async with FaultyTelegram() as tg:
-        env = bot_env(tg, tmp_path, rel_pause_at="denoise", max_attempts=3)
+        env = bot_env(tg, tmp_path, rel_pause_at="denoise", max_attempts=3, **receive)
         attempts = 0
         for attempt in range(1, 4):
             proc = fork_server.spawn(env, tmp_path / f"bot-{attempt}.log")
@@ -227,7 +249,7 @@ async def test_repeated_crashes_fail_with_message(fork_server: ForkServer, tmp_p
                 attempts += 1
             finally:
                 await proc.kill9()
-        last = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot-last.log")
+        last = fork_server.spawn(bot_env(tg, tmp_path, **receive), tmp_path / "bot-last.log")
         try:
             await wait_ready(tg, last)
             rows = await wait_all_final(tmp_path / "bot.sqlite3", 2, last)
@@ -241,7 +263,10 @@ async def test_repeated_crashes_fail_with_message(fork_server: ForkServer, tmp_p
         assert tg.videos_per_job() == {2: 1}
         # The user of the failed job was told (status message edited or a new message).
         assert any("прерван" in t or "😔" in t for t in _texts(tg, USER_A)), _texts(tg, USER_A)
-        FIGURES["crash_max_attempts"] = {"kills": 3, "final": first["status"]}
+        FIGURES.setdefault("crash_max_attempts", {})[mode] = {
+            "kills": 3,
+            "final": first["status"],
+        }
 
 
 LOCKER = """
@@ -253,46 +278,57 @@ time.sleep(float(sys.argv[2]))
 """
 
 
+@pytest.mark.parametrize("mode", MODES)
 async def test_kill_after_update_confirmed_before_job_written(
-    fork_server: ForkServer, tmp_path: Path
+    mode: str, fork_server: ForkServer, tmp_path: Path
 ) -> None:
     """The request reached the bot and the bot told Telegram it had it (the next ``getUpdates``
-    offset is past it); its job is not written yet (the write is held, ``REL_HOLD_JOB_WRITE``):
-    kill -9. The update inbox (bot/polling.py) stored it before confirming it, so the restarted
-    bot replays it: exactly one job, one "queued" answer, one video."""
+    offset is past it, or the webhook call was answered 200); its job is not written yet (the
+    write is held, ``REL_HOLD_JOB_WRITE``): kill -9. The update inbox (bot/telegram/updates.py)
+    stored it before confirming it, so the restarted bot replays it: exactly one job, one
+    "queued" answer, one video."""
     db = tmp_path / "bot.sqlite3"
+    receive = mode_env(mode)
     async with FaultyTelegram() as tg:
         first = fork_server.spawn(
-            bot_env(tg, tmp_path, rel_hold_job_write=1), tmp_path / "bot-1.log"
+            bot_env(tg, tmp_path, rel_hold_job_write=1, **receive), tmp_path / "bot-1.log"
         )
         try:
             await wait_ready(tg, first)
             tg.push_message("кот", user_id=USER_A)
-            update_id = tg._updates[-1]["update_id"]
+            update_id = tg.last_update_id
             await wait_for(lambda: tg.confirmed_offset > update_id, 5, "update confirmed")
             await wait_for(lambda: (tmp_path / "job-write-held").exists(), 5, "job write held")
             assert not db_jobs(db), "the job was written despite the hold"
             assert not tg.calls_of("sendMessage", USER_A), "answered before the job was written"
         finally:
             await first.kill9()
-        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1)
-    FIGURES["lost_update_window"] = {"jobs_after_restart": len(rows), "answers": len(answers)}
+        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1, receive)
+    FIGURES.setdefault("lost_update_window", {})[mode] = {
+        "jobs_after_restart": len(rows),
+        "answers": len(answers),
+    }
     assert [(r["status"], r["update_id"]) for r in rows] == [("delivered", update_id)], rows
     assert len(answers) == 1, [c.params.get("text") for c in answers]
     assert tg.videos_per_job() == {rows[0]["id"]: 1}
 
 
-async def test_database_locked_when_update_arrives(fork_server: ForkServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_database_locked_when_update_arrives(
+    mode: str, fork_server: ForkServer, tmp_path: Path
+) -> None:
     """Another process holds the database (``BEGIN EXCLUSIVE``) when a request arrives: the bot
-    cannot store the update, so it does not confirm it either. kill -9 while the lock is held,
-    restart: Telegram sends the update again and it is handled exactly once."""
+    cannot store the update, so it does not confirm it either (no next offset; the webhook call
+    answered 500, never 200). kill -9 while the lock is held, restart: Telegram sends the update
+    again and it is handled exactly once."""
     import asyncio
     import subprocess
     import sys
 
     db = tmp_path / "bot.sqlite3"
+    receive = mode_env(mode)
     async with FaultyTelegram() as tg:
-        first = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot-1.log")
+        first = fork_server.spawn(bot_env(tg, tmp_path, **receive), tmp_path / "bot-1.log")
         locker = None
         try:
             await wait_ready(tg, first)
@@ -301,37 +337,39 @@ async def test_database_locked_when_update_arrives(fork_server: ForkServer, tmp_
             )
             assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
             tg.push_message("кот", user_id=USER_A)
-            update_id = tg._updates[-1]["update_id"]
-            await wait_for(
-                lambda: any(
-                    c.method == "getUpdates" and any(u["update_id"] == update_id for u in c.result)
-                    for c in tg.calls
-                    if isinstance(c.result, list)
-                ),
-                5,
-                "update fetched",
-            )
+            update_id = tg.last_update_id
+            # Handed to the bot: in a getUpdates answer, or POSTed to its webhook.
+            await wait_for(lambda: update_id in tg.handed_out, 5, "update fetched")
             await asyncio.sleep(2.0)
             assert tg.confirmed_offset <= update_id, "confirmed before it was stored"
+            if mode == "webhook":
+                assert 200 not in {d.status for d in tg.webhook_deliveries}
             assert not db_jobs(db), "the job was written despite the lock"
         finally:
             await first.kill9()
             if locker is not None:
                 locker.kill()
                 locker.wait()
-        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1)
-    FIGURES["locked_at_receipt"] = {"jobs_after_restart": len(rows), "answers": len(answers)}
+        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1, receive)
+    FIGURES.setdefault("locked_at_receipt", {})[mode] = {
+        "jobs_after_restart": len(rows),
+        "answers": len(answers),
+    }
     assert [(r["status"], r["update_id"]) for r in rows] == [("delivered", update_id)], rows
     assert len(answers) == 1, [c.params.get("text") for c in answers]
     assert tg.videos_per_job() == {rows[0]["id"]: 1}
 
 
 async def _restart_until_final(
-    fork_server: ForkServer, tg: FaultyTelegram, data: Path, expected: int
+    fork_server: ForkServer,
+    tg: FaultyTelegram,
+    data: Path,
+    expected: int,
+    receive: dict[str, str],
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """A fresh bot on the same database until ``expected`` jobs are final and all is quiet;
     returns the job rows and the "queued" answers (sendMessage) to USER_A."""
-    second = fork_server.spawn(bot_env(tg, data), data / "bot-2.log")
+    second = fork_server.spawn(bot_env(tg, data, **receive), data / "bot-2.log")
     try:
         await wait_ready(tg, second)
         rows = await wait_all_final(data / "bot.sqlite3", expected, second)
