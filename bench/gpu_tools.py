@@ -9,6 +9,8 @@ import dataclasses
 import gc
 import itertools
 import os
+import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -266,6 +268,40 @@ def sync() -> None:
 
 # ---------------------------------------------------------------- models
 
+PROBE_SHRINK = dict(
+    num_layers=1,
+    num_attention_heads=2,
+    attention_head_dim=8,
+    text_dim=16,
+    freq_dim=16,
+    ffn_dim=16,
+    rope_max_seq_len=32,
+)
+"""A one-block Wan transformer of the same layout, for :func:`float32_parameters`."""
+
+
+def parameter_pattern(name: str) -> str:
+    """``blocks.7.norm2.weight`` → ``blocks.#.norm2.weight``: the same parameter in every block."""
+    return re.sub(r"\.\d+\.", ".#.", name)
+
+
+def float32_parameters(model_class: Any, config: dict[str, Any], dtype: Any) -> set[str]:
+    """Patterns (:func:`parameter_pattern`) of the parameters diffusers' loader keeps in float32
+    when it loads ``model_class`` in ``dtype``. Asked of the loader itself — ``save_pretrained``
+    and ``from_pretrained(torch_dtype=dtype)``, both public — on a one-block copy of ``config``
+    (milliseconds), so a random model built directly in ``dtype`` matches a real load."""
+    probe = model_class(**{**config, **PROBE_SHRINK})
+    with tempfile.TemporaryDirectory() as directory:
+        probe.save_pretrained(directory)
+        loaded = model_class.from_pretrained(directory, torch_dtype=dtype)
+    import torch
+
+    return {
+        parameter_pattern(name)
+        for name, param in loaded.named_parameters()
+        if param.dtype == torch.float32
+    }
+
 
 def build_wan(
     transformer: dict[str, Any],
@@ -306,9 +342,9 @@ def build_wan(
             autoencoder = AutoencoderKLWan(**vae)
     finally:
         torch.set_default_dtype(previous)
-    keep = denoiser._keep_in_fp32_modules or []
+    keep = float32_parameters(WanTransformer3DModel, transformer, dtype)
     for name, param in denoiser.named_parameters():
-        if any(part in keep for part in name.split(".")):
+        if parameter_pattern(name) in keep:
             param.data = param.data.float()
     for module in (denoiser, encoder, autoencoder):
         module.eval().requires_grad_(False)

@@ -426,7 +426,6 @@ class VideoGenerator:
                     marks["denoised"] = time.perf_counter()
                     report(Stage.DECODE, 0, 1)
                 if cancel is not None and cancel.is_set():
-                    pipe._interrupt = True
                     raise GenerationCancelled("cancelled")  # now, not after a wasted VAE decode
                 return {}
 
