@@ -182,7 +182,7 @@ async def build_app(
         worker=worker,
     )
 
-    dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context))
+    dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context), settings)
     janitor = Janitor(jobs, settings.video_dir, settings.video_retention_days)
     app = App(context, bot, dp, worker, events, janitor, conn)
     dp.startup.register(app.on_startup)

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     daily_jobs_per_user: int = Field(default=0, ge=0)
     max_queue: int = Field(default=100, ge=1)
     max_prompt_chars: int = Field(default=1000, ge=1)
+    flood_burst: int = Field(default=10, ge=0)
+    """Updates one user may send at once before the bot skips theirs (0 = no flood limit)."""
+    flood_rate: float = Field(default=0.5, gt=0)
+    """Updates per second one user may send after a burst (their bucket refills at this rate)."""
 
     # --- runtime
     log_level: str = "INFO"

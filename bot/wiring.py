@@ -58,8 +58,8 @@ def build_context(
     )
 
 
-def setup_dispatcher(dp: Dispatcher) -> Dispatcher:
+def setup_dispatcher(dp: Dispatcher, settings: Settings) -> Dispatcher:
     """Middlewares, then every router in its order: the handling of one update."""
-    setup_middlewares(dp)
+    setup_middlewares(dp, flood_burst=settings.flood_burst, flood_rate=settings.flood_rate)
     dp.include_routers(*setup_routers())
     return dp

@@ -179,3 +179,7 @@ def paused_note() -> str:
         "⏸ Generation is paused by the administrator right now. The request is saved and will "
         "start when generation resumes."
     )
+
+
+def too_often() -> str:
+    return _("⏳ Too many messages at once: I skip some of them. Wait a little and write again.")

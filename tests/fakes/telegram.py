@@ -18,6 +18,7 @@ answerCallbackQuery, setMyCommands, deleteMyCommands, deleteWebhook, getFile, cl
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import time
@@ -151,6 +152,10 @@ class FakeTelegram:
         """The id of the update pushed last."""
         self.handed_out: dict[int, float] = {}
         """update id → ``time.monotonic()`` when a ``getUpdates`` answer first carried it."""
+        self.per_second_limit: int | None = None
+        """As Telegram: more calls than this within one second (``getUpdates`` aside) get
+        429 with ``retry_after`` 1. None = unlimited."""
+        self._recent: collections.deque[float] = collections.deque()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -444,6 +449,16 @@ class FakeTelegram:
         self.calls.append(call)
         chat_id = call.chat_id
 
+        if self.per_second_limit is not None and method != "getUpdates":
+            now = time.monotonic()
+            while self._recent and now - self._recent[0] > 1.0:
+                self._recent.popleft()
+            if len(self._recent) >= self.per_second_limit:
+                call.status = 429
+                body = self._error(429, "Too Many Requests: retry after 1", 1)
+                return web.json_response(body, status=429)
+            self._recent.append(now)
+
         for fault in list(self.faults):
             if not fault.matches(method, chat_id):
                 continue
@@ -710,6 +725,7 @@ def bot_settings(tg: FakeTelegram, data_dir: Any, **overrides: Any) -> Any:
         "queue_refresh_interval": 0.2,
         "polling_timeout": 1,
         "translator_model": "none",
+        "flood_burst": 0,  # tests send fast on purpose; tests/reliability/test_flood.py sets it
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

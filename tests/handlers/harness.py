@@ -184,7 +184,7 @@ class StubLoop:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"bot_token": TOKEN, "admin_ids": [1]}
+    values: dict[str, Any] = {"bot_token": TOKEN, "admin_ids": [1], "flood_burst": 0}
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -289,5 +289,5 @@ async def open_feature_env(db_path: Path, **settings_overrides: Any) -> FeatureE
         pause=PauseSwitch(StateStore(conn)),
         worker=loop,
     )
-    dp = setup_dispatcher(Dispatcher(app=app))
+    dp = setup_dispatcher(Dispatcher(app=app), settings)
     return FeatureEnv(dp, bot, session, app, loop, conn, fake)
