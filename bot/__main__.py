@@ -172,6 +172,14 @@ async def build_app(
         video_dir=settings.video_dir,
         upload_limit_bytes=settings.upload_limit_bytes,
     )
+    janitor = Janitor(
+        jobs,
+        settings.video_dir,
+        settings.video_retention_days,
+        users=users,
+        cap_bytes=settings.video_dir_max_bytes,
+        data_retention_days=settings.data_retention_days,
+    )
     context = build_context(
         settings=settings,
         jobs=jobs,
@@ -180,10 +188,10 @@ async def build_app(
         status=status,
         pause=pause,
         worker=worker,
+        room=janitor.make_room,
     )
 
     dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context), settings)
-    janitor = Janitor(jobs, settings.video_dir, settings.video_retention_days)
     app = App(context, bot, dp, worker, events, janitor, conn)
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)

@@ -158,6 +158,7 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
 
     config = GeneratorConfig(
         model=settings.t2v_model,
+        revision=settings.t2v_model_revision,
         device=settings.device,
         memory_mode=settings.memory_mode,
         compile=settings.compile,
@@ -172,6 +173,7 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         config,
         translator_model=settings.translator_model,
         translator_device=settings.translator_device,
+        translator_revision=settings.translator_revision,
     )
 
 

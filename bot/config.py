@@ -78,10 +78,19 @@ class Settings(BaseSettings):
     video_dir: Path = Path("data/videos")
     video_retention_days: int = Field(default=7, ge=0)
     """Days a finished job's MP4 and thumbnail stay in ``video_dir`` (0 = forever)."""
+    video_dir_max_gb: float = Field(default=50.0, ge=0)
+    """Cap on the videos in ``video_dir``: the oldest finished ones go first; while active jobs
+    alone fill it, new requests are refused (0 = no cap)."""
+    data_retention_days: int = Field(default=90, ge=0)
+    """Days the prompts of finished jobs and the names of inactive users are kept (0 = forever);
+    counts, options and times stay for /stats."""
 
     # --- models
     t2v_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    t2v_model_revision: str | None = None
+    """Branch, tag or commit of ``T2V_MODEL`` on the Hub (pin it in production)."""
     translator_model: str = "Helsinki-NLP/opus-mt-tc-big-zle-en"
+    translator_revision: str | None = None
     translator_device: str = "cpu"
     device: str = "auto"
     memory_mode: str = "auto"
@@ -148,6 +157,8 @@ class Settings(BaseSettings):
         "fast_lora",
         "fast_transformer",
         "fast_steps",
+        "t2v_model_revision",
+        "translator_revision",
         mode="before",
     )
     @classmethod
@@ -158,6 +169,10 @@ class Settings(BaseSettings):
     @classmethod
     def _retention_blank_is_default(cls, value: object) -> object:
         return 7 if _none_if_blank(value) is None else value
+
+    @property
+    def video_dir_max_bytes(self) -> int | None:
+        return int(self.video_dir_max_gb * 1e9) if self.video_dir_max_gb > 0 else None
 
     @field_validator("compile", mode="before")
     @classmethod

@@ -47,12 +47,15 @@ class TextToVideo:
         config: GeneratorConfig,
         translator_model: str | None = DEFAULT_TRANSLATOR,
         translator_device: str = "cpu",
+        translator_revision: str | None = None,
     ) -> TextToVideo:
         """Load the video model, and the translator only if the model does not read Russian."""
         generator = VideoGenerator.load(config)
         translator = None
         if not generator.preset.reads_russian:
-            translator = load_translator(translator_model, device=translator_device)
+            translator = load_translator(
+                translator_model, device=translator_device, revision=translator_revision
+            )
         return cls(generator, translator)
 
     @property

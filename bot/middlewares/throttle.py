@@ -19,11 +19,12 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, Message, TelegramObject
 from aiolimiter import AsyncLimiter
 
 from bot.context import AppContext
 from bot.i18n import locale_for_language_code, use_locale
+from bot.middlewares.identity import Requester, requester_of
 from bot.texts import requests as request_texts
 
 log = logging.getLogger(__name__)
@@ -67,19 +68,19 @@ class ThrottleMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        user: User | None = data.get("event_from_user")
+        requester = requester_of(event, data.get("event_from_user"))
         app: AppContext = data["app"]
-        if self.burst <= 0 or user is None or app.settings.is_admin(user.id):
+        if self.burst <= 0 or requester is None or app.settings.is_admin(requester.id):
             return await handler(event, data)
-        bucket = self._bucket(user.id)
+        bucket = self._bucket(requester.id)
         if bucket.has_capacity():
             await bucket.acquire()  # a token is there: returns at once
             return await handler(event, data)
         self.dropped += 1
-        await self._notify(event, user)
+        await self._notify(event, requester)
         return None
 
-    async def _notify(self, event: TelegramObject, user: User) -> None:
+    async def _notify(self, event: TelegramObject, user: Requester) -> None:
         with use_locale(locale_for_language_code(user.language_code)):
             text = request_texts.too_often()
         try:

@@ -9,6 +9,7 @@ database connection: the lock is what makes "exactly N" exact).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ class Refusal:
     """Why one more job is refused; :meth:`text` words it in the current locale."""
 
     reason: str
-    """``banned``, ``not_allowed``, ``active``, ``daily``, ``queue``."""
+    """``banned``, ``not_allowed``, ``active``, ``daily``, ``queue``, ``disk_full``."""
     user_id: int
     limit: int = 0
     frees_in: float = 0.0
@@ -46,22 +47,35 @@ class Refusal:
             return request_texts.limit_active(self.limit)
         if self.reason == "daily":
             return request_texts.limit_daily(self.limit, self.frees_in)
+        if self.reason == "disk_full":
+            return request_texts.disk_full()
         return request_texts.limit_queue(self.limit)
 
 
 class Admission:
     """The limits of ``settings`` over the jobs and users in the database."""
 
-    def __init__(self, jobs: JobStore, users: UserStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        users: UserStore,
+        settings: Settings,
+        room: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self.jobs = jobs
         self.users = users
         self.settings = settings
+        self.room = room
+        """Frees video space if needed; False when ``VIDEO_DIR_MAX_GB`` is still reached
+        (:meth:`bot.storage.janitor.Janitor.make_room`)."""
         self.lock = asyncio.Lock()
 
     async def check(self, user_id: int, *, is_admin: bool) -> Refusal | None:
         """In order: ban, ``ALLOWED_USER_IDS``, ``MAX_ACTIVE_JOBS_PER_USER`` (frees when a job
         ends), ``DAILY_JOBS_PER_USER`` (jobs created since 00:00 UTC, whatever became of them),
         ``MAX_QUEUE``. Admins are exempt from all of them."""
+        if self.room is not None and not await self.room():
+            return Refusal("disk_full", user_id)  # admins too: there is no room for any video
         if is_admin:
             return None
         settings = self.settings

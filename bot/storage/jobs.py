@@ -554,6 +554,19 @@ class JobStore:
             (*JobStatus.FINAL, before_ts),
         )
 
+    async def forget_prompts(self, before_ts: float) -> int:
+        """``DATA_RETENTION_DAYS``: blank the texts users wrote (prompt, English prompt, negative
+        prompt) of jobs that ended before ``before_ts``; their status, options, times and the
+        counts /stats shows stay. Returns how many jobs were blanked."""
+        cursor = await self.conn.execute(
+            f"UPDATE jobs SET prompt = '', prompt_en = NULL,"
+            " options = json_set(options, '$.prompt', '', '$.negative_prompt', '')"
+            f" WHERE status IN ({_placeholders(JobStatus.FINAL)})"
+            " AND COALESCE(finished_at, generated_at, created_at) < ? AND prompt != ''",
+            (*JobStatus.FINAL, before_ts),
+        )
+        return cursor.rowcount
+
     async def file_references(self) -> tuple[set[str], set[int]]:
         """Every stored path some job points to (videos and thumbnails, as written), and the ids
         of jobs whose files must stay whatever their age (queued, running, generated)."""

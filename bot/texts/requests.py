@@ -183,3 +183,10 @@ def paused_note() -> str:
 
 def too_often() -> str:
     return _("⏳ Too many messages at once: I skip some of them. Wait a little and write again.")
+
+
+def disk_full() -> str:
+    return _(
+        "😔 The bot's video storage is full right now, so I cannot take new requests. Try again "
+        "later."
+    )

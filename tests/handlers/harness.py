@@ -43,6 +43,10 @@ from tests.fakes.backend import FakeBackend, wan_like_backend
 
 TOKEN = "123456:" + "A" * 35
 BOT_USER = User(id=123456, is_bot=True, first_name="Видеобот", username="video_bot")
+CHANNEL_BOT = 136817688
+"""Telegram's service account for messages posted as a channel."""
+ANONYMOUS_ADMIN_BOT = 1087968824
+"""Telegram's service account for messages of anonymous group admins."""
 
 
 class RecordingSession(BaseSession):
@@ -113,22 +117,39 @@ _message_ids = itertools.count(1)
 
 
 def message_update(
-    user_id: int, text: str, *, chat_id: int | None = None, username: str | None = None
+    user_id: int,
+    text: str,
+    *,
+    chat_id: int | None = None,
+    username: str | None = None,
+    sender_chat: Chat | None = None,
 ) -> Update:
-    """A text message; ``@name`` words get ``mention`` entities as Telegram would give them."""
+    """A text message; ``@name`` words get ``mention`` entities as Telegram would give them.
+    With ``sender_chat`` it is posted as that chat, from Telegram's service account as Telegram
+    sends it (``Channel_Bot``, or ``GroupAnonymousBot`` when the chat is the group itself)."""
     chat_id = user_id if chat_id is None else chat_id
     chat = Chat(
         id=chat_id,
         type="private" if chat_id > 0 else "supergroup",
         title=None if chat_id > 0 else "Группа",
     )
+    sender = User(id=user_id, is_bot=False, first_name=f"u{user_id}", username=username)
+    if sender_chat is not None:
+        anonymous_admin = sender_chat.id == chat_id
+        sender = User(
+            id=ANONYMOUS_ADMIN_BOT if anonymous_admin else CHANNEL_BOT,
+            is_bot=True,
+            first_name="Group" if anonymous_admin else "Channel",
+            username="GroupAnonymousBot" if anonymous_admin else "Channel_Bot",
+        )
     return Update(
         update_id=next(_update_ids),
         message=Message(
             message_id=next(_message_ids),
             date=int(time.time()),
             chat=chat,
-            from_user=User(id=user_id, is_bot=False, first_name=f"u{user_id}", username=username),
+            from_user=sender,
+            sender_chat=sender_chat,
             text=text,
             entities=mention_entities(text),
         ),

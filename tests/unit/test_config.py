@@ -213,3 +213,47 @@ def test_unknown_quantize_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUANTIZE", "int3")
     with pytest.raises(ValueError, match="quantize"):
         Settings()
+
+
+def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """T2V_MODEL_REVISION and TRANSLATOR_REVISION pin what is downloaded (``revision=``)."""
+    from bot import backend
+    from pipeline.text2video import TextToVideo
+
+    seen: dict[str, object] = {}
+
+    def fake_load(config, translator_model=None, translator_device="cpu", translator_revision=None):
+        seen.update(revision=config.revision, translator_revision=translator_revision)
+        return FakeBackend()
+
+    monkeypatch.setattr(TextToVideo, "load", staticmethod(fake_load))
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("T2V_MODEL_REVISION", "a1b2c3d")
+    monkeypatch.setenv("TRANSLATOR_REVISION", "v1.0")
+    backend._load_text_to_video(Settings())
+    assert seen == {"revision": "a1b2c3d", "translator_revision": "v1.0"}
+    monkeypatch.setenv("T2V_MODEL_REVISION", "")
+    backend._load_text_to_video(Settings())
+    assert seen["revision"] is None
+
+
+def test_the_generator_passes_the_revision_to_diffusers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import generator
+
+    seen: dict[str, object] = {}
+
+    def fake_class_name(model, revision=None):
+        seen["class_revision"] = revision
+        return "WanPipeline"
+
+    def fake_pipeline(model, class_name, **kwargs):
+        seen["load_kwargs"] = kwargs
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(generator, "read_class_name", fake_class_name)
+    monkeypatch.setattr(generator, "load_pipeline", fake_pipeline)
+    config = generator.GeneratorConfig(model="org/model", device="cpu", revision="abc123")
+    with pytest.raises(Exception, match="stop here"):
+        generator.VideoGenerator.load(config)
+    assert seen["class_revision"] == "abc123"
+    assert seen["load_kwargs"]["revision"] == "abc123"  # type: ignore[index]
