@@ -279,7 +279,7 @@ async def open_feature_env(db_path: Path, **settings_overrides: Any) -> FeatureE
     loop = StubLoop()
     fake = wan_like_backend()
     model = configure(fake, settings)
-    status = StatusHub(bot, jobs, min_interval=0.0, queue_refresh_interval=0.0)
+    status = StatusHub(bot, jobs, min_interval=0.0, queue_refresh_interval=0.0, tiers=model.tiers)
     app = build_context(
         settings=settings,
         jobs=jobs,
