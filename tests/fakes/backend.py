@@ -62,9 +62,10 @@ class FakeBackend:
     before denoising until set), ``fail_with`` (raised by the next ``fail_times`` runs),
     ``translation`` (the English prompt reported for Cyrillic text), ``tiers`` (what the quality
     tiers have on the model it stands for: ``TierSupport(cache=load_cache_data())`` is Wan 2.1
-    1.3B's MagCache). Counters: ``runs``,
-    ``spans`` (monotonic start and end of each finished run), ``steps_done``, ``cancelled``,
-    ``freed``."""
+    1.3B's MagCache), ``on_gpu`` (the bot then calls ``warm_up`` at start, as for a CUDA model),
+    ``warm_up_error`` (raised by ``warm_up``). Counters: ``runs``, ``spans`` (monotonic start
+    and end of each finished run), ``steps_done``, ``cancelled``, ``freed``, ``warm_ups`` (the
+    defaults of each ``warm_up`` call and the thread it ran in)."""
 
     defaults: GenerationDefaults = FAKE_DEFAULTS
     limits: ModelLimits = FAKE_LIMITS
@@ -85,6 +86,9 @@ class FakeBackend:
     freed: int = 0
     threads: set[str] = field(default_factory=set)
     device: str = "CPU (fake backend)"
+    on_gpu: bool = False
+    warm_up_error: BaseException | None = None
+    warm_ups: list[tuple[GenerationDefaults | None, str]] = field(default_factory=list)
 
     def run(
         self,
@@ -138,6 +142,15 @@ class FakeBackend:
         total = time.perf_counter() - start
         self.spans.append((self.run_started[-1], time.monotonic()))
         return FakeRunResult(video, prompt_en, options.seed, {"total": total})
+
+    def warm_up(
+        self, defaults: GenerationDefaults | None = None, **kwargs: Any
+    ) -> dict[str, float]:
+        """``TextToVideo.warm_up``: records the call, renders nothing."""
+        self.warm_ups.append((defaults, threading.current_thread().name))
+        if self.warm_up_error is not None:
+            raise self.warm_up_error
+        return {"balanced": 0.0}
 
     def device_info(self) -> str:
         return self.device
