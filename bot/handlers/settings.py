@@ -6,6 +6,10 @@ effect stores nothing, so a user who never changed a setting keeps following the
 defaults (and, for the language, their Telegram language). Settings are personal and only change
 in a private chat: the same buttons pressed in a group (under a video there) answer with a hint
 and change nothing. A new language takes effect at once: the settings message is redrawn in it.
+
+The quality line and a line under the summary show each tier's typical time, from the same cost
+model as the ETA (``bot/eta.py``: this bot's measured pace, or the H200 reference until a job has
+been measured, which the text then says). The buttons stay bare labels.
 """
 
 from __future__ import annotations
