@@ -161,6 +161,7 @@ async def build_app(
         jobs,
         min_interval=settings.status_min_interval,
         queue_refresh_interval=settings.queue_refresh_interval,
+        tiers=model.tiers,
     )
     events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings))
     pause = PauseSwitch(StateStore(conn))

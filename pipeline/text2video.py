@@ -75,6 +75,11 @@ class TextToVideo:
         return self.generator.preset.reads_russian
 
     @property
+    def on_gpu(self) -> bool:
+        """Whether the video model runs on a CUDA device (the bot warms it up only then)."""
+        return str(self.generator.device).startswith("cuda")
+
+    @property
     def tiers(self) -> TierSupport:
         """What the quality tiers have on this model (distilled fast weights, MagCache data)."""
         return self.generator.tiers

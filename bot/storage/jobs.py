@@ -167,6 +167,13 @@ class Recovery:
     undelivered: list[Job]  # ``generated``: send the stored file again, never regenerate
 
 
+class FinishedRun(NamedTuple):
+    """A generated job as the ETA sees it (:meth:`JobStore.recent_runs`)."""
+
+    seconds: float  # gen_seconds: from claim to generated
+    options: GenerationOptions
+
+
 class HourBucket(NamedTuple):
     hour_ts: float  # start of the hour, UNIX seconds
     jobs: int  # jobs created in that hour
@@ -472,6 +479,17 @@ class JobStore:
             (limit,),
         )
         return [row[0] for row in rows]
+
+    async def recent_runs(self, limit: int = 20) -> list[FinishedRun]:
+        """``gen_seconds`` and options of the most recently generated jobs, newest first: what
+        the ETA learns the cost of each quality tier from (``bot/eta.py``). The same jobs as
+        :meth:`recent_durations`."""
+        rows = await self.conn.execute_fetchall(
+            "SELECT gen_seconds, options, prompt FROM jobs WHERE gen_seconds IS NOT NULL"
+            " ORDER BY generated_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [FinishedRun(row[0], options_from_json(row[1], row[2])) for row in rows]
 
     # ------------------------------------------------------------ statistics
 

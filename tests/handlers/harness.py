@@ -290,17 +290,20 @@ class FeatureEnv:
         await self.conn.close()
 
 
-async def open_feature_env(db_path: Path, **settings_overrides: Any) -> FeatureEnv:
-    """The wiring of ``bot/__main__.py`` (``bot.wiring``) with a wan-like model stand-in."""
+async def open_feature_env(
+    db_path: Path, *, backend: FakeBackend | None = None, **settings_overrides: Any
+) -> FeatureEnv:
+    """The wiring of ``bot/__main__.py`` (``bot.wiring``) with a wan-like model stand-in (or
+    ``backend``, e.g. one with Wan 2.1 1.3B's MagCache ``tiers``)."""
     conn = await db.connect(db_path)
     await db.migrate(conn)
     jobs, users = JobStore(conn), UserStore(conn)
     settings = make_settings(**settings_overrides)
     bot, session = make_bot()
     loop = StubLoop()
-    fake = wan_like_backend()
+    fake = backend or wan_like_backend()
     model = configure(fake, settings)
-    status = StatusHub(bot, jobs, min_interval=0.0, queue_refresh_interval=0.0)
+    status = StatusHub(bot, jobs, min_interval=0.0, queue_refresh_interval=0.0, tiers=model.tiers)
     app = build_context(
         settings=settings,
         jobs=jobs,
