@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.options import GenerationDefaults, ModelLimits, OptionError
 from pipeline.presets import apply_overrides
+from pipeline.quality import TierSupport
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -62,6 +63,12 @@ class ModelInfo(Protocol):
     @property
     def reads_russian(self) -> bool: ...
 
+    @property
+    def tiers(self) -> TierSupport:
+        """What the quality tiers have on this model (distilled fast weights, MagCache data):
+        /settings and the ETA count each job's transformer passes with it."""
+        ...
+
     def device_info(self) -> str: ...
 
 
@@ -96,6 +103,11 @@ class ConfiguredBackend:
     @property
     def reads_russian(self) -> bool:
         return self.inner.reads_russian
+
+    @property
+    def tiers(self) -> TierSupport:
+        # A backend from before the tiers (no attribute) runs every tier like best.
+        return getattr(self.inner, "tiers", None) or TierSupport()
 
     def device_info(self) -> str:
         return self.inner.device_info()

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     daily_jobs_per_user: int = Field(default=0, ge=0)
     max_queue: int = Field(default=100, ge=1)
     max_prompt_chars: int = Field(default=1000, ge=1)
+    daily_cost_per_user: float = Field(default=20.0, ge=0)
+    """Ordinary videos (``bot/services/cost.py``) one user may spend per UTC day (0 = no budget)."""
+    daily_cost_per_chat: float = Field(default=40.0, ge=0)
+    """Ordinary videos all members of one group chat may spend per UTC day (0 = no budget)."""
+    max_cost_per_job: float = Field(default=4.0, ge=0)
+    """The most one request may cost, in ordinary videos (0 = no cap)."""
     flood_burst: int = Field(default=10, ge=0)
     """Updates one user may send at once before the bot skips theirs (0 = no flood limit)."""
     flood_rate: float = Field(default=0.5, gt=0)

@@ -36,6 +36,7 @@ from aiogram.exceptions import (
 
 from bot.eta import estimate_seconds, eta_for_position, remaining_seconds
 from bot.i18n import use_locale
+from bot.services.cost import shown_cost
 from bot.storage.jobs import JobStatus
 from bot.telegram.replies import reply_to
 from bot.texts import MESSAGE_LIMIT, shorten
@@ -338,7 +339,8 @@ class StatusHub:
         return reporter.run.remaining(self._per_job) or 0.0
 
     async def queued_text(self, job: Job) -> str:
-        """The status text of a queued job in its locale: position and, once measured, the ETA."""
+        """The status text of a queued job in its locale: position (in the fair queue's order,
+        ``JobStore.queue_order``), once measured the ETA, and the cost of a costly request."""
         position = await self.jobs.queue_position(job.id)
         if self._per_job is None:
             await self.refresh_eta()
@@ -346,7 +348,7 @@ class StatusHub:
         if position is not None and self._per_job is not None:
             eta = eta_for_position(position, self._per_job, self.running_remaining())
         with use_locale(job.locale):
-            return status_texts.queued(job.id, position, eta)
+            return status_texts.queued(job.id, position, eta, shown_cost(job.cost))
 
     def queue_moved(self) -> None:
         """The queue changed (a job claimed, cancelled, finished): refresh positions, throttled."""

@@ -19,6 +19,7 @@ import numpy as np
 from pipeline.export import VideoFile, export_mp4
 from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
 from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
+from pipeline.quality import TierSupport
 
 FAKE_DEFAULTS = GenerationDefaults(steps=4, frames=9, fps=8, width=64, height=64, guidance=5.0)
 FAKE_LIMITS = ModelLimits(
@@ -59,13 +60,16 @@ class FakeBackend:
     """Hooks: ``step_delay`` (seconds per denoising step, sleeping), ``step_work`` (called at each
     step instead: bench burns CPU in it, as a model's worker thread does), ``gate`` (blocks
     before denoising until set), ``fail_with`` (raised by the next ``fail_times`` runs),
-    ``translation`` (the English prompt reported for Cyrillic text). Counters: ``runs``,
+    ``translation`` (the English prompt reported for Cyrillic text), ``tiers`` (what the quality
+    tiers have on the model it stands for: ``TierSupport(cache=load_cache_data())`` is Wan 2.1
+    1.3B's MagCache). Counters: ``runs``,
     ``spans`` (monotonic start and end of each finished run), ``steps_done``, ``cancelled``,
     ``freed``."""
 
     defaults: GenerationDefaults = FAKE_DEFAULTS
     limits: ModelLimits = FAKE_LIMITS
     reads_russian: bool = False
+    tiers: TierSupport = field(default_factory=TierSupport)
     step_delay: float = 0.0
     step_work: Callable[[], None] | None = None
     gate: threading.Event | None = None
