@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CLOUD_UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -164,6 +164,16 @@ class Settings(BaseSettings):
     @classmethod
     def _retention_blank_is_default(cls, value: object) -> object:
         return 7 if _none_if_blank(value) is None else value
+
+    @field_validator(
+        "daily_cost_per_user", "daily_cost_per_chat", "max_cost_per_job", mode="before"
+    )
+    @classmethod
+    def _budget_blank_is_default(cls, value: object, info: ValidationInfo) -> object:
+        """An empty ``DAILY_COST_PER_USER=`` keeps the default budget (``0`` turns it off)."""
+        if _none_if_blank(value) is None:
+            return cls.model_fields[info.field_name].default
+        return value
 
     @field_validator("compile", mode="before")
     @classmethod

@@ -4,9 +4,13 @@ State machine (docs/architecture.md)::
 
     queued → running → generated → delivered
     queued | running → cancelled
-    running | generated → failed        (generated: the stored video cannot be sent, e.g. too big)
+    running | generated → failed        (generated: the stored video cannot be sent, e.g. too big;
+                                         running: also refused at claim time, ``refuse_claimed``)
     generated → undeliverable           (the user blocked the bot)
     at start: running → queued (attempt + 1) or → failed after ``max_attempts``
+
+The queue is fair, not first come first served: :data:`QUEUE_ORDER_SQL` is the one order in which
+jobs are claimed and in which positions are shown (:meth:`JobStore.queue_order`).
 
 Every transition is one conditional ``UPDATE … WHERE status IN (…)``, atomic without an explicit
 transaction, and reports whether it happened: a job cancelled while it rendered can never become

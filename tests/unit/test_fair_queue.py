@@ -95,6 +95,25 @@ async def test_a_newcomer_waits_at_most_one_render(store: JobStore) -> None:
     assert await drain(store) == [b1.id, c1.id, a2.id, a3.id, a4.id]
 
 
+async def test_a_flood_of_accounts_delays_a_newcomer_one_render_per_account(
+    store: JobStore,
+) -> None:
+    """The issue's flood: 50 accounts with 2 jobs each (MAX_ACTIVE_JOBS_PER_USER) fill the queue.
+    First come, first served put a newcomer at place 101; round-robin at place 51 — behind
+    each account's first job, ahead of every second one — and once the flood's accounts have
+    had a render each, at place 1."""
+    flood = [await add(store, 1000 + i) for i in range(50) for _ in range(2)]
+    newcomer = await add(store, C)
+    assert await store.queue_position(newcomer.id) == 51
+    for _ in range(10):  # ten of the flood's first jobs render
+        await store.claim_next()
+    assert await store.queue_position(newcomer.id) == 41
+    for _ in range(40):
+        await store.claim_next()
+    assert await store.queue_position(newcomer.id) == 1
+    assert len(flood) == 100
+
+
 async def test_three_users_take_turns_and_each_keeps_their_own_order(store: JobStore) -> None:
     jobs = {user: [await add(store, user, f"{user}-{i}") for i in range(3)] for user in (A, B, C)}
     order = await drain(store)
