@@ -9,6 +9,7 @@ the real bot over the fake Bot API.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bot.telegram.keyboards import RepeatCb
 from bot.texts import admin as admin_texts
 from bot.texts import status as status_texts
 from tests.e2e import harness
@@ -101,3 +103,30 @@ async def test_a_job_the_lowered_limits_no_longer_allow_fails_when_claimed(
     assert job.status == "failed" and job.error == "over_limit:steps:50"
     assert job.started_at is None  # never rendered: not charged, not a turn
     assert [options.prompt for options in backend.runs] == ["пёс"]  # nothing rendered for it
+
+
+async def test_the_repeat_button_after_lowered_limits_queues_nothing(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """The issue's reproduction: a video made with steps 200, 33 frames, 256×256; the operator
+    lowers MAX_STEPS, MAX_FRAMES and MAX_PIXELS and restarts; its «🔁» button queued it again."""
+    backend = FakeBackend()
+    async with running_bot(tg, tmp_path, backend):
+        tg.push_message("кот --steps 200 --frames 33 --size 256x256", user_id=ALICE)
+        video = (await tg.wait_for(lambda: tg.videos(ALICE)))[0]
+    video_message_id = video.result["message_id"]
+    async with running_bot(
+        tg, tmp_path, backend, max_steps=50, max_frames=17, max_pixels=128 * 128
+    ) as app:
+        tg.push_message("кот --steps 200", user_id=ALICE)  # a fresh request is refused
+        await tg.wait_for(lambda: "--steps" in tg.texts_to(ALICE)[-1])
+        (old,) = await app.jobs.user_jobs(ALICE, limit=10)
+        press = tg.push_callback(
+            RepeatCb(job_id=old.id).pack(), user_id=ALICE, message_id=video_message_id
+        )
+        answer = await harness.answered(tg, press)
+        await asyncio.sleep(0.5)
+        jobs = await app.jobs.user_jobs(ALICE, limit=10)
+    assert "--steps" in answer and "от 1 до 50" in answer
+    assert [job.id for job in jobs] == [old.id]  # nothing queued
+    assert len(backend.runs) == 1
