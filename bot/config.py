@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CLOUD_UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     daily_jobs_per_user: int = Field(default=0, ge=0)
     max_queue: int = Field(default=100, ge=1)
     max_prompt_chars: int = Field(default=1000, ge=1)
+    daily_cost_per_user: float = Field(default=20.0, ge=0)
+    """Ordinary videos (``bot/services/cost.py``) one user may spend per UTC day (0 = no budget)."""
+    daily_cost_per_chat: float = Field(default=40.0, ge=0)
+    """Ordinary videos all members of one group chat may spend per UTC day (0 = no budget)."""
+    max_cost_per_job: float = Field(default=4.0, ge=0)
+    """The most one request may cost, in ordinary videos (0 = no cap)."""
     flood_burst: int = Field(default=10, ge=0)
     """Updates one user may send at once before the bot skips theirs (0 = no flood limit)."""
     flood_rate: float = Field(default=0.5, gt=0)
@@ -173,6 +179,16 @@ class Settings(BaseSettings):
     @property
     def video_dir_max_bytes(self) -> int | None:
         return int(self.video_dir_max_gb * 1e9) if self.video_dir_max_gb > 0 else None
+
+    @field_validator(
+        "daily_cost_per_user", "daily_cost_per_chat", "max_cost_per_job", mode="before"
+    )
+    @classmethod
+    def _budget_blank_is_default(cls, value: object, info: ValidationInfo) -> object:
+        """An empty ``DAILY_COST_PER_USER=`` keeps the default budget (``0`` turns it off)."""
+        if _none_if_blank(value) is None:
+            return cls.model_fields[info.field_name].default
+        return value
 
     @field_validator("compile", mode="before")
     @classmethod

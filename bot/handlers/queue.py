@@ -75,6 +75,8 @@ async def user_queue_text(jobs: JobStore, user_id: int, tiers: TierSupport | Non
 
 
 async def admin_queue_text(jobs: JobStore, users: UserStore) -> str:
+    """Every active job: the running ones, then the queued ones in claim order (the fair queue),
+    each with its owner, age, progress and cost in ordinary videos."""
     active = await jobs.all_active()
     if not active:
         return queue_texts.admin_queue_empty()
@@ -89,7 +91,7 @@ async def admin_queue_text(jobs: JobStore, users: UserStore) -> str:
         lines.append(
             queue_texts.admin_queue_line(
                 job.id, job.user_id, names[job.user_id], job.status, now - job.created_at,
-                job.progress,
+                job.progress, job.cost,
             )
         )  # fmt: skip
     if len(active) > ADMIN_QUEUE_LINES:

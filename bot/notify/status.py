@@ -39,6 +39,7 @@ from aiogram.exceptions import (
 
 from bot.eta import JobClock, estimate_seconds, remaining_seconds
 from bot.i18n import use_locale
+from bot.services.cost import shown_cost
 from bot.storage.jobs import JobStatus
 from bot.telegram.replies import reply_to
 from bot.texts import MESSAGE_LIMIT, shorten
@@ -374,10 +375,11 @@ class StatusHub:
         }
 
     async def queued_text(self, job: Job) -> str:
-        """The status text of a queued job in its locale: position and, once measured, the ETA."""
+        """The status text of a queued job in its locale: position (in the fair queue's order,
+        ``JobStore.queue_order``), once measured the ETA, and the cost of a costly request."""
         _, position, eta = (await self.queued_etas()).get(job.id, (job, None, None))
         with use_locale(job.locale):
-            return status_texts.queued(job.id, position, eta)
+            return status_texts.queued(job.id, position, eta, shown_cost(job.cost))
 
     def queue_moved(self) -> None:
         """The queue changed (a job claimed, cancelled, finished): refresh positions, throttled."""

@@ -4,9 +4,13 @@ State machine (docs/architecture.md)::
 
     queued → running → generated → delivered
     queued | running → cancelled
-    running | generated → failed        (generated: the stored video cannot be sent, e.g. too big)
+    running | generated → failed        (generated: the stored video cannot be sent, e.g. too big;
+                                         running: also refused at claim time, ``refuse_claimed``)
     generated → undeliverable           (the user blocked the bot)
     at start: running → queued (attempt + 1) or → failed after ``max_attempts``
+
+The queue is fair, not first come first served: :data:`QUEUE_ORDER_SQL` is the one order in which
+jobs are claimed and in which positions are shown (:meth:`JobStore.queue_order`).
 
 Every transition is one conditional ``UPDATE … WHERE status IN (…)``, atomic without an explicit
 transaction, and reports whether it happened: a job cancelled while it rendered can never become
@@ -70,9 +74,56 @@ class FailReason:
     VIDEO_MISSING = "video_missing"
     BLOCKED = "blocked"
     """The user blocked the bot (``undeliverable``)."""
+    OVER_LIMIT = "over_limit"
+    """Claimed, but the current limits no longer allow its options (the operator lowered
+    ``MAX_*`` while it waited): stored as ``over_limit:<option>[:<maximum>]`` (:meth:`over_limit`)."""
+
+    @classmethod
+    def over_limit(cls, option: str, maximum: int | None = None) -> str:
+        """The stored code of a job refused at claim time: the option and its current maximum."""
+        return f"{cls.OVER_LIMIT}:{option}" + (f":{maximum}" if maximum is not None else "")
+
+    @classmethod
+    def parse_over_limit(cls, code: str | None) -> tuple[str, int | None] | None:
+        """``(option, maximum)`` of an :meth:`over_limit` code; None for any other code."""
+        if not code or not code.startswith(cls.OVER_LIMIT + ":"):
+            return None
+        _, option, *rest = code.split(":")
+        maximum = int(rest[0]) if rest and rest[0].isdigit() else None
+        return option, maximum
 
 
 _OPTION_FIELDS = tuple(f.name for f in fields(GenerationOptions))
+
+QUEUE_ORDER_SQL = (
+    "WITH waiting AS ("
+    " SELECT jobs.*, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY id) AS turn,"
+    " MIN(id) OVER (PARTITION BY user_id) AS first_id FROM jobs WHERE status = ?),"
+    " rendered AS ("
+    " SELECT user_id, MAX(started_at) AS last_start FROM jobs"
+    " WHERE started_at IS NOT NULL AND user_id IN (SELECT user_id FROM waiting)"
+    " GROUP BY user_id)"
+    " SELECT {columns} FROM waiting AS w LEFT JOIN rendered AS r ON r.user_id = w.user_id"
+    " ORDER BY w.turn, CASE WHEN r.last_start IS NULL THEN 0 ELSE 1 END, r.last_start,"
+    " w.first_id"
+)
+"""The fair queue, in one statement (``{columns}``: ``w.id`` or ``w.*``; parameters:
+:data:`QUEUE_ORDER_PARAMS`). Round-robin by user: every user with queued jobs gets one render per
+round (``turn`` = 1 for each user's oldest queued job, 2 for the next…); within a round, users go
+in the order of the start of their latest render — never rendered first, then the one who has
+waited longest — and ties go to the user whose oldest queued job is oldest. Claiming a user's job
+makes it their latest render, so the next round keeps this round's order: the whole list is the
+order in which :meth:`JobStore.claim_next` will claim the jobs if nothing else arrives.
+
+Plain SQL with window functions (``ROW_NUMBER``, ``MIN … OVER``) and CTEs: the same text runs on
+SQLite ≥ 3.25 and PostgreSQL (placeholders aside). Jobs requeued at start and jobs refused at claim
+time have ``started_at`` cleared, so they are not their user's turn."""
+QUEUE_ORDER_PARAMS: tuple[str, ...] = (JobStatus.QUEUED,)
+
+CHARGED_SQL = "(started_at IS NOT NULL OR status NOT IN (?, ?))"
+"""The jobs a daily budget counts: all but those that ended without ever starting to render
+(cancelled while queued, refused at claim time). A job that ran counts whatever became of it."""
+CHARGED_PARAMS: tuple[str, ...] = (JobStatus.CANCELLED, JobStatus.FAILED)
 
 
 def options_to_json(options: GenerationOptions) -> str:
@@ -118,6 +169,7 @@ class Job:
     source: str
     update_id: int | None = None  # the Telegram update that created it (idempotent replay)
     locale: str | None = None  # the language the requester reads (status, caption, errors)
+    cost: float = 1.0  # GPU cost in ordinary videos (bot/services/cost.py), fixed at admission
 
     @property
     def is_active(self) -> bool:
@@ -155,6 +207,7 @@ class Job:
             source=row["source"],
             update_id=row["update_id"],
             locale=row["locale"],
+            cost=row["cost"],
         )
 
 
@@ -231,8 +284,12 @@ class JobStore:
         source: str = JobSource.REQUEST,
         update_id: int | None = None,
         locale: str | None = None,
+        cost: float = 1.0,
     ) -> Job:
         """Persist a new ``queued`` job (committed when this returns).
+
+        ``cost`` is its GPU cost in ordinary videos (``bot/services/cost.py``), summed by the
+        daily budgets (:meth:`cost_since`).
 
         ``update_id`` names the Telegram update that asked for it: a second create for the same
         update (a replay after a crash, ``bot/polling.py``) inserts nothing and returns the job
@@ -240,8 +297,8 @@ class JobStore:
         """
         job = await self._one(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
-            " translate, created_at, source, update_id, locale)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " translate, created_at, source, update_id, locale, cost)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING RETURNING *",
             (
                 user_id,
@@ -255,6 +312,7 @@ class JobStore:
                 source,
                 update_id,
                 locale,
+                float(cost),
             ),
         )
         if job is None and update_id is not None:
@@ -288,15 +346,28 @@ class JobStore:
     # ------------------------------------------------------------ transitions
 
     async def claim_next(self) -> Job | None:
-        """Atomically move the oldest queued job to ``running``; None when the queue is empty.
+        """Atomically move the first job of :meth:`queue_order` to ``running`` (the oldest job
+        of the user who has waited longest without a render); None when the queue is empty.
 
-        One statement, so two loops (or processes) can never claim the same job.
+        One statement, so two loops (or processes) can never claim the same job: the loser of a
+        race finds the row no longer ``queued``, changes nothing and gets None (its next look
+        claims the following job).
         """
         return await self._one(
             "UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1, progress = 0"
-            " WHERE id = (SELECT id FROM jobs WHERE status = ? ORDER BY id LIMIT 1)"
+            f" WHERE id = ({QUEUE_ORDER_SQL.format(columns='w.id')} LIMIT 1)"
             " AND status = ? RETURNING *",
-            (JobStatus.RUNNING, self.clock(), JobStatus.QUEUED, JobStatus.QUEUED),
+            (JobStatus.RUNNING, self.clock(), *QUEUE_ORDER_PARAMS, JobStatus.QUEUED),
+        )
+
+    async def refuse_claimed(self, job_id: int, reason: str) -> bool:
+        """running → failed *before* rendering began: the current limits no longer allow the
+        job's options (``reason``: :meth:`FailReason.over_limit`). ``started_at`` is cleared, so
+        it is not charged to the daily budgets and is not its user's turn in the fair queue."""
+        return await self._changed(
+            "UPDATE jobs SET status = ?, error = ?, finished_at = ?, started_at = NULL"
+            " WHERE id = ? AND status = ?",
+            (JobStatus.FAILED, reason, self.clock(), job_id, JobStatus.RUNNING),
         )
 
     async def mark_generated(
@@ -394,8 +465,11 @@ class JobStore:
                     max_attempts,
                 ),
             )
+            # started_at is cleared: in the fair queue the interrupted job waits as one never
+            # started, so its user keeps the place they had before the interrupted claim.
             requeued_rows = await self.conn.execute_fetchall(
-                "UPDATE jobs SET status = ?, progress = 0 WHERE status = ? RETURNING *",
+                "UPDATE jobs SET status = ?, progress = 0, started_at = NULL WHERE status = ?"
+                " RETURNING *",
                 (JobStatus.QUEUED, JobStatus.RUNNING),
             )
             undelivered_rows = await self.conn.execute_fetchall(
@@ -409,17 +483,21 @@ class JobStore:
 
     # ------------------------------------------------------------ queue views
 
+    async def queue_order(self) -> list[Job]:
+        """Every queued job in the order :meth:`claim_next` will claim them if nothing else
+        arrives: the fair queue (:data:`QUEUE_ORDER_SQL`). Positions, ETAs and /queue read it,
+        so what users are told is what the worker does."""
+        return await self._many(QUEUE_ORDER_SQL.format(columns="w.*"), QUEUE_ORDER_PARAMS)
+
     async def queue_position(self, job_id: int) -> int | None:
-        """1 = claimed next; None if the job is not queued."""
-        return await self._scalar(
-            "SELECT (SELECT COUNT(*) FROM jobs WHERE status = ? AND id <= j.id)"
-            " FROM jobs AS j WHERE j.id = ? AND j.status = ?",
-            (JobStatus.QUEUED, job_id, JobStatus.QUEUED),
-        )
+        """1 = claimed next (in :meth:`queue_order`); None if the job is not queued."""
+        ids = await self.queued_ids()
+        return ids.index(job_id) + 1 if job_id in ids else None
 
     async def queued_ids(self) -> list[int]:
+        """Ids of the queued jobs in claim order (:meth:`queue_order`)."""
         rows = await self.conn.execute_fetchall(
-            "SELECT id FROM jobs WHERE status = ? ORDER BY id", (JobStatus.QUEUED,)
+            QUEUE_ORDER_SQL.format(columns="w.id"), QUEUE_ORDER_PARAMS
         )
         return [row[0] for row in rows]
 
@@ -432,6 +510,21 @@ class JobStore:
             "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN (?, ?)",
             (user_id, *JobStatus.ACTIVE),
         )
+
+    async def cost_since(
+        self, since_ts: float, *, user_id: int | None = None, chat_id: int | None = None
+    ) -> float:
+        """Ordinary videos charged since ``since_ts`` to a user or to a chat (the daily
+        budgets): the stored ``cost`` of every job created since then, except jobs that ended
+        without ever starting to render (``CHARGED_SQL``)."""
+        column, key = ("user_id", user_id) if user_id is not None else ("chat_id", chat_id)
+        if key is None:
+            raise ValueError("cost_since needs a user_id or a chat_id")
+        total = await self._scalar(
+            f"SELECT SUM(cost) FROM jobs WHERE {column} = ? AND created_at >= ? AND {CHARGED_SQL}",
+            (key, since_ts, *CHARGED_PARAMS),
+        )
+        return float(total or 0.0)
 
     async def count_since(self, user_id: int, since_ts: float) -> int:
         """Jobs the user created since ``since_ts``, whatever became of them (DAILY_JOBS_PER_USER)."""
@@ -462,10 +555,12 @@ class JobStore:
         return jobs[0] if jobs else None
 
     async def all_active(self) -> list[Job]:
-        """Every queued and running job, oldest first (admin ``/queue``, status refresh)."""
-        return await self._many(
-            "SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY id", JobStatus.ACTIVE
+        """Every running job (oldest first), then every queued one in claim order
+        (:meth:`queue_order`): admin ``/queue``, status refresh."""
+        running = await self._many(
+            "SELECT * FROM jobs WHERE status = ? ORDER BY id", (JobStatus.RUNNING,)
         )
+        return running + await self.queue_order()
 
     async def recent_durations(self, limit: int = 20) -> list[float]:
         """``gen_seconds`` of the most recently generated jobs, newest first (for the ETA).

@@ -726,6 +726,12 @@ def bot_settings(tg: FakeTelegram, data_dir: Any, **overrides: Any) -> Any:
         "polling_timeout": 1,
         "translator_model": "none",
         "flood_burst": 0,  # tests send fast on purpose; tests/reliability/test_flood.py sets it
+        # The fake models' default job is tiny (4 steps, 64x64), so the slow jobs tests ask for
+        # (--steps 150) cost dozens of ordinary videos: budgets off unless a test sets them
+        # (tests/handlers/test_budgets.py, tests/e2e/test_fair_queue.py).
+        "max_cost_per_job": 0,
+        "daily_cost_per_user": 0,
+        "daily_cost_per_chat": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

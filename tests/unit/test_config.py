@@ -46,6 +46,23 @@ def test_defaults_match_the_design_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (s.compile, s.quantize, s.fast_lora, s.fast_transformer) == ("auto", None, None, None)
     assert s.upload_limit_bytes == CLOUD_UPLOAD_LIMIT
     assert s.status_min_interval == 3.0
+    budgets = (s.daily_cost_per_user, s.daily_cost_per_chat, s.max_cost_per_job)
+    assert budgets == (20.0, 40.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("0", 0.0), ("2.5", 2.5), ("", 4.0), (" ", 4.0), ("12", 12.0)]
+)
+def test_cost_budgets(monkeypatch: pytest.MonkeyPatch, value: str, expected: float) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("MAX_COST_PER_JOB", value)
+    monkeypatch.setenv("DAILY_COST_PER_USER", value)
+    monkeypatch.setenv("DAILY_COST_PER_CHAT", value)
+    s = Settings()
+    assert s.max_cost_per_job == expected
+    blank = not value.strip()
+    assert s.daily_cost_per_user == (20.0 if blank else expected)
+    assert s.daily_cost_per_chat == (40.0 if blank else expected)
 
 
 def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,6 +114,8 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("BOT_TOKEN", "oops"),
         ("DEFAULT_QUALITY", "turbo"),
         ("VIDEO_RETENTION_DAYS", "-1"),
+        ("MAX_COST_PER_JOB", "-1"),
+        ("DAILY_COST_PER_USER", "lots"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(
