@@ -57,7 +57,7 @@ async def on_repeat(
     if admitted.refusal is not None:
         await callback.answer(shorten(admitted.refusal, ALERT_LIMIT), show_alert=True)
         return
-    await callback.answer(queue_texts.repeat_queued(job.id))
+    await callback.answer(queue_texts.repeat_queued(job.number))
 
 
 async def on_unknown_button(callback: CallbackQuery) -> None:

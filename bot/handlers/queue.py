@@ -62,12 +62,12 @@ async def user_queue_text(jobs: JobStore, user_id: int, tiers: TierSupport | Non
     for job in own:
         if job.status == JobStatus.RUNNING:
             left = running_left(job, now, clock)
-            lines.append(queue_texts.queue_line_running(job.id, job.prompt, job.progress, left))
+            lines.append(queue_texts.queue_line_running(job.number, job.prompt, job.progress, left))
         else:
             position, eta = place.get(job.id, (None, None))
             lines.append(
                 queue_texts.queue_line_queued(
-                    job.id, job.prompt, position, eta if clock.measured else None
+                    job.number, job.prompt, position, eta if clock.measured else None
                 )
             )
     lines += ["", queue_texts.queue_footer()]

@@ -67,6 +67,7 @@ class RunState:
 
     prompt: str = ""
     job_id: int | None = None
+    """The number the requester knows the job by (``Job.number``)."""
     started: float = field(default_factory=time.monotonic)
     prompt_en: str | None = None
     stage: Stage | None = None
@@ -316,7 +317,7 @@ class StatusHub:
         reporter = self.reporter(job)
         reporter.closed = False
         prompt_en = job.prompt_en if job.prompt_en and job.prompt_en != job.prompt else None
-        reporter.run = RunState(prompt=job.prompt, job_id=job.id, prompt_en=prompt_en)
+        reporter.run = RunState(prompt=job.prompt, job_id=job.number, prompt_en=prompt_en)
         self._running_id = job.id
         clock = await self.job_clock(refresh=True)
         if clock.measured:
@@ -379,7 +380,7 @@ class StatusHub:
         ``JobStore.queue_order``), once measured the ETA, and the cost of a costly request."""
         _, position, eta = (await self.queued_etas()).get(job.id, (job, None, None))
         with use_locale(job.locale):
-            return status_texts.queued(job.id, position, eta, shown_cost(job.cost))
+            return status_texts.queued(job.number, position, eta, shown_cost(job.cost))
 
     def queue_moved(self) -> None:
         """The queue changed (a job claimed, cancelled, finished): refresh positions, throttled."""
@@ -395,7 +396,7 @@ class StatusHub:
             await self.refresh_eta()
             for job, position, eta in (await self.queued_etas()).values():
                 with use_locale(job.locale):
-                    self.show(job, status_texts.queued(job.id, position, eta))
+                    self.show(job, status_texts.queued(job.number, position, eta))
         except Exception:
             log.exception("queue refresh failed")
 

@@ -170,6 +170,8 @@ class Job:
     update_id: int | None = None  # the Telegram update that created it (idempotent replay)
     locale: str | None = None  # the language the requester reads (status, caption, errors)
     cost: float = 1.0  # GPU cost in ordinary videos (bot/services/cost.py), fixed at admission
+    number: int = 0
+    """The requester's own number for it (``#3``: their third job), shown in every message."""
 
     @property
     def is_active(self) -> bool:
@@ -208,6 +210,7 @@ class Job:
             update_id=row["update_id"],
             locale=row["locale"],
             cost=row["cost"],
+            number=row["number"] or row["id"],
         )
 
 
@@ -297,8 +300,9 @@ class JobStore:
         """
         job = await self._one(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
-            " translate, created_at, source, update_id, locale, cost)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " translate, created_at, source, update_id, locale, cost, number)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " (SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE user_id = ?))"
             " ON CONFLICT DO NOTHING RETURNING *",
             (
                 user_id,
@@ -313,6 +317,7 @@ class JobStore:
                 update_id,
                 locale,
                 float(cost),
+                user_id,
             ),
         )
         if job is None and update_id is not None:
@@ -323,6 +328,12 @@ class JobStore:
     async def by_update_id(self, update_id: int) -> Job | None:
         """The job created by Telegram update ``update_id``, if any."""
         return await self._one("SELECT * FROM jobs WHERE update_id = ?", (update_id,))
+
+    async def by_number(self, user_id: int, number: int) -> Job | None:
+        """The job ``user_id`` knows as ``#number`` (numbers count each requester's jobs)."""
+        return await self._one(
+            "SELECT * FROM jobs WHERE user_id = ? AND number = ?", (user_id, number)
+        )
 
     async def get(self, job_id: int) -> Job | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))

@@ -15,7 +15,7 @@ from pipeline.progress import Progress, Stage
 from pipeline.quality import TierSupport, load_cache_data
 from tests.handlers.harness import FeatureEnv, open_feature_env, wan_like_backend
 
-ALICE, BOB = 10, 20
+ALICE, BOB, CAROL, DAVE = 10, 20, 30, 40
 WAN_MAGCACHE = TierSupport(cache=load_cache_data())
 WAN_DISTILLED = TierSupport(distilled=True, cache=load_cache_data(), fast_steps=4)
 BEST_PASSES, FAST_PASSES = 100, 4  # 50 guided steps; 4 distilled steps without guidance
@@ -117,8 +117,10 @@ def fast_seconds() -> float:
 
 async def test_queued_status_counts_the_tiers_of_the_jobs_ahead(tiers_env: FeatureEnv) -> None:
     env = tiers_env
-    await env.add_job(BOB, "первый", quality="best")
-    await env.add_job(BOB, "второй", quality="best")
+    # Two other users who, like Alice, have not rendered yet: in the fair queue their older jobs
+    # go first (Bob's measured renders would put Alice ahead of Bob).
+    await env.add_job(CAROL, "первый", quality="best")
+    await env.add_job(DAVE, "второй", quality="best")
     await env.press(ALICE, SettingsCb(action="set", name="quality", value="fast").pack())
     env.session.clear()
     text = (await env.send(ALICE, "кот на луне")).of(SendMessage)[-1].text
@@ -138,7 +140,7 @@ async def test_queued_status_counts_the_tiers_of_the_jobs_ahead(tiers_env: Featu
     # /queue tells the same.
     lines = (await env.send(ALICE, "/queue")).last_text().splitlines()
     newest = (await env.jobs.user_jobs(ALICE, limit=1))[0]
-    line = next(x for x in lines if f"#{newest.id}" in x)
+    line = next(x for x in lines if f"#{newest.number}" in x)
     assert "место 3" in line and f"≈ {in_locale('ru', 3 * 60.0)}" in line
 
 
@@ -147,7 +149,7 @@ async def test_queued_eta_adds_the_rest_of_the_running_job(tiers_env: FeatureEnv
     running = await env.add_job(
         BOB, "идёт", status="running", quality="fast", steps=4, guidance=1.0
     )
-    await env.add_job(BOB, "ждёт", quality="best")
+    await env.add_job(CAROL, "ждёт", quality="best")  # never rendered, older: ahead of Alice
     fast = await env.add_job(ALICE, "мой", quality="fast", steps=4, guidance=1.0)
     await env.app.status.begin_running(running)  # the worker claimed it: its own estimate
     view = await env.app.status.queued_etas()
