@@ -173,6 +173,7 @@ async def build_app(
         jobs,
         min_interval=settings.status_min_interval,
         queue_refresh_interval=settings.queue_refresh_interval,
+        tiers=model.tiers,
     )
     events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings))
     pause = PauseSwitch(StateStore(conn))
@@ -184,6 +185,14 @@ async def build_app(
         video_dir=settings.video_dir,
         upload_limit_bytes=settings.upload_limit_bytes,
     )
+    janitor = Janitor(
+        jobs,
+        settings.video_dir,
+        settings.video_retention_days,
+        users=users,
+        cap_bytes=settings.video_dir_max_bytes,
+        data_retention_days=settings.data_retention_days,
+    )
     context = build_context(
         settings=settings,
         jobs=jobs,
@@ -192,10 +201,10 @@ async def build_app(
         status=status,
         pause=pause,
         worker=worker,
+        room=janitor.make_room,
     )
 
-    dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context))
-    janitor = Janitor(jobs, settings.video_dir, settings.video_retention_days)
+    dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context), settings)
     app = App(context, bot, dp, worker, events, janitor, conn)
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.options import GenerationDefaults, ModelLimits, OptionError
 from pipeline.presets import apply_overrides
+from pipeline.quality import TierSupport
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -62,6 +64,12 @@ class ModelInfo(Protocol):
     @property
     def reads_russian(self) -> bool: ...
 
+    @property
+    def tiers(self) -> TierSupport:
+        """What the quality tiers have on this model (distilled fast weights, MagCache data):
+        /settings and the ETA count each job's transformer passes with it."""
+        ...
+
     def device_info(self) -> str: ...
 
 
@@ -96,6 +104,11 @@ class ConfiguredBackend:
     @property
     def reads_russian(self) -> bool:
         return self.inner.reads_russian
+
+    @property
+    def tiers(self) -> TierSupport:
+        # A backend from before the tiers (no attribute) runs every tier like best.
+        return getattr(self.inner, "tiers", None) or TierSupport()
 
     def device_info(self) -> str:
         return self.inner.device_info()
@@ -158,6 +171,7 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
 
     config = GeneratorConfig(
         model=settings.t2v_model,
+        revision=settings.t2v_model_revision,
         device=settings.device,
         memory_mode=settings.memory_mode,
         compile=settings.compile,
@@ -172,14 +186,42 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         config,
         translator_model=settings.translator_model,
         translator_device=settings.translator_device,
+        translator_revision=settings.translator_revision,
     )
 
 
+async def warm_up(backend: ConfiguredBackend) -> float | None:
+    """Render the warm-up clip (``TextToVideo.warm_up``) at the operator's default size when
+    the model runs on a CUDA GPU, off the event loop; returns its seconds, None when skipped.
+
+    On a GPU the first call at a size pays ``torch.compile`` and CUDA's lazy start (about 12 s on
+    an H200): paid here, before the worker takes jobs, it never reaches the first user. On a CPU
+    nothing is compiled, and a full-size render would cost minutes (and every test a render), so
+    it is skipped. A failed warm-up is logged and the bot starts anyway: a job at another size
+    may still work, and each job reports its own failure."""
+    inner = backend.inner
+    if not getattr(inner, "on_gpu", False):
+        return None
+    log.info("Warming up at the default size before taking jobs…")
+    start = time.perf_counter()
+    try:
+        await asyncio.to_thread(inner.warm_up, backend.defaults)  # type: ignore[attr-defined]
+    except Exception:
+        log.exception("warm-up failed; the first job pays the compile instead")
+        inner.free_memory()
+        return None
+    seconds = time.perf_counter() - start
+    log.info("Warm-up done in %.1f s", seconds)
+    return seconds
+
+
 async def load_backend(settings: Settings) -> ConfiguredBackend:
-    """Load the video model and the translator once, off the event loop; raises
-    ``pipeline.errors.ModelLoadError`` with a one-line reason when that fails."""
+    """Load the video model and the translator once, off the event loop, and warm the model up
+    on a GPU (:func:`warm_up`); raises ``pipeline.errors.ModelLoadError`` with a one-line reason
+    when loading fails."""
     log.info("Loading %s (translator: %s)…", settings.t2v_model, settings.translator_model)
     inner = await asyncio.to_thread(_load_text_to_video, settings)
     backend = configure(inner, settings)
+    await warm_up(backend)
     log.info("Model ready on %s", backend.device_info())
     return backend

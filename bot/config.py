@@ -99,10 +99,19 @@ class Settings(BaseSettings):
     video_dir: Path = Path("data/videos")
     video_retention_days: int = Field(default=7, ge=0)
     """Days a finished job's MP4 and thumbnail stay in ``video_dir`` (0 = forever)."""
+    video_dir_max_gb: float = Field(default=50.0, ge=0)
+    """Cap on the videos in ``video_dir``: the oldest finished ones go first; while active jobs
+    alone fill it, new requests are refused (0 = no cap)."""
+    data_retention_days: int = Field(default=90, ge=0)
+    """Days the prompts of finished jobs and the names of inactive users are kept (0 = forever);
+    counts, options and times stay for /stats."""
 
     # --- models
     t2v_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    t2v_model_revision: str | None = None
+    """Branch, tag or commit of ``T2V_MODEL`` on the Hub (pin it in production)."""
     translator_model: str = "Helsinki-NLP/opus-mt-tc-big-zle-en"
+    translator_revision: str | None = None
     translator_device: str = "cpu"
     device: str = "auto"
     memory_mode: str = "auto"
@@ -134,6 +143,16 @@ class Settings(BaseSettings):
     daily_jobs_per_user: int = Field(default=0, ge=0)
     max_queue: int = Field(default=100, ge=1)
     max_prompt_chars: int = Field(default=1000, ge=1)
+    daily_cost_per_user: float = Field(default=20.0, ge=0)
+    """Ordinary videos (``bot/services/cost.py``) one user may spend per UTC day (0 = no budget)."""
+    daily_cost_per_chat: float = Field(default=40.0, ge=0)
+    """Ordinary videos all members of one group chat may spend per UTC day (0 = no budget)."""
+    max_cost_per_job: float = Field(default=4.0, ge=0)
+    """The most one request may cost, in ordinary videos (0 = no cap)."""
+    flood_burst: int = Field(default=10, ge=0)
+    """Updates one user may send at once before the bot skips theirs (0 = no flood limit)."""
+    flood_rate: float = Field(default=0.5, gt=0)
+    """Updates per second one user may send after a burst (their bucket refills at this rate)."""
 
     # --- runtime
     log_level: str = "INFO"
@@ -165,6 +184,8 @@ class Settings(BaseSettings):
         "fast_lora",
         "fast_transformer",
         "fast_steps",
+        "t2v_model_revision",
+        "translator_revision",
         mode="before",
     )
     @classmethod
@@ -175,6 +196,20 @@ class Settings(BaseSettings):
     @classmethod
     def _retention_blank_is_default(cls, value: object) -> object:
         return 7 if _none_if_blank(value) is None else value
+
+    @property
+    def video_dir_max_bytes(self) -> int | None:
+        return int(self.video_dir_max_gb * 1e9) if self.video_dir_max_gb > 0 else None
+
+    @field_validator(
+        "daily_cost_per_user", "daily_cost_per_chat", "max_cost_per_job", mode="before"
+    )
+    @classmethod
+    def _budget_blank_is_default(cls, value: object, info: ValidationInfo) -> object:
+        """An empty ``DAILY_COST_PER_USER=`` keeps the default budget (``0`` turns it off)."""
+        if _none_if_blank(value) is None:
+            return cls.model_fields[info.field_name].default
+        return value
 
     @field_validator("compile", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ stand-in worker and a recording Bot, so both run exactly the same services and h
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from aiogram import Dispatcher
 
@@ -33,6 +34,7 @@ def build_context(
     status: StatusHub,
     pause: PauseSwitch,
     worker: WorkerControl,
+    room: Callable[[], Awaitable[bool]] | None = None,
     started_at: float | None = None,
 ) -> AppContext:
     """The one :class:`AppContext`: the request, cancel and pause services over the stores."""
@@ -48,7 +50,7 @@ def build_context(
             users=users,
             settings=settings,
             model=model,
-            admission=Admission(jobs, users, settings),
+            admission=Admission(jobs, users, settings, room),
             status=status,
             pause=pause,
             worker=worker,
@@ -58,8 +60,8 @@ def build_context(
     )
 
 
-def setup_dispatcher(dp: Dispatcher) -> Dispatcher:
+def setup_dispatcher(dp: Dispatcher, settings: Settings) -> Dispatcher:
     """Middlewares, then every router in its order: the handling of one update."""
-    setup_middlewares(dp)
+    setup_middlewares(dp, flood_burst=settings.flood_burst, flood_rate=settings.flood_rate)
     dp.include_routers(*setup_routers())
     return dp

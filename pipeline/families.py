@@ -22,21 +22,24 @@ TEXT_TOKENIZER_ONLY: dict[str, tuple[str, ...]] = {
 }
 
 
-def family_components(class_name: str, model: str) -> dict[str, Any]:
+def family_components(class_name: str, model: str, revision: str | None = None) -> dict[str, Any]:
     """Components this family gets ready-made instead of from ``from_pretrained`` (usually none)."""
     names = TEXT_TOKENIZER_ONLY.get(class_name, ())
     if not names:
         return {}
     from transformers import AutoTokenizer
 
-    return {name: AutoTokenizer.from_pretrained(model, subfolder=name) for name in names}
+    return {
+        name: AutoTokenizer.from_pretrained(model, subfolder=name, revision=revision)
+        for name in names
+    }
 
 
 def load_pipeline(model: str, class_name: str, **kwargs: Any) -> Any:
     """``DiffusionPipeline.from_pretrained(model, **kwargs)`` with the family's own components."""
     from diffusers import DiffusionPipeline
 
-    ready = family_components(class_name, model)
+    ready = family_components(class_name, model, kwargs.get("revision"))
     # None skips a folder; the ready component is registered after (diffusers would insist on
     # the class model_index.json names if it were passed in).
     pipe = DiffusionPipeline.from_pretrained(model, **dict.fromkeys(ready), **kwargs)

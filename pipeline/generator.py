@@ -89,6 +89,9 @@ class GeneratorConfig:
     """
 
     model: str = DEFAULT_MODEL
+    revision: str | None = None
+    """A branch, tag or commit of the Hub repository (``T2V_MODEL_REVISION``): pin it so an
+    upstream change never reaches a running service unnoticed."""
     device: str = "auto"
     dtype: str = "auto"
     memory_mode: str = "auto"
@@ -210,13 +213,14 @@ class VideoGenerator:
 
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
-        class_name = read_class_name(config.model)
+        class_name = read_class_name(config.model, config.revision)
         preset = preset_for(class_name)
         dtypes: Any = dtype
         if preset.family == "wan" and dtype != torch.float32:
             dtypes = {"default": dtype, "vae": torch.float32}  # Wan's VAE wants float32
         try:
-            pipe = load_pipeline(config.model, class_name, **_dtype_kwarg(dtypes))
+            revision = {"revision": config.revision} if config.revision else {}
+            pipe = load_pipeline(config.model, class_name, **_dtype_kwarg(dtypes), **revision)
         except Exception as exc:
             raise ModelLoadError(f"cannot load {config.model}: {one_line(exc)}") from exc
         return cls.from_pipe(pipe, config, preset=preset, class_name=class_name)

@@ -121,8 +121,9 @@ def looks_like_path(model: str) -> bool:
     )
 
 
-def read_class_name(model: str) -> str:
-    """``_class_name`` from ``model_index.json`` of a local dir or a (cached) Hub snapshot."""
+def read_class_name(model: str, revision: str | None = None) -> str:
+    """``_class_name`` from ``model_index.json`` of a local dir or a (cached) Hub snapshot
+    (``revision``: a branch, tag or commit of the Hub repository)."""
     if looks_like_path(model):
         index = Path(model).expanduser() / "model_index.json"
         if not Path(model).expanduser().is_dir():
@@ -137,7 +138,7 @@ def read_class_name(model: str) -> str:
         from diffusers import DiffusionPipeline
 
         try:
-            config = DiffusionPipeline.load_config(model)
+            config = DiffusionPipeline.load_config(model, revision=revision)
         except Exception as exc:  # offline without cache, typo, gated repo...
             raise ModelLoadError(
                 f"cannot read {model} from the Hub or its local cache: {one_line(exc)}"

@@ -47,12 +47,15 @@ class TextToVideo:
         config: GeneratorConfig,
         translator_model: str | None = DEFAULT_TRANSLATOR,
         translator_device: str = "cpu",
+        translator_revision: str | None = None,
     ) -> TextToVideo:
         """Load the video model, and the translator only if the model does not read Russian."""
         generator = VideoGenerator.load(config)
         translator = None
         if not generator.preset.reads_russian:
-            translator = load_translator(translator_model, device=translator_device)
+            translator = load_translator(
+                translator_model, device=translator_device, revision=translator_revision
+            )
         return cls(generator, translator)
 
     @property
@@ -70,6 +73,11 @@ class TextToVideo:
     @property
     def reads_russian(self) -> bool:
         return self.generator.preset.reads_russian
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the video model runs on a CUDA device (the bot warms it up only then)."""
+        return str(self.generator.device).startswith("cuda")
 
     @property
     def tiers(self) -> TierSupport:

@@ -41,8 +41,9 @@ class Translator:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model: str, device: str = "cpu") -> Translator:
-        """Load once from a Hub id (offline from the cache) or a local directory."""
+    def load(cls, model: str, device: str = "cpu", revision: str | None = None) -> Translator:
+        """Load once from a Hub id (offline from the cache; ``revision`` pins a branch, tag or
+        commit) or a local directory."""
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         if looks_like_path(model):
@@ -51,8 +52,8 @@ class Translator:
             if not Path(model).expanduser().is_dir():
                 raise ModelLoadError(f"translator directory not found: {model}")
         try:
-            tokenizer = AutoTokenizer.from_pretrained(model)
-            seq2seq = AutoModelForSeq2SeqLM.from_pretrained(model)
+            tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+            seq2seq = AutoModelForSeq2SeqLM.from_pretrained(model, revision=revision)
         except Exception as exc:
             raise ModelLoadError(f"cannot load translator {model}: {one_line(exc)}") from exc
         seq2seq.to(device).eval()
@@ -127,11 +128,13 @@ class Translator:
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
-def load_translator(model: str | None, device: str = "cpu") -> Translator | None:
+def load_translator(
+    model: str | None, device: str = "cpu", revision: str | None = None
+) -> Translator | None:
     """``None`` when translation is disabled (``model`` is empty or ``none``)."""
     if not model or model.strip().lower() == "none":
         return None
-    return Translator.load(model, device=device)
+    return Translator.load(model, device=device, revision=revision)
 
 
 def _input_limit(tokenizer: Any, model: Any) -> int:

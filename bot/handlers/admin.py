@@ -56,11 +56,14 @@ async def on_stats(message: Message, app: AppContext) -> None:
 
 
 def user_id_arg(command: CommandObject) -> int | None:
-    """A Telegram user id (a positive whole number), or None."""
+    """A Telegram user id (a positive whole number) or, for someone who posts as a channel or a
+    group, that chat's id (negative, e.g. ``-1001234567890``); None for anything else."""
     arg = (command.args or "").strip()
-    if not (arg.isascii() and arg.isdigit()) or len(arg) > 19 or not 0 < int(arg) < 2**63:
+    digits = arg.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
         return None
-    return int(arg)
+    value = int(arg)
+    return value if 0 < abs(value) < 2**63 else None
 
 
 async def on_ban(message: Message, command: CommandObject, app: AppContext) -> None:

@@ -7,7 +7,7 @@ A forged or malformed button, or one for someone else's job, changes nothing and
 ``answerCallbackQuery`` (the spinner on the button stops either way).
 
 A press is one callback update; the new job carries that update's id, so the same press
-replayed after a crash (``bot/telegram/polling.py``) finds its job instead of queuing another.
+replayed after a crash (``bot/telegram/updates.py``) finds its job instead of queuing another.
 
 This router is included last: its catch-all answers every callback no other handler took.
 """
@@ -57,7 +57,7 @@ async def on_repeat(
     if admitted.refusal is not None:
         await callback.answer(shorten(admitted.refusal, ALERT_LIMIT), show_alert=True)
         return
-    await callback.answer(queue_texts.repeat_queued(job.id))
+    await callback.answer(queue_texts.repeat_queued(job.number))
 
 
 async def on_unknown_button(callback: CallbackQuery) -> None:

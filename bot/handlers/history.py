@@ -20,7 +20,7 @@ def history_keyboard(jobs: list[Job]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for job in jobs:
         builder.button(
-            text=queue_texts.history_button(job.id), callback_data=RepeatCb(job_id=job.id)
+            text=queue_texts.history_button(job.number), callback_data=RepeatCb(job_id=job.id)
         )
     builder.adjust(BUTTONS_PER_ROW)
     return builder.as_markup()
@@ -31,7 +31,7 @@ def history_text(jobs: list[Job]) -> str:
     for index, job in enumerate(jobs, start=1):
         lines.append(
             queue_texts.history_line(
-                index, job.id, job.prompt, job.status, job.options.seed, job.created_at
+                index, job.number, job.prompt, job.status, job.options.seed, job.created_at
             )
         )
     return "\n".join(lines)

@@ -11,66 +11,72 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.context import Actor, AppContext
-from bot.eta import estimate_seconds, eta_for_position, remaining_seconds
+from bot.eta import JobClock, job_clock, remaining_seconds
 from bot.storage.jobs import Job, JobStatus, JobStore
 from bot.storage.users import UserStore
 from bot.texts import MESSAGE_LIMIT, shorten
 from bot.texts import queue as queue_texts
+from pipeline.quality import TierSupport
 
 ADMIN_QUEUE_LINES = 30  # ~100 characters each: well under Telegram's 4096 per message
 MIN_FRACTION_FOR_ETA = 0.05  # below this, a running job's own pace says too little
 
 
-async def per_job_seconds(jobs: JobStore) -> float | None:
-    """Median measured generation time; None until a job has been measured (then no ETA is
-    shown rather than a made-up one, as in the status messages)."""
-    return estimate_seconds(await jobs.recent_durations(), 0.0) or None
-
-
-def running_left(job: Job, now: float, per_job: float | None) -> float | None:
-    """Seconds a running job still needs: from its own pace, else from the median; None if
-    neither is known yet."""
-    if per_job is None and not MIN_FRACTION_FOR_ETA <= job.progress < 1:
+def running_left(job: Job, now: float, clock: JobClock) -> float | None:
+    """Seconds a running job still needs: from its own pace, else from its tier's typical time;
+    None if neither is known yet."""
+    measured = MIN_FRACTION_FOR_ETA <= job.progress < 1
+    if not clock.measured and not measured:
         return None
-    return remaining_seconds(job.progress, now - (job.started_at or now), per_job or 0.0)
+    expected = clock.seconds(job.options) if clock.measured else 0.0
+    return remaining_seconds(job.progress, now - (job.started_at or now), expected)
 
 
 async def on_queue(message: Message, app: AppContext, actor: Actor) -> None:
     if actor.is_admin:
         text = await admin_queue_text(app.jobs, app.users)
     else:
-        text = await user_queue_text(app.jobs, actor.user_id)
+        text = await user_queue_text(app.jobs, actor.user_id, app.model.tiers)
     if await app.pause.is_paused():
         text += "\n\n" + queue_texts.queue_paused()
     await message.answer(shorten(text, MESSAGE_LIMIT))
 
 
-async def user_queue_text(jobs: JobStore, user_id: int) -> str:
+async def user_queue_text(jobs: JobStore, user_id: int, tiers: TierSupport | None = None) -> str:
+    """A user's own jobs: the running one with its progress, each queued one with its place and
+    ETA (the running jobs' remainder, then every job ahead at its own tier's cost)."""
     own = sorted(await jobs.user_jobs(user_id, JobStatus.ACTIVE, limit=100), key=lambda j: j.id)
     if not own:
         return queue_texts.queue_empty()
-    per_job = await per_job_seconds(jobs)
+    clock = await job_clock(jobs, tiers or TierSupport())  # not measured yet: no made-up ETA
     now = jobs.clock()
+    active = await jobs.all_active()
     ahead = 0.0  # what is left of the running job(s), before any queued job can start
-    for job in await jobs.all_active():
+    for job in active:
         if job.status == JobStatus.RUNNING:
-            ahead += running_left(job, now, per_job) or 0.0
+            ahead += running_left(job, now, clock) or 0.0
+    queued = [job for job in active if job.status == JobStatus.QUEUED]
+    etas = clock.queue_etas([job.options for job in queued], ahead)
+    place = {job.id: (i + 1, eta) for i, (job, eta) in enumerate(zip(queued, etas, strict=True))}
     lines = [queue_texts.queue_header()]
     for job in own:
         if job.status == JobStatus.RUNNING:
-            left = running_left(job, now, per_job)
-            lines.append(queue_texts.queue_line_running(job.id, job.prompt, job.progress, left))
+            left = running_left(job, now, clock)
+            lines.append(queue_texts.queue_line_running(job.number, job.prompt, job.progress, left))
         else:
-            position = await jobs.queue_position(job.id)
-            eta = None
-            if position is not None and per_job is not None:
-                eta = eta_for_position(position, per_job, ahead)
-            lines.append(queue_texts.queue_line_queued(job.id, job.prompt, position, eta))
+            position, eta = place.get(job.id, (None, None))
+            lines.append(
+                queue_texts.queue_line_queued(
+                    job.number, job.prompt, position, eta if clock.measured else None
+                )
+            )
     lines += ["", queue_texts.queue_footer()]
     return "\n".join(lines)
 
 
 async def admin_queue_text(jobs: JobStore, users: UserStore) -> str:
+    """Every active job: the running ones, then the queued ones in claim order (the fair queue),
+    each with its owner, age, progress and cost in ordinary videos."""
     active = await jobs.all_active()
     if not active:
         return queue_texts.admin_queue_empty()
@@ -85,7 +91,7 @@ async def admin_queue_text(jobs: JobStore, users: UserStore) -> str:
         lines.append(
             queue_texts.admin_queue_line(
                 job.id, job.user_id, names[job.user_id], job.status, now - job.created_at,
-                job.progress,
+                job.progress, job.cost,
             )
         )  # fmt: skip
     if len(active) > ADMIN_QUEUE_LINES:

@@ -6,6 +6,10 @@ effect stores nothing, so a user who never changed a setting keeps following the
 defaults (and, for the language, their Telegram language). Settings are personal and only change
 in a private chat: the same buttons pressed in a group (under a video there) answer with a hint
 and change nothing. A new language takes effect at once: the settings message is redrawn in it.
+
+The quality line and a line under the summary show each tier's typical time, from the same cost
+model as the ETA (``bot/eta.py``: this bot's measured pace, or the H200 reference until a job has
+been measured, which the text then says). The buttons stay bare labels.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.context import Actor, AppContext
+from bot.eta import job_clock
 from bot.i18n import locale_for_language_code, use_locale
 from bot.services import preferences
 from bot.telegram.keyboards import SettingsCb
@@ -56,19 +61,24 @@ def effective(app: AppContext, stored: dict[str, Any], telegram_locale: str) -> 
     )
 
 
-def settings_view(
+async def settings_view(
     app: AppContext, stored: dict[str, Any], telegram_locale: str
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The settings message in the language the settings choose: what each setting means now,
-    and the keyboard."""
+    the typical time of each quality (the ETA's cost model, ``bot/eta.py``), and the keyboard."""
     defaults, limits = app.model.defaults, app.model.limits
     quality = preferences.quality_options(app.settings)
     values = effective(app, stored, telegram_locale)
     width, height = preferences.size_for(values["aspect"], defaults, limits)
     frames = preferences.frames_for(values["length"], defaults, limits)
-    steps = preferences.steps_for(
-        values["quality"], defaults, limits, quality["fast_steps"], quality["distilled"]
+    plans = preferences.tier_plans(
+        defaults,
+        limits,
+        fast_steps=quality["fast_steps"],
+        distilled=quality["distilled"],
+        cache=app.model.tiers.cache,
     )
+    clock = await job_clock(app.jobs, app.model.tiers)
     with use_locale(values["language"]):
         text = settings_texts.summary(
             values,
@@ -76,9 +86,11 @@ def settings_view(
             height=height,
             frames=frames,
             fps=defaults.fps,
-            steps=steps,
+            steps=plans[values["quality"]].steps,
             changed=set(preferences.clean(stored)) & set(preferences.CHOICES),
             fast_mode=app.settings.fast_speedups,
+            tier_seconds={q: clock.plan_seconds(plan) for q, plan in plans.items()},
+            measured=clock.measured,
         )
         return text, settings_keyboard(values)
 
@@ -91,7 +103,7 @@ def telegram_locale(callback_or_message: CallbackQuery | Message) -> str:
 
 async def on_settings(message: Message, app: AppContext, actor: Actor) -> None:
     stored = await app.users.get_settings(actor.user_id)
-    text, keyboard = settings_view(app, stored, telegram_locale(message))
+    text, keyboard = await settings_view(app, stored, telegram_locale(message))
     await message.answer(text, reply_markup=keyboard)
 
 
@@ -105,7 +117,7 @@ async def on_settings_button(
     users, action = app.users, callback_data.action
     if action == "open":
         stored = await users.get_settings(actor.user_id)
-        text, keyboard = settings_view(app, stored, telegram_locale(callback))
+        text, keyboard = await settings_view(app, stored, telegram_locale(callback))
         await callback.answer()
         await message.answer(text, reply_markup=keyboard)
         return
@@ -138,7 +150,7 @@ async def on_settings_button(
 
 async def _redraw(callback: CallbackQuery, app: AppContext, stored: dict[str, Any]) -> None:
     """Redraw the settings message in place (or send a new one if it can no longer be edited)."""
-    text, keyboard = settings_view(app, stored, telegram_locale(callback))
+    text, keyboard = await settings_view(app, stored, telegram_locale(callback))
     message = callback.message
     if isinstance(message, Message):
         try:

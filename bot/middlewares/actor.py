@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import TelegramObject
 from aiogram.utils.i18n import I18nMiddleware
 
 from bot.context import Actor
 from bot.i18n import LOCALES, catalogues, locale_for_language_code
+from bot.middlewares.identity import Requester, requester_of
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -25,12 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def locale_of(from_user: User, row: UserRow | None) -> str:
+def locale_of(requester: Requester, row: UserRow | None) -> str:
     """The language chosen in /settings, else the one Telegram reports for the user."""
     chosen = row.settings.get("language") if row is not None else None
     if chosen in LOCALES:
         return str(chosen)
-    return locale_for_language_code(from_user.language_code)
+    return locale_for_language_code(requester.language_code)
 
 
 class ActorMiddleware(BaseMiddleware):
@@ -40,20 +41,19 @@ class ActorMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        from_user: User | None = data.get("event_from_user")
-        if from_user is None:
+        requester = requester_of(event, data.get("event_from_user"))
+        if requester is None:
             return None  # nobody to answer (e.g. a service message)
         app: AppContext = data["app"]
         row = None
-        if not from_user.is_bot:
-            try:
-                row = await app.users.touch(from_user.id, from_user.username, from_user.first_name)
-            except Exception:  # a busy database must not make the bot deaf
-                log.exception("could not record user %s", from_user.id)
+        try:
+            row = await app.users.touch(requester.id, requester.username, requester.name)
+        except Exception:  # a busy database must not make the bot deaf
+            log.exception("could not record user %s", requester.id)
         data["actor"] = Actor(
-            user_id=from_user.id,
-            is_admin=app.settings.is_admin(from_user.id),
-            locale=locale_of(from_user, row),
+            user_id=requester.id,
+            is_admin=app.settings.is_admin(requester.id),
+            locale=locale_of(requester, row),
             user=row,
         )
         return await handler(event, data)

@@ -151,7 +151,7 @@ class Delivery:
             keyboard = result_keyboard(job.id)
         message = await self.bot.send_video(
             chat_id=job.chat_id,
-            video=FSInputFile(path, filename=f"video-{job.id}.mp4"),
+            video=FSInputFile(path, filename=f"video-{job.number}.mp4"),
             width=int(meta.get("width", options.width)),
             height=int(meta.get("height", options.height)),
             duration=max(1, round(float(meta.get("duration", options.duration)))),

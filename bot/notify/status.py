@@ -10,7 +10,10 @@ was sent (:meth:`StatusHub.announce`), and the generation loop may already have 
 by then. Until the id exists an update simply waits; ``announce`` flushes it once the id is stored.
 
 :class:`StatusHub` owns the reporters, the queue-position refresh (throttled, when the queue
-moves) and the ETA figures (median of recent measured durations, ``bot/eta.py``). Texts are
+moves) and the ETA figures (``bot/eta.py``: each job costs its tier's transformer passes, at the
+pace learned from the recent generated jobs, medians throughout). A queued job's ETA is what is left
+of the running job plus the estimate of each job ahead of it and its own; the running job's
+remainder comes from its own step rate. Until a job has been measured no ETA is shown. Texts are
 written in the job's own locale (``jobs.locale``), whoever triggers the edit.
 
 A job's last word (failed, cancelled…) always reaches the user: when its status message is gone
@@ -34,13 +37,15 @@ from aiogram.exceptions import (
     TelegramNotFound,
 )
 
-from bot.eta import estimate_seconds, eta_for_position, remaining_seconds
+from bot.eta import JobClock, estimate_seconds, remaining_seconds
 from bot.i18n import use_locale
+from bot.services.cost import shown_cost
 from bot.storage.jobs import JobStatus
 from bot.telegram.replies import reply_to
 from bot.texts import MESSAGE_LIMIT, shorten
 from bot.texts import status as status_texts
 from pipeline.progress import Progress, Stage
+from pipeline.quality import TierSupport
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -62,6 +67,7 @@ class RunState:
 
     prompt: str = ""
     job_id: int | None = None
+    """The number the requester knows the job by (``Job.number``)."""
     started: float = field(default_factory=time.monotonic)
     prompt_en: str | None = None
     stage: Stage | None = None
@@ -70,6 +76,8 @@ class RunState:
     denoise_t0: float | None = None
     denoise_s0: int = 0
     seconds_per_step: float | None = None
+    expected: float | None = None
+    """Typical seconds of this job (its tier's cost at the measured pace); None until measured."""
 
     def update(self, progress: Progress) -> None:
         self.stage = progress.stage
@@ -91,15 +99,15 @@ class RunState:
     def fraction(self) -> float:
         return self.step / self.total if self.total else 0.0
 
-    def remaining(self, per_job: float | None) -> float | None:
-        """Seconds left: from this run's own step rate once known, else the typical duration."""
+    def remaining(self) -> float | None:
+        """Seconds left: from this run's own step rate once known, else its expected duration."""
         if self.seconds_per_step is not None and self.total:
             return self.seconds_per_step * (self.total - self.step)
-        if per_job is None:
+        if self.expected is None:
             return None
-        return remaining_seconds(self.fraction, time.monotonic() - self.started, per_job)
+        return remaining_seconds(self.fraction, time.monotonic() - self.started, self.expected)
 
-    def text(self, per_job: float | None) -> str:
+    def text(self) -> str:
         if self.stage == Stage.DENOISE and self.total:
             return status_texts.running(
                 self.prompt_en,
@@ -107,7 +115,7 @@ class RunState:
                 fraction=self.fraction,
                 step=self.step,
                 total=self.total,
-                eta_seconds=self.remaining(per_job),
+                eta_seconds=self.remaining(),
                 job_id=self.job_id,
             )
         return status_texts.running(self.prompt_en, self.stage, job_id=self.job_id)
@@ -210,9 +218,13 @@ class StatusHub:
         *,
         min_interval: float = 3.0,
         queue_refresh_interval: float = 10.0,
+        tiers: TierSupport | None = None,
     ) -> None:
+        """``tiers``: the loaded model's ``TierSupport`` (``ModelInfo.tiers``), by which each
+        job's cost is counted; without it every tier counts its steps as best does."""
         self.bot = bot
         self.jobs = jobs
+        self.tiers = tiers or TierSupport()
         self.min_interval = min_interval
         self.queue_refresh_interval = queue_refresh_interval
         self._reporters: dict[int, StatusReporter] = {}
@@ -220,6 +232,7 @@ class StatusHub:
         self._refresh_task: asyncio.Task[None] | None = None
         self._last_refresh = float("-inf")
         self._per_job: float | None = None
+        self._clock: JobClock | None = None
 
     # ---------------------------------------------------------- reporters
 
@@ -304,11 +317,13 @@ class StatusHub:
         reporter = self.reporter(job)
         reporter.closed = False
         prompt_en = job.prompt_en if job.prompt_en and job.prompt_en != job.prompt else None
-        reporter.run = RunState(prompt=job.prompt, job_id=job.id, prompt_en=prompt_en)
+        reporter.run = RunState(prompt=job.prompt, job_id=job.number, prompt_en=prompt_en)
         self._running_id = job.id
-        await self.refresh_eta()
+        clock = await self.job_clock(refresh=True)
+        if clock.measured:
+            reporter.run.expected = clock.seconds(job.options)
         with use_locale(job.locale):
-            reporter.show(reporter.run.text(self._per_job))
+            reporter.show(reporter.run.text())
         self.queue_moved()
 
     def progress(self, job_id: int, progress: Progress) -> None:
@@ -318,7 +333,7 @@ class StatusHub:
             return
         reporter.run.update(progress)
         with use_locale(reporter.locale):
-            reporter.show(reporter.run.text(self._per_job))
+            reporter.show(reporter.run.text())
 
     def show(self, job: Job, text: str) -> None:
         self.reporter(job).show(text)
@@ -326,27 +341,46 @@ class StatusHub:
     # ---------------------------------------------------------- queue
 
     async def refresh_eta(self) -> float | None:
-        """Median of recent measured durations; None until a job has been measured."""
-        durations = await self.jobs.recent_durations()
-        self._per_job = estimate_seconds(durations, 0.0) or None
+        """Learn the pace of each tier again from the recent generated jobs (:meth:`job_clock`);
+        returns their median duration, None until a job has been measured."""
+        runs = await self.jobs.recent_runs()
+        self._clock = JobClock.learn(runs, self.tiers)
+        self._per_job = estimate_seconds((run.seconds for run in runs), 0.0) or None
         return self._per_job
+
+    async def job_clock(self, *, refresh: bool = False) -> JobClock:
+        """What a job costs here (``bot/eta.py``), learned at the last :meth:`refresh_eta` (again
+        while nothing was measured, so the first measured job counts at once)."""
+        if refresh or self._clock is None or not self._clock.measured:
+            await self.refresh_eta()
+        assert self._clock is not None
+        return self._clock
 
     def running_remaining(self) -> float:
         reporter = self._reporters.get(self._running_id) if self._running_id else None
         if reporter is None or reporter.run is None:
             return 0.0
-        return reporter.run.remaining(self._per_job) or 0.0
+        return reporter.run.remaining() or 0.0
+
+    async def queued_etas(self) -> dict[int, tuple[Job, int, float | None]]:
+        """Every queued job with its place (1 = next) and, once measured, its ETA: the rest of
+        the running job, then each job ahead at its own tier's cost, then its own. One read of
+        the queue for all of them."""
+        clock = await self.job_clock()
+        queued = [job for job in await self.jobs.all_active() if job.status == JobStatus.QUEUED]
+        etas: list[float | None] = [None] * len(queued)
+        if clock.measured:
+            etas = list(clock.queue_etas([job.options for job in queued], self.running_remaining()))
+        return {
+            job.id: (job, i + 1, eta) for i, (job, eta) in enumerate(zip(queued, etas, strict=True))
+        }
 
     async def queued_text(self, job: Job) -> str:
-        """The status text of a queued job in its locale: position and, once measured, the ETA."""
-        position = await self.jobs.queue_position(job.id)
-        if self._per_job is None:
-            await self.refresh_eta()
-        eta = None
-        if position is not None and self._per_job is not None:
-            eta = eta_for_position(position, self._per_job, self.running_remaining())
+        """The status text of a queued job in its locale: position (in the fair queue's order,
+        ``JobStore.queue_order``), once measured the ETA, and the cost of a costly request."""
+        _, position, eta = (await self.queued_etas()).get(job.id, (job, None, None))
         with use_locale(job.locale):
-            return status_texts.queued(job.id, position, eta)
+            return status_texts.queued(job.number, position, eta, shown_cost(job.cost))
 
     def queue_moved(self) -> None:
         """The queue changed (a job claimed, cancelled, finished): refresh positions, throttled."""
@@ -360,9 +394,9 @@ class StatusHub:
         self._last_refresh = time.monotonic()
         try:
             await self.refresh_eta()
-            for job in await self.jobs.all_active():
-                if job.status == JobStatus.QUEUED:
-                    self.show(job, await self.queued_text(job))
+            for job, position, eta in (await self.queued_etas()).values():
+                with use_locale(job.locale):
+                    self.show(job, status_texts.queued(job.number, position, eta))
         except Exception:
             log.exception("queue refresh failed")
 

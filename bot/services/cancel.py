@@ -34,33 +34,37 @@ class CancelService:
         self.status = status
         self.worker = worker
 
-    async def cancel(self, actor: Actor, job_id: int | None, answer: Answer) -> Job | None:
-        """Cancel ``job_id`` (None: the actor's newest active job). ``answer`` tells the actor
-        the outcome at once (before the status message's throttled last edit); returns the job
-        if it was cancelled now."""
-        if job_id is None:
+    async def cancel(self, actor: Actor, number: int | None, answer: Answer) -> Job | None:
+        """Cancel the actor's job ``#number`` (None: their newest active job); an admin's number
+        that names no job of theirs is a job id from the admin list of /queue. ``answer`` tells
+        the actor the outcome at once (before the status message's throttled last edit);
+        returns the job if it was cancelled now."""
+        if number is None:
             job = await self.jobs.latest_active(actor.user_id)
             if job is None:
                 await answer(queue_texts.cancel_nothing())
                 return None
         else:
-            job = await self.jobs.get(job_id)
-            if job is None or (job.user_id != actor.user_id and not actor.is_admin):
-                await answer(queue_texts.cancel_not_found(job_id))
+            job = await self.jobs.by_number(actor.user_id, number)
+            if job is None and actor.is_admin:
+                job = await self.jobs.get(number)
+            if job is None:
+                await answer(queue_texts.cancel_not_found(number))
                 return None
+        shown = job.number if job.user_id == actor.user_id else job.id
         before = await self.jobs.cancel(job.id)
         if before is None:  # it finished (or was cancelled) since it was read
             current = await self.jobs.get(job.id)
-            await answer(queue_texts.cancel_already_final(job.id, (current or job).status))
+            await answer(queue_texts.cancel_already_final(shown, (current or job).status))
             return None
         self.status.silence(job.id)  # no progress edit may land after the last word
         was_running = before.status == JobStatus.RUNNING
         if was_running:
             self.worker.cancel(job.id)
         await answer(
-            queue_texts.cancelled_running(job.id)
+            queue_texts.cancelled_running(shown)
             if was_running
-            else queue_texts.cancelled_queued(job.id)
+            else queue_texts.cancelled_queued(shown)
         )
         by_admin = job.user_id != actor.user_id
         # The owner was just answered: only an admin's cancel must reach the owner through the
@@ -79,9 +83,9 @@ class CancelService:
         """The cancelled job's status message stops showing a queue place or a bar."""
         with use_locale(job.locale):
             text = (
-                queue_texts.cancelled_by_admin_status(job.id)
+                queue_texts.cancelled_by_admin_status(job.number)
                 if by_admin
-                else queue_texts.cancelled_status(job.id)
+                else queue_texts.cancelled_status(job.number)
             )
             await self.status.finish(job, text, resend=resend)
         self.status.queue_moved()

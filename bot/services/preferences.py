@@ -30,7 +30,7 @@ from pipeline.options import (
     fit_size,
     random_seed,
 )
-from pipeline.quality import TierSupport, plan_tier
+from pipeline.quality import MagCacheData, TierPlan, TierSupport, plan_tier
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -157,6 +157,23 @@ def steps_for(
 ) -> int:
     support = TierSupport(distilled=distilled, fast_steps=fast_steps)
     return plan_tier(quality, defaults, limits, support).steps
+
+
+def tier_plans(
+    defaults: GenerationDefaults,
+    limits: ModelLimits,
+    *,
+    fast_steps: int | None = None,
+    distilled: bool = False,
+    cache: MagCacheData | None = None,
+) -> dict[str, TierPlan]:
+    """What a job of each quality runs where the request names nothing else, in the order of the
+    buttons: the steps of :func:`steps_for`, and the MagCache data of the loaded model
+    (``ModelInfo.tiers.cache``) for the transformer passes /settings turns into a typical time."""
+    support = TierSupport(distilled=distilled, cache=cache, fast_steps=fast_steps)
+    return {
+        quality: plan_tier(quality, defaults, limits, support) for quality in CHOICES["quality"]
+    }
 
 
 def to_personal(

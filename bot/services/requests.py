@@ -6,7 +6,11 @@ contract: validate → write the job (``queued``, committed) → only then tell 
 queued (:meth:`bot.notify.status.StatusHub.announce`, which stores the status message id). The
 worker may claim the job before that id is stored; the status reporter reads it at each edit.
 
-Replays (``bot/telegram/polling.py``): a job carries the id of the update that asked for it. An
+Each job's GPU cost (``bot/services/cost.py``) is fixed here, checked against the budgets with the
+other limits and stored with the job. A repeat is resolved again against today's limits, exactly
+as a new request: a button of an old job can never queue what a new request may not.
+
+Replays (``bot/telegram/updates.py``): a job carries the id of the update that asked for it. An
 update handled again after a crash finds its job instead of being checked against the limits and
 queued a second time; it is announced only if the first run died before announcing it.
 """
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bot.i18n import use_locale
+from bot.services.cost import CostMeter
 from bot.services.preferences import quality_options, to_personal
 from bot.storage.jobs import JobSource
 from bot.texts import requests as request_texts
@@ -29,6 +34,7 @@ from pipeline.options import (
     random_seed,
     resolve_options,
 )
+from pipeline.quality import TierSupport
 
 if TYPE_CHECKING:
     from bot.backend import ModelInfo
@@ -126,6 +132,17 @@ class RequestService:
             return Admitted(refusal=self._option_error(error))
         return await self._admit(actor, options, source.translate, origin, JobSource.REPEAT)
 
+    def cost_meter(self) -> CostMeter:
+        """Costs in ordinary videos on the loaded model (its default job in
+        ``DEFAULT_QUALITY`` = 1)."""
+        model = self.model
+        return CostMeter(
+            model.defaults,
+            model.limits,
+            getattr(model, "tiers", None) or TierSupport(),
+            self.settings.default_quality,
+        )
+
     # ------------------------------------------------------------ steps
 
     def _resolve(self, prompt: str, overrides: OptionOverrides) -> GenerationOptions:
@@ -150,8 +167,11 @@ class RequestService:
     ) -> Admitted:
         # Only the check and the insert hold the lock: a slow reply (a 429 wait) must not hold
         # up other users' requests.
+        cost = self.cost_meter().cost(options)
         async with self.admission.lock:
-            refusal = await self.admission.check(actor.user_id, is_admin=actor.is_admin)
+            refusal = await self.admission.check(
+                actor.user_id, is_admin=actor.is_admin, cost=cost, chat_id=origin.chat_id
+            )
             if refusal is not None:
                 return Admitted(refusal=refusal.text())
             job = await self.jobs.create(
@@ -164,10 +184,13 @@ class RequestService:
                 source,
                 update_id=origin.update_id,
                 locale=actor.locale,
+                cost=cost,
             )
-        log.info("job %s: queued for user %s (%s)", job.id, actor.user_id, source)
+        log.info("job %s: queued for user %s (%s, cost %.2f)", job.id, actor.user_id, source, cost)
         self.worker.wake()
         await self._announce(job)
+        # In the fair queue a newcomer may go ahead of jobs already waiting: move them down.
+        self.status.queue_moved()
         return Admitted(job=job)
 
     async def _replayed(self, update_id: int | None) -> Job | None:

@@ -1,6 +1,6 @@
 """The update inbox (migration 0002): every update fetched from Telegram is stored here before
 the offset that confirms it is sent, and marked done when its handling ended. See
-``bot/telegram/polling.py`` for why."""
+``bot/telegram/updates.py`` for why."""
 
 from __future__ import annotations
 

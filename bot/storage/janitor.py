@@ -5,7 +5,7 @@ runs at start and then hourly (``VIDEO_RETENTION_DAYS``; 0 turns it off) and del
 
 * the video and thumbnail of a job in a final state (delivered, failed, cancelled,
   undeliverable) that ended more than N days ago, then records it on the row
-  (:meth:`bot.jobs.JobStore.mark_files_deleted`: ``video_path`` NULL, ``files_deleted_at`` in
+  (:meth:`bot.storage.jobs.JobStore.mark_files_deleted`: ``video_path`` NULL, ``files_deleted_at`` in
   ``video_meta``; the Telegram ``file_id`` stays, and «🔁» regenerates with a new seed anyway);
 * orphans: files named like the bot's own (``job-<id>.mp4``/``.jpg``, the encoder's leftover
   ``.job-<id>.part.mp4``) that no job points to and last modified more than N days ago (a job
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.storage.jobs import JobStore
+    from bot.storage.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,31 @@ def megabytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def free_space(
+    video_dir: Path, candidates: Iterable[tuple[int, list[str]]], cap_bytes: int
+) -> tuple[list[int], int]:
+    """Delete the files of ``candidates`` (finished jobs, oldest first) until the bot's files in
+    ``video_dir`` take less than ``cap_bytes``; returns the ids whose files went and the bytes
+    still used. Only regular files inside ``video_dir`` are ever deleted."""
+    root = video_dir.resolve()
+    _files, used = disk_usage(video_dir)
+    freed: list[int] = []
+    for job_id, paths in candidates:
+        if used < cap_bytes:
+            break
+        for path in paths:
+            real = _inside(path, root)
+            result = _remove(real) if real is not None else None
+            if result is not None and result[0]:
+                used -= result[1]
+        freed.append(job_id)
+    return freed, used
+
+
 class Janitor:
-    """Runs :func:`sweep` at start and every ``interval`` seconds while the bot runs."""
+    """Runs :func:`sweep` at start and every ``interval`` seconds while the bot runs; keeps the
+    videos under ``cap_bytes`` (``VIDEO_DIR_MAX_GB``) and forgets what users wrote after
+    ``data_retention_days`` (``DATA_RETENTION_DAYS``)."""
 
     def __init__(
         self,
@@ -198,20 +222,68 @@ class Janitor:
         video_dir: Path,
         retention_days: int,
         *,
+        users: UserStore | None = None,
+        cap_bytes: int | None = None,
+        data_retention_days: int = 0,
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.jobs = jobs
+        self.users = users
         self.video_dir = Path(video_dir)
         self.retention_days = retention_days
+        self.cap_bytes = cap_bytes
+        self.data_retention_days = data_retention_days
         self.interval = interval
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
         self._warned_outside: set[int] = set()
+        self._room_lock = asyncio.Lock()
 
     @property
     def enabled(self) -> bool:
-        return self.retention_days > 0
+        return self.retention_days > 0 or bool(self.cap_bytes) or self.data_retention_days > 0
+
+    async def make_room(self) -> bool:
+        """With ``VIDEO_DIR_MAX_GB``: delete the oldest finished jobs' files until the videos
+        take less than the cap. False when they still do not (active jobs hold the space): a new
+        job is then refused. Always True without a cap."""
+        if not self.cap_bytes:
+            return True
+        _files, used = await asyncio.to_thread(disk_usage, self.video_dir)
+        if used < self.cap_bytes:
+            return True
+        async with self._room_lock:
+            candidates = [
+                (job.id, _stored_paths(job.video_path, job.video_meta))
+                for job in await self.jobs.expired_files(self.clock() + 1)
+            ]
+            freed, used = await asyncio.to_thread(
+                free_space, self.video_dir, candidates, self.cap_bytes
+            )
+            for job_id in freed:
+                await self.jobs.mark_files_deleted(job_id)
+        if freed:
+            log.info(
+                "janitor: VIDEO_DIR_MAX_GB reached: files of %d oldest jobs deleted", len(freed)
+            )
+        return used < self.cap_bytes
+
+    async def forget_old_texts(self) -> tuple[int, int]:
+        """With ``DATA_RETENTION_DAYS``: blank the prompts of jobs and the names of users older
+        than that; returns (jobs, users) changed."""
+        if self.data_retention_days <= 0:
+            return 0, 0
+        cutoff = self.clock() - self.data_retention_days * DAY
+        jobs = await self.jobs.forget_prompts(cutoff)
+        users = await self.users.forget_names(cutoff) if self.users is not None else 0
+        if jobs or users:
+            log.info(
+                "janitor: DATA_RETENTION_DAYS: texts of %d jobs, names of %d users forgotten",
+                jobs,
+                users,
+            )
+        return jobs, users
 
     def start(self) -> None:
         if not self.enabled:
@@ -238,8 +310,11 @@ class Janitor:
             await asyncio.sleep(self.interval)
 
     async def run_once(self) -> SweepReport | None:
-        """One sweep now; None when retention is off (``VIDEO_RETENTION_DAYS=0``)."""
-        if not self.enabled:
+        """One sweep now (and the cap and the data retention); None when video retention is off
+        (``VIDEO_RETENTION_DAYS=0``)."""
+        await self.make_room()
+        await self.forget_old_texts()
+        if self.retention_days <= 0:
             return None
         cutoff = self.clock() - self.retention_days * DAY
         expired = [

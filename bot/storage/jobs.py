@@ -4,9 +4,13 @@ State machine (docs/architecture.md)::
 
     queued → running → generated → delivered
     queued | running → cancelled
-    running | generated → failed        (generated: the stored video cannot be sent, e.g. too big)
+    running | generated → failed        (generated: the stored video cannot be sent, e.g. too big;
+                                         running: also refused at claim time, ``refuse_claimed``)
     generated → undeliverable           (the user blocked the bot)
     at start: running → queued (attempt + 1) or → failed after ``max_attempts``
+
+The queue is fair, not first come first served: :data:`QUEUE_ORDER_SQL` is the one order in which
+jobs are claimed and in which positions are shown (:meth:`JobStore.queue_order`).
 
 Every transition is one conditional ``UPDATE … WHERE status IN (…)``, atomic without an explicit
 transaction, and reports whether it happened: a job cancelled while it rendered can never become
@@ -70,9 +74,56 @@ class FailReason:
     VIDEO_MISSING = "video_missing"
     BLOCKED = "blocked"
     """The user blocked the bot (``undeliverable``)."""
+    OVER_LIMIT = "over_limit"
+    """Claimed, but the current limits no longer allow its options (the operator lowered
+    ``MAX_*`` while it waited): stored as ``over_limit:<option>[:<maximum>]`` (:meth:`over_limit`)."""
+
+    @classmethod
+    def over_limit(cls, option: str, maximum: int | None = None) -> str:
+        """The stored code of a job refused at claim time: the option and its current maximum."""
+        return f"{cls.OVER_LIMIT}:{option}" + (f":{maximum}" if maximum is not None else "")
+
+    @classmethod
+    def parse_over_limit(cls, code: str | None) -> tuple[str, int | None] | None:
+        """``(option, maximum)`` of an :meth:`over_limit` code; None for any other code."""
+        if not code or not code.startswith(cls.OVER_LIMIT + ":"):
+            return None
+        _, option, *rest = code.split(":")
+        maximum = int(rest[0]) if rest and rest[0].isdigit() else None
+        return option, maximum
 
 
 _OPTION_FIELDS = tuple(f.name for f in fields(GenerationOptions))
+
+QUEUE_ORDER_SQL = (
+    "WITH waiting AS ("
+    " SELECT jobs.*, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY id) AS turn,"
+    " MIN(id) OVER (PARTITION BY user_id) AS first_id FROM jobs WHERE status = ?),"
+    " rendered AS ("
+    " SELECT user_id, MAX(started_at) AS last_start FROM jobs"
+    " WHERE started_at IS NOT NULL AND user_id IN (SELECT user_id FROM waiting)"
+    " GROUP BY user_id)"
+    " SELECT {columns} FROM waiting AS w LEFT JOIN rendered AS r ON r.user_id = w.user_id"
+    " ORDER BY w.turn, CASE WHEN r.last_start IS NULL THEN 0 ELSE 1 END, r.last_start,"
+    " w.first_id"
+)
+"""The fair queue, in one statement (``{columns}``: ``w.id`` or ``w.*``; parameters:
+:data:`QUEUE_ORDER_PARAMS`). Round-robin by user: every user with queued jobs gets one render per
+round (``turn`` = 1 for each user's oldest queued job, 2 for the next…); within a round, users go
+in the order of the start of their latest render — never rendered first, then the one who has
+waited longest — and ties go to the user whose oldest queued job is oldest. Claiming a user's job
+makes it their latest render, so the next round keeps this round's order: the whole list is the
+order in which :meth:`JobStore.claim_next` will claim the jobs if nothing else arrives.
+
+Plain SQL with window functions (``ROW_NUMBER``, ``MIN … OVER``) and CTEs: the same text runs on
+SQLite ≥ 3.25 and PostgreSQL (placeholders aside). Jobs requeued at start and jobs refused at claim
+time have ``started_at`` cleared, so they are not their user's turn."""
+QUEUE_ORDER_PARAMS: tuple[str, ...] = (JobStatus.QUEUED,)
+
+CHARGED_SQL = "(started_at IS NOT NULL OR status NOT IN (?, ?))"
+"""The jobs a daily budget counts: all but those that ended without ever starting to render
+(cancelled while queued, refused at claim time). A job that ran counts whatever became of it."""
+CHARGED_PARAMS: tuple[str, ...] = (JobStatus.CANCELLED, JobStatus.FAILED)
 
 
 def options_to_json(options: GenerationOptions) -> str:
@@ -118,6 +169,9 @@ class Job:
     source: str
     update_id: int | None = None  # the Telegram update that created it (idempotent replay)
     locale: str | None = None  # the language the requester reads (status, caption, errors)
+    cost: float = 1.0  # GPU cost in ordinary videos (bot/services/cost.py), fixed at admission
+    number: int = 0
+    """The requester's own number for it (``#3``: their third job), shown in every message."""
 
     @property
     def is_active(self) -> bool:
@@ -155,6 +209,8 @@ class Job:
             source=row["source"],
             update_id=row["update_id"],
             locale=row["locale"],
+            cost=row["cost"],
+            number=row["number"] or row["id"],
         )
 
 
@@ -165,6 +221,13 @@ class Recovery:
     requeued: list[Job]
     failed: list[Job]
     undelivered: list[Job]  # ``generated``: send the stored file again, never regenerate
+
+
+class FinishedRun(NamedTuple):
+    """A generated job as the ETA sees it (:meth:`JobStore.recent_runs`)."""
+
+    seconds: float  # gen_seconds: from claim to generated
+    options: GenerationOptions
 
 
 class HourBucket(NamedTuple):
@@ -224,17 +287,22 @@ class JobStore:
         source: str = JobSource.REQUEST,
         update_id: int | None = None,
         locale: str | None = None,
+        cost: float = 1.0,
     ) -> Job:
         """Persist a new ``queued`` job (committed when this returns).
 
+        ``cost`` is its GPU cost in ordinary videos (``bot/services/cost.py``), summed by the
+        daily budgets (:meth:`cost_since`).
+
         ``update_id`` names the Telegram update that asked for it: a second create for the same
-        update (a replay after a crash, ``bot/polling.py``) inserts nothing and returns the job
+        update (a replay after a crash, ``bot/telegram/updates.py``) inserts nothing and returns the job
         the first one created — compare ``created_at``/``status_message_id`` to tell.
         """
         job = await self._one(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
-            " translate, created_at, source, update_id, locale)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " translate, created_at, source, update_id, locale, cost, number)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " (SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE user_id = ?))"
             " ON CONFLICT DO NOTHING RETURNING *",
             (
                 user_id,
@@ -248,6 +316,8 @@ class JobStore:
                 source,
                 update_id,
                 locale,
+                float(cost),
+                user_id,
             ),
         )
         if job is None and update_id is not None:
@@ -258,6 +328,12 @@ class JobStore:
     async def by_update_id(self, update_id: int) -> Job | None:
         """The job created by Telegram update ``update_id``, if any."""
         return await self._one("SELECT * FROM jobs WHERE update_id = ?", (update_id,))
+
+    async def by_number(self, user_id: int, number: int) -> Job | None:
+        """The job ``user_id`` knows as ``#number`` (numbers count each requester's jobs)."""
+        return await self._one(
+            "SELECT * FROM jobs WHERE user_id = ? AND number = ?", (user_id, number)
+        )
 
     async def get(self, job_id: int) -> Job | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -281,15 +357,28 @@ class JobStore:
     # ------------------------------------------------------------ transitions
 
     async def claim_next(self) -> Job | None:
-        """Atomically move the oldest queued job to ``running``; None when the queue is empty.
+        """Atomically move the first job of :meth:`queue_order` to ``running`` (the oldest job
+        of the user who has waited longest without a render); None when the queue is empty.
 
-        One statement, so two loops (or processes) can never claim the same job.
+        One statement, so two loops (or processes) can never claim the same job: the loser of a
+        race finds the row no longer ``queued``, changes nothing and gets None (its next look
+        claims the following job).
         """
         return await self._one(
             "UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1, progress = 0"
-            " WHERE id = (SELECT id FROM jobs WHERE status = ? ORDER BY id LIMIT 1)"
+            f" WHERE id = ({QUEUE_ORDER_SQL.format(columns='w.id')} LIMIT 1)"
             " AND status = ? RETURNING *",
-            (JobStatus.RUNNING, self.clock(), JobStatus.QUEUED, JobStatus.QUEUED),
+            (JobStatus.RUNNING, self.clock(), *QUEUE_ORDER_PARAMS, JobStatus.QUEUED),
+        )
+
+    async def refuse_claimed(self, job_id: int, reason: str) -> bool:
+        """running → failed *before* rendering began: the current limits no longer allow the
+        job's options (``reason``: :meth:`FailReason.over_limit`). ``started_at`` is cleared, so
+        it is not charged to the daily budgets and is not its user's turn in the fair queue."""
+        return await self._changed(
+            "UPDATE jobs SET status = ?, error = ?, finished_at = ?, started_at = NULL"
+            " WHERE id = ? AND status = ?",
+            (JobStatus.FAILED, reason, self.clock(), job_id, JobStatus.RUNNING),
         )
 
     async def mark_generated(
@@ -387,8 +476,11 @@ class JobStore:
                     max_attempts,
                 ),
             )
+            # started_at is cleared: in the fair queue the interrupted job waits as one never
+            # started, so its user keeps the place they had before the interrupted claim.
             requeued_rows = await self.conn.execute_fetchall(
-                "UPDATE jobs SET status = ?, progress = 0 WHERE status = ? RETURNING *",
+                "UPDATE jobs SET status = ?, progress = 0, started_at = NULL WHERE status = ?"
+                " RETURNING *",
                 (JobStatus.QUEUED, JobStatus.RUNNING),
             )
             undelivered_rows = await self.conn.execute_fetchall(
@@ -402,17 +494,21 @@ class JobStore:
 
     # ------------------------------------------------------------ queue views
 
+    async def queue_order(self) -> list[Job]:
+        """Every queued job in the order :meth:`claim_next` will claim them if nothing else
+        arrives: the fair queue (:data:`QUEUE_ORDER_SQL`). Positions, ETAs and /queue read it,
+        so what users are told is what the worker does."""
+        return await self._many(QUEUE_ORDER_SQL.format(columns="w.*"), QUEUE_ORDER_PARAMS)
+
     async def queue_position(self, job_id: int) -> int | None:
-        """1 = claimed next; None if the job is not queued."""
-        return await self._scalar(
-            "SELECT (SELECT COUNT(*) FROM jobs WHERE status = ? AND id <= j.id)"
-            " FROM jobs AS j WHERE j.id = ? AND j.status = ?",
-            (JobStatus.QUEUED, job_id, JobStatus.QUEUED),
-        )
+        """1 = claimed next (in :meth:`queue_order`); None if the job is not queued."""
+        ids = await self.queued_ids()
+        return ids.index(job_id) + 1 if job_id in ids else None
 
     async def queued_ids(self) -> list[int]:
+        """Ids of the queued jobs in claim order (:meth:`queue_order`)."""
         rows = await self.conn.execute_fetchall(
-            "SELECT id FROM jobs WHERE status = ? ORDER BY id", (JobStatus.QUEUED,)
+            QUEUE_ORDER_SQL.format(columns="w.id"), QUEUE_ORDER_PARAMS
         )
         return [row[0] for row in rows]
 
@@ -425,6 +521,21 @@ class JobStore:
             "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status IN (?, ?)",
             (user_id, *JobStatus.ACTIVE),
         )
+
+    async def cost_since(
+        self, since_ts: float, *, user_id: int | None = None, chat_id: int | None = None
+    ) -> float:
+        """Ordinary videos charged since ``since_ts`` to a user or to a chat (the daily
+        budgets): the stored ``cost`` of every job created since then, except jobs that ended
+        without ever starting to render (``CHARGED_SQL``)."""
+        column, key = ("user_id", user_id) if user_id is not None else ("chat_id", chat_id)
+        if key is None:
+            raise ValueError("cost_since needs a user_id or a chat_id")
+        total = await self._scalar(
+            f"SELECT SUM(cost) FROM jobs WHERE {column} = ? AND created_at >= ? AND {CHARGED_SQL}",
+            (key, since_ts, *CHARGED_PARAMS),
+        )
+        return float(total or 0.0)
 
     async def count_since(self, user_id: int, since_ts: float) -> int:
         """Jobs the user created since ``since_ts``, whatever became of them (DAILY_JOBS_PER_USER)."""
@@ -455,10 +566,12 @@ class JobStore:
         return jobs[0] if jobs else None
 
     async def all_active(self) -> list[Job]:
-        """Every queued and running job, oldest first (admin ``/queue``, status refresh)."""
-        return await self._many(
-            "SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY id", JobStatus.ACTIVE
+        """Every running job (oldest first), then every queued one in claim order
+        (:meth:`queue_order`): admin ``/queue``, status refresh."""
+        running = await self._many(
+            "SELECT * FROM jobs WHERE status = ? ORDER BY id", (JobStatus.RUNNING,)
         )
+        return running + await self.queue_order()
 
     async def recent_durations(self, limit: int = 20) -> list[float]:
         """``gen_seconds`` of the most recently generated jobs, newest first (for the ETA).
@@ -472,6 +585,17 @@ class JobStore:
             (limit,),
         )
         return [row[0] for row in rows]
+
+    async def recent_runs(self, limit: int = 20) -> list[FinishedRun]:
+        """``gen_seconds`` and options of the most recently generated jobs, newest first: what
+        the ETA learns the cost of each quality tier from (``bot/eta.py``). The same jobs as
+        :meth:`recent_durations`."""
+        rows = await self.conn.execute_fetchall(
+            "SELECT gen_seconds, options, prompt FROM jobs WHERE gen_seconds IS NOT NULL"
+            " ORDER BY generated_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [FinishedRun(row[0], options_from_json(row[1], row[2])) for row in rows]
 
     # ------------------------------------------------------------ statistics
 
@@ -553,6 +677,19 @@ class JobStore:
             " OR json_extract(video_meta, '$.thumbnail') IS NOT NULL) ORDER BY id",
             (*JobStatus.FINAL, before_ts),
         )
+
+    async def forget_prompts(self, before_ts: float) -> int:
+        """``DATA_RETENTION_DAYS``: blank the texts users wrote (prompt, English prompt, negative
+        prompt) of jobs that ended before ``before_ts``; their status, options, times and the
+        counts /stats shows stay. Returns how many jobs were blanked."""
+        cursor = await self.conn.execute(
+            f"UPDATE jobs SET prompt = '', prompt_en = NULL,"
+            " options = json_set(options, '$.prompt', '', '$.negative_prompt', '')"
+            f" WHERE status IN ({_placeholders(JobStatus.FINAL)})"
+            " AND COALESCE(finished_at, generated_at, created_at) < ? AND prompt != ''",
+            (*JobStatus.FINAL, before_ts),
+        )
+        return cursor.rowcount
 
     async def file_references(self) -> tuple[set[str], set[int]]:
         """Every stored path some job points to (videos and thumbnails, as written), and the ids

@@ -61,10 +61,11 @@ class UserStore:
     async def touch(self, user_id: int, username: str | None, first_name: str | None) -> User:
         """Create the user or refresh their names (called on every update); returns the row."""
         rows = await self.conn.execute_fetchall(
-            "INSERT INTO users (user_id, username, first_name, created_at) VALUES (?, ?, ?, ?)"
+            "INSERT INTO users (user_id, username, first_name, created_at, last_seen_at)"
+            " VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (user_id) DO UPDATE SET username = excluded.username,"
-            " first_name = excluded.first_name RETURNING *",
-            (user_id, username, first_name, self.clock()),
+            " first_name = excluded.first_name, last_seen_at = excluded.last_seen_at RETURNING *",
+            (user_id, username, first_name, self.clock(), self.clock()),
         )
         return User.from_row(next(iter(rows)))
 
@@ -136,6 +137,16 @@ class UserStore:
             "UPDATE users SET settings = '{}' WHERE user_id = ? AND settings != '{}'", (user_id,)
         ) as cursor:
             return cursor.rowcount > 0
+
+    async def forget_names(self, before_ts: float) -> int:
+        """``DATA_RETENTION_DAYS``: drop the names of users not seen since ``before_ts`` (their
+        id, ban and settings stay: they are what the bot needs). Returns how many."""
+        cursor = await self.conn.execute(
+            "UPDATE users SET username = NULL, first_name = NULL WHERE last_seen_at < ?"
+            " AND (username IS NOT NULL OR first_name IS NOT NULL)",
+            (before_ts,),
+        )
+        return cursor.rowcount
 
     async def count_users(self) -> int:
         rows = await self.conn.execute_fetchall("SELECT COUNT(*) FROM users")

@@ -37,6 +37,8 @@ from aiogram.exceptions import (
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
+from bot.telegram.pacing import PacingMiddleware
+
 if TYPE_CHECKING:
     from aiogram import Bot
 
@@ -119,5 +121,7 @@ def make_session(
     if api_url:
         session_kwargs["api"] = TelegramAPIServer.from_base(api_url)
     session = AiohttpSession(**session_kwargs)
+    # Pacing first: a request waits its turn once, not again before every retry.
+    session.middleware(PacingMiddleware())
     session.middleware(RetryMiddleware(policy))
     return session

@@ -11,11 +11,13 @@ def not_admin() -> str:
 
 
 def ban_usage() -> str:
-    return _("Give the user id: /ban 123456789 (ids are shown in /queue).")
+    return _(
+        "Give the user id, or the chat id of someone who posts as a channel: /ban 123456789 or /ban -1001234567890 (ids are shown in /queue)."
+    )
 
 
 def unban_usage() -> str:
-    return _("Give the user id: /unban 123456789.")
+    return _("Give the user or chat id: /unban 123456789.")
 
 
 def ban_admin() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.i18n import _, duration
+from bot.i18n import _, duration, number
 from bot.texts import one_line, percent, utc_time
 
 STATUS_ICONS = {
@@ -74,14 +74,23 @@ def admin_queue_header(total: int, queued: int) -> str:
 
 
 def admin_queue_line(
-    job_id: int, user_id: int, username: str | None, status: str, age: float, fraction: float
+    job_id: int,
+    user_id: int,
+    username: str | None,
+    status: str,
+    age: float,
+    fraction: float,
+    cost: float | None = None,
 ) -> str:
     who = f"{user_id}" + (f" @{username}" if username else "")
     ago = _("{time} ago").format(time=duration(age))
-    return (
+    line = (
         f"{STATUS_ICONS.get(status, '•')} #{job_id} · {who} · {status_name(status)}"
         f" · {ago} · {percent(fraction)}"
     )
+    if cost is not None:
+        line += " · " + _("cost {cost}").format(cost=number(cost, digits=1))
+    return line
 
 
 def admin_queue_more(hidden: int) -> str:

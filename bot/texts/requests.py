@@ -7,7 +7,7 @@ Every echoed user value is shortened, so no answer can exceed Telegram's limits.
 
 from __future__ import annotations
 
-from bot.i18n import _, duration, ngettext
+from bot.i18n import _, duration, ngettext, number
 from bot.texts import shorten
 from pipeline.options import MAX_SEED, OPTION_NAMES, ModelLimits, OptionError
 
@@ -26,6 +26,11 @@ def _labels() -> dict[str, str]:
         "negative": _("--negative (what must not be shown)"),
         "prompt": _("Description"),
     }
+
+
+def option_label(option: str) -> str:
+    """``--steps (steps)``: how an option is named to users."""
+    return _labels().get(option) or f"--{shorten(option, ECHO_LIMIT)}"
 
 
 def allowed_range(option: str, limits: ModelLimits, max_prompt_chars: int) -> str | None:
@@ -120,7 +125,7 @@ def option_error(error: OptionError, limits: ModelLimits, max_prompt_chars: int)
             names=", ".join(f"--{name}" for name in OPTION_NAMES)
         )
     else:
-        label = _labels().get(option) or f"--{shorten(option, ECHO_LIMIT)}"
+        label = option_label(option)
         if option in OPTION_NAMES:
             label = _("Option {label}").format(label=label)
         allowed = allowed_range(option, limits, max_prompt_chars)
@@ -160,6 +165,44 @@ def limit_daily(limit: int, frees_in: float) -> str:
     ).format(n=limit, wait=duration(frees_in))
 
 
+def videos(cost: float) -> str:
+    """An amount of GPU cost in ordinary videos (``bot/services/cost.py``): ``3.2 ordinary
+    videos``, ``1 ordinary video``; one decimal, whole amounts without it."""
+    rounded = round(max(0.0, cost), 1)
+    if rounded == int(rounded):
+        n = int(rounded)
+        return ngettext("{n} ordinary video", "{n} ordinary videos", n).format(
+            n=number(n, digits=0)
+        )
+    return _("{amount} ordinary videos").format(amount=number(rounded, digits=1))
+
+
+def request_cost(cost: float) -> str:
+    return _("This request costs {cost}.").format(cost=videos(cost))
+
+
+def limit_job_cost(cost: float, limit: float) -> str:
+    return _(
+        "💰 This request costs {cost}, over the limit of {limit} per request. Ask for fewer "
+        "steps (--steps) or frames (--frames), a smaller size (--size) or a faster quality in "
+        "/settings."
+    ).format(cost=videos(cost), limit=videos(limit))
+
+
+def limit_daily_cost(cost: float, limit: float, left: float, frees_in: float) -> str:
+    return _(
+        "💰 Daily budget reached: {limit} a day, {left} left, and this request costs {cost}. "
+        "It renews at 00:00 UTC, in {wait}."
+    ).format(cost=videos(cost), limit=videos(limit), left=videos(left), wait=duration(frees_in))
+
+
+def limit_chat_cost(cost: float, limit: float, left: float, frees_in: float) -> str:
+    return _(
+        "💰 This chat's daily budget is reached: {limit} a day for everyone here, {left} left, "
+        "and this request costs {cost}. It renews at 00:00 UTC, in {wait}."
+    ).format(cost=videos(cost), limit=videos(limit), left=videos(left), wait=duration(frees_in))
+
+
 def banned() -> str:
     return _(
         "⛔ You are blocked in this bot: requests are not accepted until the administrator "
@@ -178,4 +221,15 @@ def paused_note() -> str:
     return _(
         "⏸ Generation is paused by the administrator right now. The request is saved and will "
         "start when generation resumes."
+    )
+
+
+def too_often() -> str:
+    return _("⏳ Too many messages at once: I skip some of them. Wait a little and write again.")
+
+
+def disk_full() -> str:
+    return _(
+        "😔 The bot's video storage is full right now, so I cannot take new requests. Try again "
+        "later."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from babel import Locale
 
-from bot.i18n import _, ngettext, number
+from bot.i18n import _, duration, ngettext, number
 
 
 def value_label(name: str, value: str) -> str:
@@ -61,9 +61,13 @@ def summary(
     fps: int,
     steps: int,
     changed: set[str],
+    tier_seconds: dict[str, float],
+    measured: bool,
     fast_mode: bool = False,
 ) -> str:
-    """What each setting means now, in the order of the keyboard's rows."""
+    """What each setting means now, in the order of the keyboard's rows. ``tier_seconds``: the
+    typical time of a video of each quality (``bot/eta.py``), ``measured`` on this bot's own
+    recent videos or else the reference estimate."""
 
     def mark(name: str) -> str:
         return "" if name in changed else " " + _("(default)")
@@ -82,6 +86,9 @@ def summary(
     frames_text = ngettext("{n} frame", "{n} frames", frames).format(n=frames)
     steps_text = ngettext("{n} step", "{n} steps", steps).format(n=steps)
     seconds = _("{n} s").format(n=number(frames / fps, digits=1))
+    quality_line = _("Quality: {value} ({steps}, ≈ {time})").format(
+        value=quality, steps=steps_text, time=duration(tier_seconds[values["quality"]])
+    )
     lines = [
         _("⚙️ Your settings for new videos:"),
         "• "
@@ -94,9 +101,7 @@ def summary(
             value=value_label("length", values["length"]), frames=frames_text, seconds=seconds
         )
         + mark("length"),
-        "• "
-        + _("Quality: {value} ({steps})").format(value=quality, steps=steps_text)
-        + mark("quality"),
+        "• " + quality_line + mark("quality"),
         "• " + _("Seed: {value}").format(value=seed_text) + mark("seed"),
         "• "
         + _("Translation: {value} — {meaning}").format(
@@ -107,9 +112,27 @@ def summary(
         + _("Language: {value}").format(value=value_label("language", values["language"]))
         + mark("language"),
         "",
+        tier_times(tier_seconds, measured),
+        "",
         _(
             "The rows of buttons below are in the same order. Options in the request itself "
             "(--steps, --size…) win over the settings."
         ),
     ]
     return "\n".join(lines)
+
+
+def tier_times(tier_seconds: dict[str, float], measured: bool) -> str:
+    """One line with the typical time of a video of each quality, and where it comes from."""
+    times = ", ".join(
+        f"{value_label('quality', quality)} ≈ {duration(seconds)}"
+        for quality, seconds in tier_seconds.items()
+    )
+    if measured:
+        return _("⏱ Typical time of a video: {times} (from this bot's recent videos).").format(
+            times=times
+        )
+    return _(
+        "⏱ Typical time of a video: {times} (estimated for one H200 GPU until this bot "
+        "has made a video)."
+    ).format(times=times)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from bot.i18n import _, duration, ngettext
 from bot.storage.jobs import FailReason
 from bot.texts import CAPTION_LIMIT, progress_bar, shorten
+from bot.texts import requests as request_texts
 from pipeline.progress import Stage
 
 
-def queued(job_id: int, position: int | None, eta_seconds: float | None) -> str:
-    """A waiting job: its number (for /cancel), its place in the queue and when it should be ready."""
+def queued(
+    job_id: int, position: int | None, eta_seconds: float | None, cost: float | None = None
+) -> str:
+    """A waiting job: its number (for /cancel), its place in the queue, when it should be ready
+    and, when given (a costly request), its cost in ordinary videos."""
     lines = [_("⏳ Request #{id} accepted.").format(id=job_id)]
     if position is not None:
         lines.append(_("Place in the queue: {n}").format(n=position))
@@ -17,6 +21,8 @@ def queued(job_id: int, position: int | None, eta_seconds: float | None) -> str:
         lines.append(
             _("The video will be ready in about {wait}").format(wait=duration(eta_seconds))
         )
+    if cost is not None:
+        lines.append(request_texts.request_cost(cost))
     return "\n".join(lines)
 
 
@@ -108,12 +114,32 @@ def failure(reason: str | None) -> str:
             "😔 The video was ready, but the file was lost when the bot restarted. Send the "
             "request again."
         )
+    over_limit = FailReason.parse_over_limit(reason)
+    if over_limit is not None:
+        return over_limit_failure(*over_limit)
     if reason in (None, FailReason.GENERATION, FailReason.BLOCKED):
         return _(
             "😔 Could not make the video: an error happened during generation. Try again; if it "
             "happens again, lower the number of frames (--frames) or the size (--size)."
         )
     return reason
+
+
+def over_limit_failure(option: str, maximum: int | None) -> str:
+    """A queued job the current limits no longer allow (the operator lowered them after it was
+    queued): which option, and its current maximum when there is one."""
+    label = request_texts.option_label(option)
+    if maximum is not None and option == "size":
+        limit = _("now at most {max} pixels, width × height").format(max=maximum)
+    elif maximum is not None:
+        limit = _("now at most {max}").format(max=maximum)
+    else:
+        limit = _("see /help")
+    return _(
+        "😔 The request was not started: the bot's limits were lowered after it was queued, and "
+        "its option {label} no longer fits ({limit}). Nothing was generated and it does not count "
+        "against your daily budget. Send it again with a smaller value."
+    ).format(label=label, limit=limit)
 
 
 def caption(

@@ -12,6 +12,13 @@ The loop knows nothing of Telegram: it writes the job's row and reports each tur
 is marked ``generated`` and reported; delivery runs as its own task, so the next claim happens
 at once and uploading overlaps the next render.
 
+Limits are checked again at claim time (:func:`limit_breach`): a job queued before the operator
+lowered ``MAX_STEPS``/``MAX_FRAMES``/``MAX_PIXELS`` and restarted, whose options the model's
+current bounds no longer allow, fails at once with ``FailReason.over_limit`` naming the option and
+its current maximum — nothing is rendered, and it is not charged to the daily budgets. Failing
+rather than clamping: a clamped video is not the one that was asked for (fewer steps, a different
+size or length), and the user can send the request again within the new limits in one message.
+
 On a graceful stop the running job is interrupted and *left* ``running`` in the database: the
 next start requeues it (``JobStore.recover``), exactly as after a crash. Nothing is lost.
 """
@@ -30,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from bot.logs import mask
 from bot.storage.jobs import FailReason, JobStatus
 from pipeline.errors import GenerationOOM, VideoTooLarge
+from pipeline.options import OptionError, resolve_options
 from pipeline.progress import GenerationCancelled, Progress, Stage
 
 if TYPE_CHECKING:
@@ -37,6 +45,7 @@ if TYPE_CHECKING:
     from bot.services.pause import PauseSwitch
     from bot.storage.jobs import Job, JobStore
     from bot.worker.events import JobEvents
+    from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,33 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, (GenerationOOM, MemoryError)):
         return True
     return type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower()
+
+
+def limit_breach(
+    options: GenerationOptions, defaults: GenerationDefaults, limits: ModelLimits
+) -> str | None:
+    """The ``FailReason.over_limit`` code of stored ``options`` that ``limits`` no longer allow
+    (the option and its current maximum), or None when they still fit. The one validator of new
+    requests (``pipeline.options.resolve_options``) decides; the prompt's length is not checked
+    again (the translator cuts what the model cannot read)."""
+    try:
+        resolve_options(
+            options.prompt or "-",
+            options.to_overrides(),
+            defaults,
+            limits,
+            max_prompt_chars=max(1, len(options.prompt)),
+        )
+    except OptionError as error:
+        maxima = {
+            "steps": limits.max_steps,
+            "frames": limits.last_valid_frames(),
+            "fps": limits.max_fps,
+        }
+        if error.code == "too_many_pixels":
+            maxima["size"] = limits.max_pixels
+        return FailReason.over_limit(error.option, maxima.get(error.option))
+    return None
 
 
 def video_meta(result: Any, gen_seconds: float) -> dict[str, Any]:
@@ -181,6 +217,12 @@ class GenerationLoop:
         current = await self.jobs.get(job.id)
         if current is None or current.status != JobStatus.RUNNING:
             log.info("job %s: cancelled before rendering began", job.id)
+            return
+        breach = limit_breach(job.options, self.backend.defaults, self.backend.limits)
+        if breach is not None:
+            log.info("job %s: refused at claim time: %s", job.id, breach)
+            if await self.jobs.refuse_claimed(job.id, breach):
+                await self.events.failed(job, breach)
             return
         log.info("job %s: started (attempt %d)", job.id, job.attempts)
         await self.events.started(job)

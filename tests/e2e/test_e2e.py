@@ -387,6 +387,7 @@ def _tiny_settings(tg: FakeTelegram, data_dir: Path, wan: Path, marian: Path) ->
         "DEFAULT_SIZE": "64x64",
         "DEFAULT_FRAMES": "9",
         "DEFAULT_STEPS": "2",
+        "MAX_COST_PER_JOB": "0",  # --steps 40 over a 2-step default job: 20 ordinary videos
         "STATUS_MIN_INTERVAL": "0.2",
         "QUEUE_REFRESH_INTERVAL": "0.2",
         "POLLING_TIMEOUT": "1",

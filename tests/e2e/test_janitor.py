@@ -367,3 +367,55 @@ async def wait_status(store: JobStore, job_id: int, status: str, timeout: float 
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} not {status} within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+# ---------------------------------------------------------------- VIDEO_DIR_MAX_GB, DATA_RETENTION_DAYS
+
+
+async def test_the_cap_deletes_the_oldest_finished_videos_first(
+    store: JobStore, video_dir: Path
+) -> None:
+    oldest = await make_job(store, video_dir, "delivered", OLD)
+    middle = await make_job(store, video_dir, "failed", RECENT)
+    newest = await make_job(store, video_dir, "delivered", NOW - 10)
+    generated = await make_job(store, video_dir, "generated", OLD - DAY)  # still to be sent
+    per_job = VIDEO_BYTES + THUMB_BYTES
+    # Room for three jobs' files, four are there: only the oldest finished one goes.
+    keeper = Janitor(store, video_dir, 0, cap_bytes=3 * per_job + 1, clock=lambda: NOW)
+    assert await keeper.make_room()
+    assert not any(p.exists() for p in files_of(video_dir, oldest.id))
+    for job in (middle, newest, generated):
+        assert all(p.exists() for p in files_of(video_dir, job.id))
+    assert (await store.get(oldest.id)).video_path is None  # type: ignore[union-attr]
+
+
+async def test_a_store_full_of_unfinished_work_refuses_new_jobs(
+    store: JobStore, video_dir: Path
+) -> None:
+    generated = await make_job(store, video_dir, "generated", OLD)
+    keeper = Janitor(store, video_dir, 0, cap_bytes=100, clock=lambda: NOW)
+    assert not await keeper.make_room()  # nothing finished to delete: still full
+    assert all(p.exists() for p in files_of(video_dir, generated.id))
+
+
+async def test_data_retention_forgets_prompts_and_names_but_keeps_counts(
+    store: JobStore, video_dir: Path
+) -> None:
+    from bot.storage.users import UserStore
+
+    users = UserStore(store.conn, clock=lambda: OLD)
+    await users.touch(ALICE, "alice", "Алиса")
+    old = await make_job(store, video_dir, "delivered", OLD)
+    recent = await make_job(store, video_dir, "delivered", NOW - 10)
+    queued = await make_job(store, video_dir, "queued", OLD)
+    stats_before = await store.stats(0)
+    keeper = Janitor(store, video_dir, 0, users=users, data_retention_days=7, clock=lambda: NOW)
+    assert await keeper.forget_old_texts() == (1, 1)
+    forgotten = await store.get(old.id)
+    assert forgotten is not None and forgotten.prompt == "" and forgotten.options.prompt == ""
+    assert forgotten.status == "delivered" and forgotten.options.seed == old.options.seed
+    assert (await store.get(recent.id)).prompt == "кот"  # type: ignore[union-attr]
+    assert (await store.get(queued.id)).prompt == "кот"  # type: ignore[union-attr]  # not finished
+    user = await users.get(ALICE)
+    assert user is not None and user.username is None and user.first_name is None
+    assert await store.stats(0) == stats_before  # /stats counts what it counted

@@ -19,6 +19,7 @@ import numpy as np
 from pipeline.export import VideoFile, export_mp4
 from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
 from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
+from pipeline.quality import TierSupport
 
 FAKE_DEFAULTS = GenerationDefaults(steps=4, frames=9, fps=8, width=64, height=64, guidance=5.0)
 FAKE_LIMITS = ModelLimits(
@@ -59,13 +60,17 @@ class FakeBackend:
     """Hooks: ``step_delay`` (seconds per denoising step, sleeping), ``step_work`` (called at each
     step instead: bench burns CPU in it, as a model's worker thread does), ``gate`` (blocks
     before denoising until set), ``fail_with`` (raised by the next ``fail_times`` runs),
-    ``translation`` (the English prompt reported for Cyrillic text). Counters: ``runs``,
-    ``spans`` (monotonic start and end of each finished run), ``steps_done``, ``cancelled``,
-    ``freed``."""
+    ``translation`` (the English prompt reported for Cyrillic text), ``tiers`` (what the quality
+    tiers have on the model it stands for: ``TierSupport(cache=load_cache_data())`` is Wan 2.1
+    1.3B's MagCache), ``on_gpu`` (the bot then calls ``warm_up`` at start, as for a CUDA model),
+    ``warm_up_error`` (raised by ``warm_up``). Counters: ``runs``, ``spans`` (monotonic start
+    and end of each finished run), ``steps_done``, ``cancelled``, ``freed``, ``warm_ups`` (the
+    defaults of each ``warm_up`` call and the thread it ran in)."""
 
     defaults: GenerationDefaults = FAKE_DEFAULTS
     limits: ModelLimits = FAKE_LIMITS
     reads_russian: bool = False
+    tiers: TierSupport = field(default_factory=TierSupport)
     step_delay: float = 0.0
     step_work: Callable[[], None] | None = None
     gate: threading.Event | None = None
@@ -81,6 +86,9 @@ class FakeBackend:
     freed: int = 0
     threads: set[str] = field(default_factory=set)
     device: str = "CPU (fake backend)"
+    on_gpu: bool = False
+    warm_up_error: BaseException | None = None
+    warm_ups: list[tuple[GenerationDefaults | None, str]] = field(default_factory=list)
 
     def run(
         self,
@@ -134,6 +142,15 @@ class FakeBackend:
         total = time.perf_counter() - start
         self.spans.append((self.run_started[-1], time.monotonic()))
         return FakeRunResult(video, prompt_en, options.seed, {"total": total})
+
+    def warm_up(
+        self, defaults: GenerationDefaults | None = None, **kwargs: Any
+    ) -> dict[str, float]:
+        """``TextToVideo.warm_up``: records the call, renders nothing."""
+        self.warm_ups.append((defaults, threading.current_thread().name))
+        if self.warm_up_error is not None:
+            raise self.warm_up_error
+        return {"balanced": 0.0}
 
     def device_info(self) -> str:
         return self.device

@@ -27,6 +27,7 @@ last ``allowed_updates`` the bot sent: an update of another type is never delive
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import time
@@ -205,6 +206,10 @@ class FakeTelegram:
         """Called with each webhook POST as soon as the bot's answer arrived."""
         self._webhook_wakeup = asyncio.Event()
         self._delivery: asyncio.Task[None] | None = None
+        self.per_second_limit: int | None = None
+        """As Telegram: more calls than this within one second (``getUpdates`` aside) get
+        429 with ``retry_after`` 1. None = unlimited."""
+        self._recent: collections.deque[float] = collections.deque()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -525,6 +530,16 @@ class FakeTelegram:
         call = Call(method, params, files, time.monotonic())
         self.calls.append(call)
         chat_id = call.chat_id
+
+        if self.per_second_limit is not None and method != "getUpdates":
+            now = time.monotonic()
+            while self._recent and now - self._recent[0] > 1.0:
+                self._recent.popleft()
+            if len(self._recent) >= self.per_second_limit:
+                call.status = 429
+                body = self._error(429, "Too Many Requests: retry after 1", 1)
+                return web.json_response(body, status=429)
+            self._recent.append(now)
 
         for fault in list(self.faults):
             if not fault.matches(method, chat_id):
@@ -932,6 +947,13 @@ def bot_settings(tg: FakeTelegram, data_dir: Any, **overrides: Any) -> Any:
         "queue_refresh_interval": 0.2,
         "polling_timeout": 1,
         "translator_model": "none",
+        "flood_burst": 0,  # tests send fast on purpose; tests/reliability/test_flood.py sets it
+        # The fake models' default job is tiny (4 steps, 64x64), so the slow jobs tests ask for
+        # (--steps 150) cost dozens of ordinary videos: budgets off unless a test sets them
+        # (tests/handlers/test_budgets.py, tests/e2e/test_fair_queue.py).
+        "max_cost_per_job": 0,
+        "daily_cost_per_user": 0,
+        "daily_cost_per_chat": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

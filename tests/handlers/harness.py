@@ -43,6 +43,10 @@ from tests.fakes.backend import FakeBackend, wan_like_backend
 
 TOKEN = "123456:" + "A" * 35
 BOT_USER = User(id=123456, is_bot=True, first_name="Видеобот", username="video_bot")
+CHANNEL_BOT = 136817688
+"""Telegram's service account for messages posted as a channel."""
+ANONYMOUS_ADMIN_BOT = 1087968824
+"""Telegram's service account for messages of anonymous group admins."""
 
 
 class RecordingSession(BaseSession):
@@ -113,22 +117,39 @@ _message_ids = itertools.count(1)
 
 
 def message_update(
-    user_id: int, text: str, *, chat_id: int | None = None, username: str | None = None
+    user_id: int,
+    text: str,
+    *,
+    chat_id: int | None = None,
+    username: str | None = None,
+    sender_chat: Chat | None = None,
 ) -> Update:
-    """A text message; ``@name`` words get ``mention`` entities as Telegram would give them."""
+    """A text message; ``@name`` words get ``mention`` entities as Telegram would give them.
+    With ``sender_chat`` it is posted as that chat, from Telegram's service account as Telegram
+    sends it (``Channel_Bot``, or ``GroupAnonymousBot`` when the chat is the group itself)."""
     chat_id = user_id if chat_id is None else chat_id
     chat = Chat(
         id=chat_id,
         type="private" if chat_id > 0 else "supergroup",
         title=None if chat_id > 0 else "Группа",
     )
+    sender = User(id=user_id, is_bot=False, first_name=f"u{user_id}", username=username)
+    if sender_chat is not None:
+        anonymous_admin = sender_chat.id == chat_id
+        sender = User(
+            id=ANONYMOUS_ADMIN_BOT if anonymous_admin else CHANNEL_BOT,
+            is_bot=True,
+            first_name="Group" if anonymous_admin else "Channel",
+            username="GroupAnonymousBot" if anonymous_admin else "Channel_Bot",
+        )
     return Update(
         update_id=next(_update_ids),
         message=Message(
             message_id=next(_message_ids),
             date=int(time.time()),
             chat=chat,
-            from_user=User(id=user_id, is_bot=False, first_name=f"u{user_id}", username=username),
+            from_user=sender,
+            sender_chat=sender_chat,
             text=text,
             entities=mention_entities(text),
         ),
@@ -184,7 +205,7 @@ class StubLoop:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"bot_token": TOKEN, "admin_ids": [1]}
+    values: dict[str, Any] = {"bot_token": TOKEN, "admin_ids": [1], "flood_burst": 0}
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -269,17 +290,20 @@ class FeatureEnv:
         await self.conn.close()
 
 
-async def open_feature_env(db_path: Path, **settings_overrides: Any) -> FeatureEnv:
-    """The wiring of ``bot/__main__.py`` (``bot.wiring``) with a wan-like model stand-in."""
+async def open_feature_env(
+    db_path: Path, *, backend: FakeBackend | None = None, **settings_overrides: Any
+) -> FeatureEnv:
+    """The wiring of ``bot/__main__.py`` (``bot.wiring``) with a wan-like model stand-in (or
+    ``backend``, e.g. one with Wan 2.1 1.3B's MagCache ``tiers``)."""
     conn = await db.connect(db_path)
     await db.migrate(conn)
     jobs, users = JobStore(conn), UserStore(conn)
     settings = make_settings(**settings_overrides)
     bot, session = make_bot()
     loop = StubLoop()
-    fake = wan_like_backend()
+    fake = backend or wan_like_backend()
     model = configure(fake, settings)
-    status = StatusHub(bot, jobs, min_interval=0.0, queue_refresh_interval=0.0)
+    status = StatusHub(bot, jobs, min_interval=0.0, queue_refresh_interval=0.0, tiers=model.tiers)
     app = build_context(
         settings=settings,
         jobs=jobs,
@@ -289,5 +313,5 @@ async def open_feature_env(db_path: Path, **settings_overrides: Any) -> FeatureE
         pause=PauseSwitch(StateStore(conn)),
         worker=loop,
     )
-    dp = setup_dispatcher(Dispatcher(app=app))
+    dp = setup_dispatcher(Dispatcher(app=app), settings)
     return FeatureEnv(dp, bot, session, app, loop, conn, fake)

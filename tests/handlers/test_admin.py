@@ -100,7 +100,7 @@ async def test_ban_cancels_queued_jobs_and_unban(env: FeatureEnv) -> None:
 async def test_ban_usage_and_admin_protection(env: FeatureEnv) -> None:
     assert (await env.send(ADMIN, "/ban")).last_text() == admin_texts.ban_usage()
     assert (await env.send(ADMIN, "/ban вася")).last_text() == admin_texts.ban_usage()
-    for bad in ("99999999999999999999", "²", "-5", "0"):
+    for bad in ("99999999999999999999", "²", "--5", "+5", "0", "-0"):
         assert (await env.send(ADMIN, f"/ban {bad}")).last_text() == admin_texts.ban_usage()
     assert (await env.send(ADMIN, f"/ban {ADMIN}")).last_text() == admin_texts.ban_admin()
     assert not await env.users.is_banned(ADMIN)

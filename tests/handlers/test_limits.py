@@ -248,3 +248,22 @@ async def test_banned_user_in_a_group(tmp_path: Path, envs: list) -> None:
     await env.send(BOB, "/generate пёс", chat_id=-100)
     assert env.session.texts() == [request_texts.banned()]
     assert await count_jobs(env, BOB) == 0
+
+
+async def test_a_full_video_store_refuses_everyone_with_a_message(tmp_path: Path) -> None:
+    env = await open_feature_env(tmp_path / "bot.sqlite3", admin_ids=[1])
+    checked: list[bool] = []
+
+    async def full() -> bool:
+        checked.append(True)
+        return False
+
+    env.app.requests.admission.room = full
+    try:
+        for user in (10, 1):  # admins too: there is no room for their video either
+            reply = (await env.send(user, "кот на луне")).last_text()
+            assert reply == request_texts.disk_full()
+            assert await env.jobs.user_jobs(user, limit=5) == []
+    finally:
+        await env.close()
+    assert len(checked) == 2

@@ -34,12 +34,15 @@ async def test_queue_shows_own_jobs_with_positions_and_eta_not_others(env: Featu
     mine_2 = await env.add_job(ALICE, "собака на пляже")
     text = (await env.send(ALICE, "/queue")).last_text()
     lines = text.splitlines()
-    line_1 = next(x for x in lines if f"#{mine_1.id}" in x)
-    line_2 = next(x for x in lines if f"#{mine_2.id}" in x)
+    # Alice's own numbers: her first and second job, whatever the global ids.
+    assert (mine_1.number, mine_2.number) == (1, 2) and mine_2.id == 5
+    line_1 = next(x for x in lines if f"#{mine_1.number}" in x)
+    line_2 = next(x for x in lines if f"#{mine_2.number}" in x)
     # 30 s per job measured: the running one first, then each job ahead, then its own.
     assert "место 1" in line_1 and "≈ 1 мин" in line_1
     assert "место 3" in line_2 and "≈ 2 мин" in line_2  # Bob's queued job sits between them
-    assert "чужой" not in text and f"#{running.id}" not in text
+    assert "чужой" not in text and running.status == "running"
+    assert len([x for x in lines if x.startswith(("⏳", "🎬"))]) == 2  # only her two jobs
 
 
 async def test_queue_shows_no_made_up_eta_before_anything_was_measured(env: FeatureEnv) -> None:
@@ -148,3 +151,25 @@ async def test_admin_queue_of_a_long_queue_fits_one_message(env: FeatureEnv) -> 
     text = (await env.send(ADMIN, "/queue")).last_text()
     assert len(text) <= 4096
     assert queue_texts.admin_queue_more(10) in text
+
+
+async def test_job_numbers_count_each_users_own_jobs(env: FeatureEnv) -> None:
+    """Users see their own numbers (#1 is their first job), never a global counter that shows
+    how busy the bot is; /cancel takes their number."""
+    for _ in range(3):
+        await env.add_job(BOB, "чужой")
+    env.session.clear()
+    status = (await env.send(ALICE, "кот на луне")).last_text()
+    assert status.startswith("⏳ Запрос #1 принят.")
+    (mine,) = await env.jobs.user_jobs(ALICE, limit=5)
+    assert (mine.number, mine.id) == (1, 4)
+    reply = (await env.send(ALICE, "/cancel 1")).last_text()
+    assert reply == queue_texts.cancelled_queued(1)
+    assert (await env.jobs.get(mine.id)).status == "cancelled"  # type: ignore[union-attr]
+    assert (await env.jobs.get(1)).status == "queued"  # type: ignore[union-attr]  # Bob's #1
+    # The next request of hers is #2; an admin cancels Bob's job by the id of the admin list.
+    assert (await env.send(ALICE, "пёс")).last_text().startswith("⏳ Запрос #2 принят.")
+    admin_list = (await env.send(ADMIN, "/queue")).last_text()
+    assert "#3 · 20" in admin_list
+    await env.send(ADMIN, "/cancel 3")
+    assert (await env.jobs.get(3)).status == "cancelled"  # type: ignore[union-attr]

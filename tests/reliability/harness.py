@@ -68,6 +68,11 @@ def bot_env(tg: FakeTelegram, data_dir: Path, **extra: Any) -> dict[str, str]:
         LOG_LEVEL="INFO",
         REL_CWD=str(data_dir),
         REL_MARK_DIR=str(data_dir),
+        # Budgets off: the fake model's default job is tiny, so the slow jobs these tests ask for
+        # cost dozens of ordinary videos (tests/fakes/telegram.py bot_settings does the same).
+        MAX_COST_PER_JOB="0",
+        DAILY_COST_PER_USER="0",
+        DAILY_COST_PER_CHAT="0",
     )
     env.update({k.upper(): str(v) for k, v in extra.items()})
     return env

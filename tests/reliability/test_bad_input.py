@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.reliability.corpus import BAD_TEXTS, GOOD_TEXTS, request_texts
 from tests.reliability.dispatch_env import DispatchEnv, close_env, forward_origin, open_env
@@ -203,3 +204,46 @@ def test_group_chatter_ignored_commands_answered(env: DispatchEnv) -> None:
 def test_corpus_size() -> None:
     """The issue asks for at least 100 named cases (random ones come on top)."""
     assert len(BAD_TEXTS) + len(MEDIA) + len(GOOD_TEXTS) >= 100
+
+
+# ------------------------------------------------------------------ bounded replies
+
+COMMANDS = (
+    "", "/generate", "/gen", "/cancel", "/queue", "/history", "/settings", "/start", "/help",
+    "/ban", "/unban", "/stats", "/pause", "/resume", "/nonexistent",
+)  # fmt: skip
+OPTIONS = ("", "--steps ", "--size ", "--seed ", "--frames ", "--fps ", "--guidance ",
+           "--negative ", "--bogus", "steps=", "—size ")  # fmt: skip
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    command=st.sampled_from(COMMANDS),
+    option=st.sampled_from(OPTIONS),
+    value=st.text(min_size=300, max_size=5000),
+    as_admin=st.booleans(),
+)
+def test_no_reply_exceeds_telegrams_limits(
+    env: DispatchEnv, command: str, option: str, value: str, as_admin: bool
+) -> None:
+    """Every command, with any long argument: each reply fits one message (4096 characters),
+    and a user's value is never echoed back whole."""
+    user = ADMIN_ID if as_admin else env.next_user()
+    before = len(env.replies(user))
+    env.feed_message(f"{command} кот {option}{value}".strip(), user)
+    for reply in env.replies(user)[before:]:
+        assert len(reply) <= 4096
+        assert value.strip() not in reply or len(value.strip()) <= 40
+
+
+def test_a_4000_digit_option_gets_a_short_answer(env: DispatchEnv) -> None:
+    user = env.next_user()
+    env.feed_message("/generate кот --size " + "1" * 4000, user)
+    (reply,) = env.replies(user)
+    assert "--size" in reply and len(reply) < 600
+    assert env.jobs_of(user) == []
+    FIGURES["long_option_reply_chars"] = len(reply)

@@ -46,6 +46,23 @@ def test_defaults_match_the_design_table(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (s.compile, s.quantize, s.fast_lora, s.fast_transformer) == ("auto", None, None, None)
     assert s.upload_limit_bytes == CLOUD_UPLOAD_LIMIT
     assert s.status_min_interval == 3.0
+    budgets = (s.daily_cost_per_user, s.daily_cost_per_chat, s.max_cost_per_job)
+    assert budgets == (20.0, 40.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("0", 0.0), ("2.5", 2.5), ("", 4.0), (" ", 4.0), ("12", 12.0)]
+)
+def test_cost_budgets(monkeypatch: pytest.MonkeyPatch, value: str, expected: float) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("MAX_COST_PER_JOB", value)
+    monkeypatch.setenv("DAILY_COST_PER_USER", value)
+    monkeypatch.setenv("DAILY_COST_PER_CHAT", value)
+    s = Settings()
+    assert s.max_cost_per_job == expected
+    blank = not value.strip()
+    assert s.daily_cost_per_user == (20.0 if blank else expected)
+    assert s.daily_cost_per_chat == (40.0 if blank else expected)
 
 
 def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,6 +114,8 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("BOT_TOKEN", "oops"),
         ("DEFAULT_QUALITY", "turbo"),
         ("VIDEO_RETENTION_DAYS", "-1"),
+        ("MAX_COST_PER_JOB", "-1"),
+        ("DAILY_COST_PER_USER", "lots"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(
@@ -213,3 +232,47 @@ def test_unknown_quantize_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUANTIZE", "int3")
     with pytest.raises(ValueError, match="quantize"):
         Settings()
+
+
+def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """T2V_MODEL_REVISION and TRANSLATOR_REVISION pin what is downloaded (``revision=``)."""
+    from bot import backend
+    from pipeline.text2video import TextToVideo
+
+    seen: dict[str, object] = {}
+
+    def fake_load(config, translator_model=None, translator_device="cpu", translator_revision=None):
+        seen.update(revision=config.revision, translator_revision=translator_revision)
+        return FakeBackend()
+
+    monkeypatch.setattr(TextToVideo, "load", staticmethod(fake_load))
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("T2V_MODEL_REVISION", "a1b2c3d")
+    monkeypatch.setenv("TRANSLATOR_REVISION", "v1.0")
+    backend._load_text_to_video(Settings())
+    assert seen == {"revision": "a1b2c3d", "translator_revision": "v1.0"}
+    monkeypatch.setenv("T2V_MODEL_REVISION", "")
+    backend._load_text_to_video(Settings())
+    assert seen["revision"] is None
+
+
+def test_the_generator_passes_the_revision_to_diffusers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import generator
+
+    seen: dict[str, object] = {}
+
+    def fake_class_name(model, revision=None):
+        seen["class_revision"] = revision
+        return "WanPipeline"
+
+    def fake_pipeline(model, class_name, **kwargs):
+        seen["load_kwargs"] = kwargs
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(generator, "read_class_name", fake_class_name)
+    monkeypatch.setattr(generator, "load_pipeline", fake_pipeline)
+    config = generator.GeneratorConfig(model="org/model", device="cpu", revision="abc123")
+    with pytest.raises(Exception, match="stop here"):
+        generator.VideoGenerator.load(config)
+    assert seen["class_revision"] == "abc123"
+    assert seen["load_kwargs"]["revision"] == "abc123"  # type: ignore[index]

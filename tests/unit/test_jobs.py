@@ -437,6 +437,24 @@ async def test_recent_durations_newest_first(store: JobStore, clock: FakeClock) 
     assert await store.recent_durations(limit=2) == [30.0, 20.0]
 
 
+async def test_recent_runs_carry_each_jobs_options(store: JobStore, clock: FakeClock) -> None:
+    """The ETA learns each tier's cost from them: the seconds with the options they ran."""
+    for quality, seconds in (("best", 60.0), ("fast", 6.0)):
+        clock.advance(60)
+        job = await store.create(
+            1, 1, 10, "кот", replace(make_options("кот"), quality=quality, steps=50)
+        )
+        assert (await store.claim_next()).id == job.id
+        assert await store.mark_generated(job.id, f"/v/{job.id}.mp4", {}, seconds)
+    await new_job(store)  # never generated: not a run
+    runs = await store.recent_runs()
+    assert [(r.seconds, r.options.quality, r.options.prompt) for r in runs] == [
+        (6.0, "fast", "кот"),
+        (60.0, "best", "кот"),
+    ]
+    assert [r.seconds for r in await store.recent_runs(limit=1)] == [6.0]
+
+
 # ---------------------------------------------------------------- stats
 
 
