@@ -25,7 +25,6 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN mkdir -p bot pipeline && touch bot/__init__.py pipeline/__init__.py \
     && pip install -e ".[lora]"
-COPY migrations ./migrations
 COPY pipeline ./pipeline
 COPY bot ./bot
 
