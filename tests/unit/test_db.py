@@ -108,16 +108,12 @@ async def test_pending_lists_unapplied_migrations_without_applying(tmp_path: Pat
     conn = await db.connect(tmp_path / "bot.sqlite3")
     try:
         every = db.discover(migrations)
-        assert [m.version for m in await db.pending(conn, migrations)] == [
-            m.version for m in every
-        ]
+        assert [m.version for m in await db.pending(conn, migrations)] == [m.version for m in every]
         assert "schema_migrations" not in await _tables(conn)  # looking changed nothing
         await db.migrate(conn, migrations)
         assert await db.pending(conn, migrations) == []
         (migrations / "0099_more.sql").write_text("CREATE TABLE more (x);", encoding="utf-8")
-        assert [(m.version, m.name) for m in await db.pending(conn, migrations)] == [
-            (99, "more")
-        ]
+        assert [(m.version, m.name) for m in await db.pending(conn, migrations)] == [(99, "more")]
         assert "more" not in await _tables(conn)
     finally:
         await conn.close()
