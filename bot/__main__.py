@@ -39,6 +39,12 @@ from bot.notify.delivery import Delivery
 from bot.notify.events import TelegramJobEvents
 from bot.notify.recovery import notify_recovered, recover
 from bot.notify.status import StatusHub
+from bot.observability import Observability
+from bot.observability.events import MetricsJobEvents
+from bot.observability.health import Health, LoopWatch, updates_bound
+from bot.observability.heartbeat import UpdatesHeartbeat
+from bot.observability.metrics import BotMetrics
+from bot.observability.server import MetricsServer
 from bot.services.pause import PauseSwitch
 from bot.storage import db
 from bot.storage.inbox import UpdateInbox
@@ -50,6 +56,7 @@ from bot.telegram.commands import set_profile
 from bot.telegram.polling import InboxDispatcher
 from bot.telegram.session import RetryPolicy, make_session
 from bot.wiring import build_context, setup_dispatcher
+from bot.worker.events import JobEventsFanout
 from bot.worker.loop import GenerationLoop
 
 log = logging.getLogger("bot")
@@ -71,6 +78,8 @@ class App:
     conn: aiosqlite.Connection
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    observability: Observability | None = None
+    """Metrics, health checks, the updates heartbeat, and the ``METRICS_LISTEN`` server."""
 
     @property
     def settings(self) -> Settings:
@@ -106,6 +115,8 @@ class App:
 
     async def on_startup(self, bot: Bot) -> None:
         settings, context = self.settings, self.context
+        if self.observability is not None and self.observability.server is not None:
+            await self.observability.server.start()  # METRICS_LISTEN: /healthz, /metrics
         await bot.delete_webhook(drop_pending_updates=False)  # polling excludes a webhook
         try:
             await set_profile(bot, settings.admin_ids)
@@ -130,6 +141,8 @@ class App:
         for task in list(self._tasks):
             task.cancel()
         await self.context.status.close()
+        if self.observability is not None and self.observability.server is not None:
+            await self.observability.server.stop()
 
 
 async def build_app(
@@ -145,15 +158,37 @@ async def build_app(
         model: ConfiguredBackend = (
             configure(backend, settings) if backend is not None else await load_backend(settings)
         )
+        # aiosqlite's thread would keep a failed start's process alive: close it on any error.
+        return _wire(settings, conn, model, retry_policy)
     except BaseException:
         await conn.close()
         raise
+
+
+def _wire(
+    settings: Settings,
+    conn: aiosqlite.Connection,
+    model: ConfiguredBackend,
+    retry_policy: RetryPolicy | None,
+) -> App:
+    """Everything after the database and the model: the Bot, the services, the Dispatcher."""
     settings.video_dir.mkdir(parents=True, exist_ok=True)
     jobs, users = JobStore(conn), UserStore(conn)
+    heartbeat = UpdatesHeartbeat()
+    metrics = BotMetrics(
+        model=settings.t2v_model,
+        device=model.device_info().split(",")[0],  # the device's name, not its memory in use
+        version=package_version(),
+        memory_stats=model.memory_stats,
+    )
 
     bot = Bot(
         token=settings.bot_token.get_secret_value(),
-        session=make_session(settings.telegram_api_url, retry_policy),
+        session=make_session(
+            settings.telegram_api_url,
+            retry_policy,
+            observers=(heartbeat.observe, metrics.observe_api),
+        ),
         default=DefaultBotProperties(parse_mode=None, link_preview_is_disabled=True),
     )
     status = StatusHub(
@@ -162,12 +197,14 @@ async def build_app(
         min_interval=settings.status_min_interval,
         queue_refresh_interval=settings.queue_refresh_interval,
     )
-    events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings))
+    job_metrics = MetricsJobEvents(metrics, jobs)
+    events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings, observer=job_metrics))
     pause = PauseSwitch(StateStore(conn))
+    watch = LoopWatch()
     worker = GenerationLoop(
         jobs=jobs,
         backend=model,
-        events=events,
+        events=JobEventsFanout(events, watch, job_metrics),
         pause=pause,
         video_dir=settings.video_dir,
         upload_limit_bytes=settings.upload_limit_bytes,
@@ -184,7 +221,18 @@ async def build_app(
 
     dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context))
     janitor = Janitor(jobs, settings.video_dir, settings.video_retention_days)
+    health = Health(
+        conn=conn,
+        loop=worker,
+        watch=watch,
+        updates=heartbeat,
+        stuck_seconds=settings.health_stuck_seconds,
+        updates_seconds=updates_bound(settings.polling_timeout),
+    )
+    address = settings.metrics_address
+    server = MetricsServer(*address, metrics=metrics, health=health, jobs=jobs) if address else None
     app = App(context, bot, dp, worker, events, janitor, conn)
+    app.observability = Observability(metrics, heartbeat, watch, health, server)
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app
@@ -196,6 +244,16 @@ async def run(
     """Build the bot and poll until SIGTERM/SIGINT."""
     app = await build_app(settings, backend)
     await app.run(handle_signals=handle_signals)
+
+
+def package_version() -> str:
+    """The installed distribution's version ("" from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ru-text2video-bot")
+    except PackageNotFoundError:
+        return ""
 
 
 def main() -> int:
