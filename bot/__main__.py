@@ -14,10 +14,13 @@ at the next start.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -256,8 +259,46 @@ def package_version() -> str:
         return ""
 
 
-def main() -> int:
-    """Entry point of ``python -m bot`` and ``t2v-bot``; returns the exit code."""
+DESCRIPTION = """\
+The Telegram bot that turns Russian text into short videos on this machine's GPU.
+
+Settings are read from environment variables and from a .env file in the current directory
+(the environment wins); README's "Configuration" table and .env.example list every name.
+Without options the bot starts: database and migrations, the model, then long polling until
+SIGTERM or Ctrl+C."""
+
+EPILOG = """\
+entry points of this package:
+  python -m bot, t2v-bot          this bot (the same program)
+  python -m pipeline, t2v         one video from the command line, no Telegram (--help)
+  python -m bot.observability.probe
+                                  the container health check: asks /healthz on METRICS_LISTEN
+
+exit codes: 0 fine, 1 a check failed or the bot could not start, 2 invalid configuration"""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the configuration, the database (read-only: pending migrations are listed, "
+        "not applied), VIDEO_DIR, the model paths (no weights loaded) and the token (getMe), "
+        "one line each, then exit",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {package_version() or 'unknown'}"
+    )
+    return parser.parse_args(list(argv))
+
+
+def load_settings(*, check: bool = False) -> Settings | None:
+    """The settings, or None after saying which ones are wrong (never echoing a value)."""
     try:
         settings = Settings()  # type: ignore[call-arg]  # values come from the environment
     except ValidationError as error:
@@ -265,9 +306,34 @@ def main() -> int:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
         )
-        print(f"configuration error: {problems}", file=sys.stderr)
+        if check:
+            print(f"configuration: FAIL, {problems}")
+        else:
+            print(f"configuration error: {problems}", file=sys.stderr)
+        return None
+    if check:
+        source = "the environment and .env" if Path(".env").is_file() else "the environment"
+        print(f"configuration: ok, read from {source}")
+    return settings
+
+
+def cli() -> int:
+    """The ``t2v-bot`` console script: :func:`main` with the command line's arguments."""
+    return main(sys.argv[1:])
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """Entry point of ``python -m bot`` and ``t2v-bot``; returns the exit code."""
+    args = parse_args(argv)
+    settings = load_settings(check=args.check)
+    if settings is None:
         return 2
     register_secret(settings.bot_token.get_secret_value())
+    if args.check:
+        from bot.check import check
+
+        setup_logging("WARNING")
+        return check(settings)
     setup_logging(settings.log_level)
     try:
         asyncio.run(run(settings))
@@ -288,4 +354,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -125,7 +125,7 @@ def test_wheel_holds_migrations_locales_and_entry_point(wheel: Path) -> None:
     assert not any(n.startswith(("tests/", "bench/", "migrations/")) for n in names)
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "t2v-bot = bot.__main__:main" in text
+    assert "t2v-bot = bot.__main__:cli" in text
 
 
 CHECK_INSTALLED = r"""
