@@ -185,6 +185,18 @@ async def test_installed_t2v_bot_answers_start(
         COMPILE="off",
         POLLING_TIMEOUT="1",
     )
+    check = await asyncio.create_subprocess_exec(
+        str(fresh_env / "bin" / "t2v-bot"),
+        "--check",
+        cwd=run_dir,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await asyncio.wait_for(check.communicate(), 120))[0].decode()
+    assert check.returncode == 0, out
+    migrations = len(list((REPO / "bot" / "migrations").glob("*.sql")))
+    assert f"is created at start ({migrations} migrations)" in out, out  # read from the wheel
     log = (run_dir / "bot.log").open("w")
     proc = subprocess.Popen(  # noqa: ASYNC220 - the installed program, as an operator runs it
         [str(fresh_env / "bin" / "t2v-bot")],
