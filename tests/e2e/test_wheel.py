@@ -1,7 +1,7 @@
 """`pip install .` without `-e`: the wheel carries everything the bot reads at run time.
 
-The test builds the wheel from a copy of the sources (``pip wheel --no-deps``, offline, with the
-setuptools already installed), installs it into a fresh virtual environment, and starts the
+The test builds the wheel from a copy of the sources (``pip wheel --no-deps``, offline with the
+setuptools already installed where there is one), installs it into a fresh virtual environment, and starts the
 installed ``t2v-bot`` entry point against the fake Bot API with a tiny random Wan: the bot must
 migrate its database (``bot/migrations/*.sql``), load the model, and answer /start in Russian
 (``bot/locales/ru``: without the catalogue the answer would be the English msgids).
@@ -15,6 +15,7 @@ run). The test checks that every requirement the wheel declares is met from ther
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -60,17 +61,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(path, src / name, ignore=ignore)
         else:
             shutil.copy2(path, src / name)
+    # Offline with this environment's setuptools; where it has none (Python 3.12+ venvs), pip
+    # fetches the build backend from PyPI as usual.
+    offline = (
+        ["--no-build-isolation", "--no-index"] if importlib.util.find_spec("setuptools") else []
+    )
     result = subprocess.run(
-        [
-            *PIP,
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "-w",
-            str(dist),
-            str(src),
-        ],
+        [*PIP, "wheel", "--no-deps", *offline, "-w", str(dist), str(src)],
         capture_output=True,
         text=True,
         timeout=300,
