@@ -49,6 +49,18 @@ def parse_size(value: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` → ``("127.0.0.1", 9464)``; ``":9464"`` listens on every interface,
+    ``"[::1]:9464"`` is IPv6; port 0 takes any free port."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9464)")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host or "0.0.0.0", int(port)
+
+
 def _none_if_blank(value: object) -> object:
     """An empty ``FOO=`` line in .env means "not set", not an empty string or a parse error."""
     if isinstance(value, str) and not value.strip():
@@ -144,6 +156,13 @@ class Settings(BaseSettings):
     polling_timeout: int = Field(default=10, ge=0)
     """Long-polling wait of getUpdates, seconds."""
 
+    # --- observability
+    metrics_listen: str | None = None
+    """``host:port`` of ``/healthz`` and Prometheus ``/metrics``; unset = off."""
+    health_stuck_seconds: float = Field(default=600.0, gt=0)
+    """``/healthz`` fails when the running job made no progress for this long (or 20 typical
+    denoising steps, if longer)."""
+
     @field_validator("admin_ids", "allowed_user_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> list[int]:
@@ -165,6 +184,7 @@ class Settings(BaseSettings):
         "fast_steps",
         "t2v_model_revision",
         "translator_revision",
+        "metrics_listen",
         mode="before",
     )
     @classmethod
@@ -226,6 +246,13 @@ class Settings(BaseSettings):
             parse_size(value)
         return value
 
+    @field_validator("metrics_listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)
+        return value
+
     @field_validator("telegram_api_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
@@ -244,6 +271,11 @@ class Settings(BaseSettings):
     def upload_limit_bytes(self) -> int:
         """What sendVideo accepts: 50 MB on the cloud API, 2000 MB on a self-hosted server."""
         return LOCAL_UPLOAD_LIMIT if self.telegram_api_url else CLOUD_UPLOAD_LIMIT
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``METRICS_LISTEN`` as ``(host, port)``; None when off."""
+        return parse_listen(self.metrics_listen) if self.metrics_listen else None
 
     @property
     def fast_speedups(self) -> bool:
