@@ -15,10 +15,13 @@ resumes at the next start.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -40,6 +43,12 @@ from bot.notify.delivery import Delivery
 from bot.notify.events import TelegramJobEvents
 from bot.notify.recovery import notify_recovered, recover
 from bot.notify.status import StatusHub
+from bot.observability import Observability
+from bot.observability.events import MetricsJobEvents
+from bot.observability.health import Health, LoopWatch, updates_bound
+from bot.observability.heartbeat import UpdatesHeartbeat
+from bot.observability.metrics import BotMetrics
+from bot.observability.server import MetricsServer
 from bot.services.pause import PauseSwitch
 from bot.storage import db
 from bot.storage.inbox import UpdateInbox
@@ -53,6 +62,7 @@ from bot.telegram.session import RetryPolicy, make_session
 from bot.telegram.updates import InboxDispatcher, Receiver, UpdateRunner
 from bot.telegram.webhook import Webhook
 from bot.wiring import build_context, setup_dispatcher
+from bot.worker.events import JobEventsFanout
 from bot.worker.loop import GenerationLoop
 
 log = logging.getLogger("bot")
@@ -74,6 +84,8 @@ class App:
     conn: aiosqlite.Connection
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    observability: Observability | None = None
+    """Metrics, health checks, the updates heartbeat, and the ``METRICS_LISTEN`` server."""
     runner: UpdateRunner = field(init=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +121,8 @@ class App:
 
     async def on_startup(self, bot: Bot) -> None:
         settings, context = self.settings, self.context
+        if self.observability is not None and self.observability.server is not None:
+            await self.observability.server.start()  # METRICS_LISTEN: /healthz, /metrics
         try:
             await set_profile(bot, settings.admin_ids)
         except Exception as error:  # a menu is a nicety: never a reason not to start
@@ -131,6 +145,8 @@ class App:
         for task in list(self._tasks):
             task.cancel()
         await self.context.status.close()
+        if self.observability is not None and self.observability.server is not None:
+            await self.observability.server.stop()
 
 
 def receiver_for(settings: Settings) -> Receiver:
@@ -157,15 +173,39 @@ async def build_app(
         model: ConfiguredBackend = (
             configure(backend, settings) if backend is not None else await load_backend(settings)
         )
+        # aiosqlite's thread would keep a failed start's process alive: close it on any error.
+        return _wire(settings, conn, model, retry_policy)
     except BaseException:
         await conn.close()
         raise
+
+
+def _wire(
+    settings: Settings,
+    conn: aiosqlite.Connection,
+    model: ConfiguredBackend,
+    retry_policy: RetryPolicy | None,
+) -> App:
+    """Everything after the database and the model: the Bot, the services, the Dispatcher."""
     settings.video_dir.mkdir(parents=True, exist_ok=True)
     jobs, users = JobStore(conn), UserStore(conn)
+    heartbeat = UpdatesHeartbeat()
+    if settings.webhook_url:  # updates come when users write: /healthz asks for none
+        heartbeat.use_webhook()
+    metrics = BotMetrics(
+        model=settings.t2v_model,
+        device=model.device_info().split(",")[0],  # the device's name, not its memory in use
+        version=package_version(),
+        memory_stats=model.memory_stats,
+    )
 
     bot = Bot(
         token=settings.bot_token.get_secret_value(),
-        session=make_session(settings.telegram_api_url, retry_policy),
+        session=make_session(
+            settings.telegram_api_url,
+            retry_policy,
+            observers=(heartbeat.observe, metrics.observe_api),
+        ),
         default=DefaultBotProperties(parse_mode=None, link_preview_is_disabled=True),
     )
     status = StatusHub(
@@ -175,12 +215,14 @@ async def build_app(
         queue_refresh_interval=settings.queue_refresh_interval,
         tiers=model.tiers,
     )
-    events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings))
+    job_metrics = MetricsJobEvents(metrics, jobs)
+    events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings, observer=job_metrics))
     pause = PauseSwitch(StateStore(conn))
+    watch = LoopWatch()
     worker = GenerationLoop(
         jobs=jobs,
         backend=model,
-        events=events,
+        events=JobEventsFanout(events, watch, job_metrics),
         pause=pause,
         video_dir=settings.video_dir,
         upload_limit_bytes=settings.upload_limit_bytes,
@@ -205,7 +247,18 @@ async def build_app(
     )
 
     dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context), settings)
+    health = Health(
+        conn=conn,
+        loop=worker,
+        watch=watch,
+        updates=heartbeat,
+        stuck_seconds=settings.health_stuck_seconds,
+        updates_seconds=updates_bound(settings.polling_timeout),
+    )
+    address = settings.metrics_address
+    server = MetricsServer(*address, metrics=metrics, health=health, jobs=jobs) if address else None
     app = App(context, bot, dp, worker, events, janitor, conn)
+    app.observability = Observability(metrics, heartbeat, watch, health, server)
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app
@@ -219,8 +272,56 @@ async def run(
     await app.run(handle_signals=handle_signals)
 
 
-def main() -> int:
-    """Entry point of ``python -m bot`` and ``t2v-bot``; returns the exit code."""
+def package_version() -> str:
+    """The installed distribution's version ("" from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ru-text2video-bot")
+    except PackageNotFoundError:
+        return ""
+
+
+DESCRIPTION = """\
+The Telegram bot that turns Russian text into short videos on this machine's GPU.
+
+Settings are read from environment variables and from a .env file in the current directory
+(the environment wins); README's "Configuration" table and .env.example list every name.
+Without options the bot starts: database and migrations, the model, then long polling (or its
+webhook server, with WEBHOOK_URL) until SIGTERM or Ctrl+C."""
+
+EPILOG = """\
+entry points of this package:
+  python -m bot, t2v-bot          this bot (the same program)
+  python -m pipeline, t2v         one video from the command line, no Telegram (--help)
+  python -m bot.observability.probe
+                                  the container health check: asks /healthz on METRICS_LISTEN
+
+exit codes: 0 fine, 1 a check failed or the bot could not start, 2 invalid configuration"""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the configuration, the database (read-only: pending migrations are listed, "
+        "not applied), VIDEO_DIR, the model paths (no weights loaded) and the token (getMe), "
+        "one line each, then exit",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {package_version() or 'unknown'}"
+    )
+    return parser.parse_args(list(argv))
+
+
+def load_settings(*, check: bool = False) -> Settings | None:
+    """The settings, or None after saying which ones are wrong (never echoing a value)."""
     try:
         settings = Settings()  # type: ignore[call-arg]  # values come from the environment
     except ValidationError as error:
@@ -228,11 +329,36 @@ def main() -> int:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
         )
-        print(f"configuration error: {problems}", file=sys.stderr)
+        if check:
+            print(f"configuration: FAIL, {problems}")
+        else:
+            print(f"configuration error: {problems}", file=sys.stderr)
+        return None
+    if check:
+        source = "the environment and .env" if Path(".env").is_file() else "the environment"
+        print(f"configuration: ok, read from {source}")
+    return settings
+
+
+def cli() -> int:
+    """The ``t2v-bot`` console script: :func:`main` with the command line's arguments."""
+    return main(sys.argv[1:])
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """Entry point of ``python -m bot`` and ``t2v-bot``; returns the exit code."""
+    args = parse_args(argv)
+    settings = load_settings(check=args.check)
+    if settings is None:
         return 2
     register_secret(settings.bot_token.get_secret_value())
     if settings.webhook_secret is not None:
         register_secret(settings.webhook_secret.get_secret_value())
+    if args.check:
+        from bot.check import check
+
+        setup_logging("WARNING")
+        return check(settings)
     setup_logging(settings.log_level)
     try:
         asyncio.run(run(settings))
@@ -253,4 +379,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

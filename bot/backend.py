@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,6 +94,20 @@ class VideoBackend(ModelInfo, Protocol):
         """Release cached accelerator memory after a failure."""
 
 
+class MemoryStatsSource(Protocol):
+    """Optional on a backend (``pipeline.text2video.TextToVideo`` has it): accelerator memory for
+    the metrics, without the bot importing torch."""
+
+    def memory_stats(self) -> Mapping[str, int] | None:
+        """``{"allocated": bytes, "reserved": bytes}`` on an accelerator, None on the CPU."""
+
+
+def memory_stats(backend: object) -> Mapping[str, int] | None:
+    """``backend.memory_stats()`` when the backend has one, else None (no sample)."""
+    method = getattr(backend, "memory_stats", None)
+    return method() if callable(method) else None
+
+
 @dataclass(frozen=True)
 class ConfiguredBackend:
     """A backend with the operator's defaults and bounds laid over the model's own."""
@@ -118,6 +133,9 @@ class ConfiguredBackend:
 
     def free_memory(self) -> None:
         self.inner.free_memory()
+
+    def memory_stats(self) -> Mapping[str, int] | None:
+        return memory_stats(self.inner)
 
 
 def operator_overrides(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:

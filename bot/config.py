@@ -54,14 +54,16 @@ def parse_size(value: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def parse_host_port(value: str) -> tuple[str, int]:
-    """``"0.0.0.0:8080"`` → ``("0.0.0.0", 8080)``; ``"[::]:8080"`` → ``("::", 8080)``;
-    ``":8080"`` listens on every interface."""
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` → ``("127.0.0.1", 9464)``; ``":9464"`` listens on every interface,
+    ``"[::1]:9464"`` is IPv6; port 0 takes any free port."""
     host, sep, port = value.strip().rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{value!r} is not host:port (e.g. 0.0.0.0:8080)")
-    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
-    return host, int(port)
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9464)")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host or "0.0.0.0", int(port)
 
 
 def _none_if_blank(value: object) -> object:
@@ -165,6 +167,13 @@ class Settings(BaseSettings):
     polling_timeout: int = Field(default=10, ge=0)
     """Long-polling wait of getUpdates, seconds."""
 
+    # --- observability
+    metrics_listen: str | None = None
+    """``host:port`` of ``/healthz`` and Prometheus ``/metrics``; unset = off."""
+    health_stuck_seconds: float = Field(default=600.0, gt=0)
+    """``/healthz`` fails when the running job made no progress for this long (or 20 typical
+    denoising steps, if longer)."""
+
     @field_validator("admin_ids", "allowed_user_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> list[int]:
@@ -186,6 +195,7 @@ class Settings(BaseSettings):
         "fast_steps",
         "t2v_model_revision",
         "translator_revision",
+        "metrics_listen",
         mode="before",
     )
     @classmethod
@@ -247,6 +257,13 @@ class Settings(BaseSettings):
             parse_size(value)
         return value
 
+    @field_validator("metrics_listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)
+        return value
+
     @field_validator("telegram_api_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
@@ -295,7 +312,8 @@ class Settings(BaseSettings):
     @field_validator("webhook_listen")
     @classmethod
     def _check_webhook_listen(cls, value: str) -> str:
-        parse_host_port(value)
+        if parse_listen(value)[1] == 0:  # Telegram must find it again: WEBHOOK_URL names the port
+            raise ValueError(f"{value!r}: the webhook server needs a fixed port, not 0")
         return value.strip()
 
     @field_validator("log_level")
@@ -310,12 +328,17 @@ class Settings(BaseSettings):
     @property
     def webhook_host_port(self) -> tuple[str, int]:
         """Where the webhook server listens (``webhook_listen`` parsed)."""
-        return parse_host_port(self.webhook_listen)
+        return parse_listen(self.webhook_listen)
 
     @property
     def upload_limit_bytes(self) -> int:
         """What sendVideo accepts: 50 MB on the cloud API, 2000 MB on a self-hosted server."""
         return LOCAL_UPLOAD_LIMIT if self.telegram_api_url else CLOUD_UPLOAD_LIMIT
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``METRICS_LISTEN`` as ``(host, port)``; None when off."""
+        return parse_listen(self.metrics_listen) if self.metrics_listen else None
 
     @property
     def fast_speedups(self) -> bool:

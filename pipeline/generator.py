@@ -517,6 +517,10 @@ class VideoGenerator:
     def free_memory(self) -> None:
         free_memory()
 
+    def memory_stats(self) -> dict[str, int] | None:
+        """Accelerator memory of this process in bytes (``allocated``, ``reserved``); None on CPU."""
+        return memory_stats(self.device)
+
 
 def place_module(module: Any, mode: str, device: str) -> None:
     """Put a module that joins the pipeline later (the fast transformer) where ``mode`` wants it."""
@@ -594,6 +598,20 @@ def device_info(device: str) -> str:
         name = torch.cuda.get_device_name(dev)
         return f"{name}, {(total - free) / 1e9:.1f}/{total / 1e9:.0f} GB"
     return "CPU"
+
+
+def memory_stats(device: str) -> dict[str, int] | None:
+    """``torch.cuda.memory_allocated``/``memory_reserved`` of ``device``; None off CUDA. Cheap
+    (allocator counters, no synchronisation): safe to call while a render runs."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = torch.device(device)
+        return {
+            "allocated": int(torch.cuda.memory_allocated(dev)),
+            "reserved": int(torch.cuda.memory_reserved(dev)),
+        }
+    return None
 
 
 def free_memory() -> None:

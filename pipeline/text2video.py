@@ -115,6 +115,11 @@ class TextToVideo:
         """Return cached accelerator memory (after a failed run)."""
         self.generator.free_memory()
 
+    def memory_stats(self) -> dict[str, int] | None:
+        """Accelerator memory in bytes (``allocated``, ``reserved``) for the bot's metrics; None
+        on CPU."""
+        return self.generator.memory_stats()
+
     def prompt_for_model(self, text: str, translate: bool = True) -> str:
         """English when ``text`` holds Cyrillic and the model does not read Russian, else ``text``."""
         if not translate or self.reads_russian or not has_cyrillic(text):

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -58,6 +59,12 @@ def _file_size(path: Path) -> int | None:
         return None
 
 
+class UploadObserver(Protocol):
+    """Told of each video sent (the metrics: upload seconds and bytes)."""
+
+    def uploaded(self, job: Job, size_bytes: int, seconds: float) -> None: ...
+
+
 class Delivery:
     """Uploads finished videos; at most ``concurrency`` uploads at once."""
 
@@ -70,8 +77,10 @@ class Delivery:
         *,
         concurrency: int = 2,
         round_pause: float = ROUND_PAUSE,
+        observer: UploadObserver | None = None,
     ) -> None:
         self.bot = bot
+        self.observer = observer
         self.jobs = jobs
         self.status = status
         self.settings = settings
@@ -149,6 +158,7 @@ class Delivery:
                 seconds=job.gen_seconds,
             )
             keyboard = result_keyboard(job.id)
+        sending = time.monotonic()
         message = await self.bot.send_video(
             chat_id=job.chat_id,
             video=FSInputFile(path, filename=f"video-{job.number}.mp4"),
@@ -162,11 +172,19 @@ class Delivery:
             reply_markup=keyboard,
             request_timeout=upload_timeout(size),
         )
+        self._uploaded(job, size, time.monotonic() - sending)
         file_id = message.video.file_id if message.video else None
         if not await self.jobs.mark_delivered(job.id, file_id, message.message_id):
             log.warning("job %s: sent, but it was no longer 'generated'", job.id)
         await self.status.finish(job, delete=True)
         log.info("job %s: delivered (%d bytes)", job.id, size)
+
+    def _uploaded(self, job: Job, size: int, seconds: float) -> None:
+        if self.observer is not None:
+            try:
+                self.observer.uploaded(job, size, seconds)
+            except Exception:  # a metric never costs a delivery
+                log.exception("job %s: upload observer failed", job.id)
 
     async def _fail(self, job: Job, error: str, reason: str) -> None:
         await self.jobs.mark_failed(job.id, reason)

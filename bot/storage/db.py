@@ -5,14 +5,17 @@ One aiosqlite connection is shared by the whole bot. It runs in autocommit mode
 multi-statement operations say so explicitly with :func:`transaction` (``BEGIN IMMEDIATE``), so
 Python's implicit ``BEGIN`` never holds a write lock behind our back.
 
-Migrations are ``migrations/NNNN_name.sql`` files, applied in numeric order, each in one
-transaction together with its row in ``schema_migrations``; a crash mid-migration leaves the
-database at the previous version. Files must not contain ``BEGIN``/``COMMIT`` themselves.
+Migrations are ``bot/migrations/NNNN_name.sql`` files, package data read with
+:mod:`importlib.resources` (so an installed wheel carries them, not only a source checkout),
+applied in numeric order, each in one transaction together with its row in
+``schema_migrations``; a crash mid-migration leaves the database at the previous version. Files
+must not contain ``BEGIN``/``COMMIT`` themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import re
 import sqlite3
 import time
@@ -21,10 +24,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
-DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+DEFAULT_MIGRATIONS_DIR: Traversable = importlib.resources.files("bot") / "migrations"
+"""The migrations shipped with the package (``bot/migrations/``, package data in the wheel)."""
 BUSY_TIMEOUT_MS = 5000
 
 _MIGRATION_RE = re.compile(r"^(\d+)_([\w.-]+)\.sql$")
@@ -39,7 +47,8 @@ class MigrationError(RuntimeError):
 class Migration:
     version: int
     name: str
-    path: Path
+    path: Traversable
+    """A file of the package (a :class:`~pathlib.Path` in a checkout or an unpacked wheel)."""
 
 
 async def connect(path: str | Path) -> aiosqlite.Connection:
@@ -107,10 +116,11 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-def discover(migrations_dir: str | Path) -> list[Migration]:
+def discover(migrations_dir: str | Path | Traversable) -> list[Migration]:
     """Every ``NNNN_name.sql`` in the folder, by number; other files are ignored."""
+    folder = Path(migrations_dir) if isinstance(migrations_dir, str) else migrations_dir
     found: dict[int, Migration] = {}
-    for path in sorted(Path(migrations_dir).iterdir()):
+    for path in sorted(folder.iterdir(), key=lambda item: item.name):
         match = _MIGRATION_RE.match(path.name)
         if not match or not path.is_file():
             continue
@@ -128,8 +138,21 @@ async def applied_versions(conn: aiosqlite.Connection) -> set[int]:
     return {row[0] for row in rows}
 
 
+async def pending(
+    conn: aiosqlite.Connection, migrations_dir: str | Path | Traversable | None = None
+) -> list[Migration]:
+    """The migrations not yet applied to ``conn``'s database, without applying or creating
+    anything (``python -m bot --check``)."""
+    migrations = discover(migrations_dir or DEFAULT_MIGRATIONS_DIR)
+    rows = await conn.execute_fetchall(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    )
+    done = await applied_versions(conn) if rows else set()
+    return [m for m in migrations if m.version not in done]
+
+
 async def migrate(
-    conn: aiosqlite.Connection, migrations_dir: str | Path | None = None
+    conn: aiosqlite.Connection, migrations_dir: str | Path | Traversable | None = None
 ) -> list[Migration]:
     """Apply every migration not yet recorded, in numeric order; return those applied now.
 

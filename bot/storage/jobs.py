@@ -512,6 +512,14 @@ class JobStore:
         )
         return [row[0] for row in rows]
 
+    async def state_counts(self) -> dict[tuple[str, str | None], int]:
+        """Every job counted by ``(status, error)``: the metrics' jobs by state and finished
+        jobs by outcome and reason (``bot/observability/metrics.py``)."""
+        rows = await self.conn.execute_fetchall(
+            "SELECT status, error, COUNT(*) FROM jobs GROUP BY status, error"
+        )
+        return {(row[0], row[1]): int(row[2]) for row in rows}
+
     async def count_queued(self) -> int:
         return await self._scalar("SELECT COUNT(*) FROM jobs WHERE status = ?", (JobStatus.QUEUED,))
 

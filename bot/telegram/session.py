@@ -9,6 +9,10 @@ blocked the bot, and the caller decides.
 ``getUpdates`` is left alone: the dispatcher's polling loop already retries it with its own
 backoff, and a retry here would only delay shutdown.
 
+Every try of every call (``getUpdates`` included) can be reported to observers
+(:data:`ApiObserver`, :class:`ObserverMiddleware`): the metrics count 429s and 5xx answers by
+method, and the health check learns from a successful ``getUpdates`` that updates arrive.
+
 A network error after the request reached Telegram (a timeout mid-upload) may, on retry, send a
 message twice; the Bot API offers no idempotency key. Uploads therefore get a timeout sized for
 the file (:func:`upload_timeout`), which makes that case rare.
@@ -19,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import (
@@ -30,6 +35,7 @@ from aiogram.client.session.middlewares.base import (
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     RestartingTelegram,
+    TelegramAPIError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -109,19 +115,74 @@ class RetryMiddleware(BaseRequestMiddleware):
             attempt += 1
 
 
+ApiOutcome = Literal["ok", "retry_after", "server_error", "network_error", "client_error"]
+"""How one try of a Bot API call ended: answered, 429, 5xx (or "restarting"), no answer, 4xx."""
+
+ApiObserver = Callable[[str, ApiOutcome], None]
+"""Told of every try of every Bot API call: the method's Bot API name (``sendVideo``) and how it
+ended. Called on the event loop; must be quick and must not raise."""
+
+
+class ObserverMiddleware(BaseRequestMiddleware):
+    """Reports each try to the observers; registered inside :class:`RetryMiddleware`, so a
+    request retried after a 429 is reported once per 429."""
+
+    def __init__(self, observers: Sequence[ApiObserver]) -> None:
+        self.observers = tuple(observers)
+
+    def _tell(self, name: str, outcome: ApiOutcome) -> None:
+        for observer in self.observers:
+            try:
+                observer(name, outcome)
+            except Exception:  # an observer never breaks a request
+                log.exception("API observer %r failed", observer)
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        name = getattr(method, "__api_method__", type(method).__name__)
+        try:
+            response = await make_request(bot, method)
+        except TelegramRetryAfter:
+            self._tell(name, "retry_after")
+            raise
+        except (TelegramServerError, RestartingTelegram):
+            self._tell(name, "server_error")
+            raise
+        except TelegramNetworkError:
+            self._tell(name, "network_error")
+            raise
+        except TelegramAPIError:
+            self._tell(name, "client_error")
+            raise
+        self._tell(name, "ok")
+        return response
+
+
 def make_session(
-    api_url: str | None, policy: RetryPolicy | None = None, **kwargs: Any
+    api_url: str | None,
+    policy: RetryPolicy | None = None,
+    *,
+    observers: Sequence[ApiObserver] = (),
+    **kwargs: Any,
 ) -> AiohttpSession:
     """An aiohttp session for the cloud API or a self-hosted Bot API server, with retries.
 
     With a self-hosted server (``TELEGRAM_API_URL``) uploads may be up to 2000 MB; their timeout is
     set per request by the caller (:func:`upload_timeout`), the session keeps a sane default.
+    ``observers`` hear of every try (:data:`ApiObserver`).
     """
     session_kwargs: dict[str, Any] = {"timeout": REQUEST_TIMEOUT, **kwargs}
     if api_url:
         session_kwargs["api"] = TelegramAPIServer.from_base(api_url)
     session = AiohttpSession(**session_kwargs)
-    # Pacing first: a request waits its turn once, not again before every retry.
+    # Pacing first: a request waits its turn once, not again before every retry (the first
+    # registered is the outermost); observers see every attempt.
     session.middleware(PacingMiddleware())
     session.middleware(RetryMiddleware(policy))
+    if observers:
+        session.middleware(ObserverMiddleware(observers))
     return session

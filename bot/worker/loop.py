@@ -144,6 +144,12 @@ class GenerationLoop:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="generation-loop")
 
+    @property
+    def running(self) -> bool:
+        """The loop's task was started and has not ended (it ends on :meth:`stop`, or on a
+        bug that escaped it): the health check's "alive"."""
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         """A job was queued (or the pause lifted): look at the queue now, not at the next poll."""
         self._wake.set()

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.__main__ import receiver_for
-from bot.config import Settings, parse_host_port
+from bot.config import Settings, parse_listen
 from bot.telegram.polling import Polling
 from bot.telegram.webhook import Webhook
 
@@ -115,7 +115,7 @@ def test_plain_http_only_with_a_self_hosted_bot_api(monkeypatch: pytest.MonkeyPa
     ],
 )
 def test_listen_addresses(value: str, parsed: tuple[str, int]) -> None:
-    assert parse_host_port(value) == parsed
+    assert parse_listen(value) == parsed
 
 
 @pytest.mark.parametrize("value", ["8080", "host:", "host:http", "host:0", "host:70000"])

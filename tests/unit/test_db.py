@@ -13,7 +13,7 @@ import pytest
 
 from bot.storage import db
 
-REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "bot" / "migrations"
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ async def test_connect_creates_parent_dir_and_sets_pragmas(tmp_path: Path) -> No
 async def test_repo_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
     path = tmp_path / "bot.sqlite3"
     conn = await db.connect(path)
-    applied = await db.migrate(conn)  # default: the repository's migrations/ folder
+    applied = await db.migrate(conn)  # default: the package's bot/migrations/
     assert [m.version for m in applied] == [m.version for m in db.discover(REPO_MIGRATIONS)]
     assert applied[0].version == 1
     assert {"users", "jobs", "schema_migrations"} <= await _tables(conn)
@@ -88,6 +88,33 @@ async def test_repo_migrations_apply_once_and_are_recorded(tmp_path: Path) -> No
         } <= columns
         indexes = {row[1] for row in await conn.execute_fetchall("PRAGMA index_list(jobs)")}
         assert {"idx_jobs_status_id", "idx_jobs_user_created"} <= indexes
+    finally:
+        await conn.close()
+
+
+def test_default_migrations_are_package_data() -> None:
+    """The migrations ship inside the ``bot`` package (read with importlib.resources), so a
+    wheel carries them; nothing is read from the repository root any more."""
+    import importlib.resources
+
+    shipped = [m.name for m in db.discover(importlib.resources.files("bot") / "migrations")]
+    assert shipped and shipped == [m.name for m in db.discover(db.DEFAULT_MIGRATIONS_DIR)]
+    assert not (Path(__file__).resolve().parents[2] / "migrations").exists()
+
+
+async def test_pending_lists_unapplied_migrations_without_applying(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(REPO_MIGRATIONS, migrations)
+    conn = await db.connect(tmp_path / "bot.sqlite3")
+    try:
+        every = db.discover(migrations)
+        assert [m.version for m in await db.pending(conn, migrations)] == [m.version for m in every]
+        assert "schema_migrations" not in await _tables(conn)  # looking changed nothing
+        await db.migrate(conn, migrations)
+        assert await db.pending(conn, migrations) == []
+        (migrations / "0099_more.sql").write_text("CREATE TABLE more (x);", encoding="utf-8")
+        assert [(m.version, m.name) for m in await db.pending(conn, migrations)] == [(99, "more")]
+        assert "more" not in await _tables(conn)
     finally:
         await conn.close()
 

@@ -112,3 +112,42 @@ async def test_a_retried_upload_sends_the_whole_file_again(
 def test_upload_timeout_grows_with_size() -> None:
     assert upload_timeout(0) == 120
     assert upload_timeout(2000 * 1024 * 1024) > upload_timeout(50 * 1024 * 1024) > 120
+
+
+async def test_observers_hear_every_try_with_its_outcome(tg: FakeTelegram) -> None:
+    heard: list[tuple[str, str]] = []
+    bot = Bot(
+        tg.token,
+        session=make_session(
+            tg.base_url, FAST, observers=[lambda method, outcome: heard.append((method, outcome))]
+        ),
+    )
+    try:
+        tg.fail("sendMessage", status=429, retry_after=1)
+        tg.fail("sendMessage", status=502)
+        await bot.send_message(chat_id=5, text="x")
+        with pytest.raises(TelegramForbiddenError):
+            tg.fail("sendMessage", status=403)
+            await bot.send_message(chat_id=6, text="y")
+        await bot.get_updates(timeout=0)
+    finally:
+        await bot.session.close()
+    assert heard == [
+        ("sendMessage", "retry_after"),
+        ("sendMessage", "server_error"),
+        ("sendMessage", "ok"),
+        ("sendMessage", "client_error"),
+        ("getUpdates", "ok"),
+    ]
+
+
+async def test_a_failing_observer_never_breaks_a_request(tg: FakeTelegram) -> None:
+    def broken(method: str, outcome: str) -> None:
+        raise RuntimeError("observer bug")
+
+    bot = Bot(tg.token, session=make_session(tg.base_url, FAST, observers=[broken]))
+    try:
+        message = await bot.send_message(chat_id=5, text="still sent")
+    finally:
+        await bot.session.close()
+    assert message.text == "still sent"
