@@ -241,3 +241,13 @@ async def test_a_refused_webhook_url_stops_the_bot_with_the_reason(
     with pytest.raises(WebhookRefused, match="IP address is local"):
         async with running_bot(tg, tmp_path):
             pass
+
+
+async def test_health_expects_no_getupdates_in_webhook_mode(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    async with running_bot(tg, tmp_path) as app:
+        assert app.observability is not None and app.observability.health is not None
+        check = app.observability.health.updates_arrive()
+    assert app.observability.heartbeat.webhook
+    assert check.ok and "webhook" in str(check)
