@@ -42,7 +42,7 @@ def running_bot(tg: FakeTelegram, tmp_path: Path, backend: FakeBackend, **overri
 
 
 def places(tg: FakeTelegram, chat_id: int) -> dict[int, int]:
-    """Job number → the place in the queue its status message shows now."""
+    """The user's job number (``#n``) → the place in the queue its status message shows now."""
     found = {}
     for text in tg.texts_to(chat_id):
         match = re.search(r"Запрос #(\d+) принят\.\nМесто в очереди: (\d+)", text)
@@ -61,7 +61,7 @@ async def test_a_user_with_three_queued_jobs_and_a_newcomer_alternate(
         await tg.wait_for(lambda: backend.started.is_set())  # Alice's first job renders
         for i in (2, 3, 4):
             tg.push_message(f"кот {i}", user_id=ALICE)
-        first = (await app.jobs.user_jobs(ALICE, limit=10))[-1].id
+        first = (await app.jobs.user_jobs(ALICE, limit=10))[-1].number
 
         def waiting(chat_id: int) -> dict[int, int]:  # the first job's message goes on to render
             return {job: place for job, place in places(tg, chat_id).items() if job != first}
@@ -72,8 +72,9 @@ async def test_a_user_with_three_queued_jobs_and_a_newcomer_alternate(
         assert list(places(tg, BOB).values()) == [1]  # …and is next
         # Alice's waiting jobs were moved down, in the same order the worker will follow.
         await tg.wait_for(lambda: sorted(waiting(ALICE).values()) == [2, 3, 4])
-        shown = {**waiting(ALICE), **places(tg, BOB)}
-        predicted = [job.id for job in await app.jobs.queue_order()]
+        shown = {(ALICE, n): place for n, place in waiting(ALICE).items()}
+        shown.update({(BOB, n): place for n, place in places(tg, BOB).items()})
+        predicted = [(job.user_id, job.number) for job in await app.jobs.queue_order()]
         assert sorted(shown, key=shown.get) == predicted
         gate.set()
         await tg.wait_for(lambda: len(tg.videos()) == 5, timeout=20)
