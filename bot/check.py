@@ -22,12 +22,12 @@ import asyncio
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiosqlite
 
+from bot.observability.health import Check
 from bot.storage import db
 
 if TYPE_CHECKING:
@@ -38,16 +38,6 @@ CLOUD_API = "https://api.telegram.org"
 TOKEN_TIMEOUT = 15.0
 
 
-@dataclass(frozen=True)
-class Result:
-    name: str
-    ok: bool
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.name}: {'ok' if self.ok else 'FAIL'}, {self.detail}"
-
-
 def _creatable(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` if it is a writable directory, else None."""
     for parent in [path, *path.parents]:
@@ -56,19 +46,19 @@ def _creatable(path: Path) -> Path | None:
     return None
 
 
-async def check_database(path: Path) -> Result:
+async def check_database(path: Path) -> Check:
     if str(path) == ":memory:":
-        return Result("database", True, "in memory (nothing kept across restarts)")
+        return Check("database", True, "in memory (nothing kept across restarts)")
     if not await asyncio.to_thread(path.exists):
         if _creatable(path.parent) is None:
-            return Result("database", False, f"{path} does not exist and cannot be created")
+            return Check("database", False, f"{path} does not exist and cannot be created")
         count = len(db.discover(db.DEFAULT_MIGRATIONS_DIR))
-        return Result("database", True, f"{path} is created at start ({count} migrations)")
+        return Check("database", True, f"{path} is created at start ({count} migrations)")
     uri = f"file:{await asyncio.to_thread(path.resolve)}?mode=ro"
     try:
         conn = await aiosqlite.connect(uri, uri=True)
     except Exception as error:
-        return Result("database", False, f"{path}: {type(error).__name__}: {error}")
+        return Check("database", False, f"{path}: {type(error).__name__}: {error}")
     try:
         pending = await db.pending(conn)
         tables = {
@@ -82,7 +72,7 @@ async def check_database(path: Path) -> Result:
             rows = await conn.execute_fetchall("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
             queued = f", {rows[0][0]} jobs queued"
     except Exception as error:
-        return Result("database", False, f"{path}: {type(error).__name__}: {error}")
+        return Check("database", False, f"{path}: {type(error).__name__}: {error}")
     finally:
         await conn.close()
     if pending:
@@ -90,19 +80,19 @@ async def check_database(path: Path) -> Result:
         todo = f"{len(pending)} migrations pending ({names}), applied at start"
     else:
         todo = "schema up to date"
-    return Result("database", True, f"{path}: {todo}{queued}")
+    return Check("database", True, f"{path}: {todo}{queued}")
 
 
-def check_videos(path: Path) -> Result:
+def check_videos(path: Path) -> Check:
     if path.is_dir():
         if os.access(path, os.W_OK | os.X_OK):
-            return Result("videos", True, f"{path} is writable")
-        return Result("videos", False, f"{path} is not writable")
+            return Check("videos", True, f"{path} is writable")
+        return Check("videos", False, f"{path} is not writable")
     if path.exists():
-        return Result("videos", False, f"{path} is not a directory")
+        return Check("videos", False, f"{path} is not a directory")
     if _creatable(path) is None:
-        return Result("videos", False, f"{path} does not exist and cannot be created")
-    return Result("videos", True, f"{path} is created at start")
+        return Check("videos", False, f"{path} does not exist and cannot be created")
+    return Check("videos", True, f"{path} is created at start")
 
 
 def _hub_cached(repo_id: str, filename: str) -> bool:
@@ -114,7 +104,7 @@ def _hub_cached(repo_id: str, filename: str) -> bool:
     return isinstance(found, str)
 
 
-def check_model(name: str, value: str) -> Result:
+def check_model(name: str, value: str) -> Check:
     """``value`` is a local directory of a pipeline/model, or a Hub id; no weights are read."""
     path = Path(value).expanduser()
     if path.is_dir():
@@ -123,26 +113,26 @@ def check_model(name: str, value: str) -> Result:
             try:
                 kind = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "?")
             except (OSError, ValueError) as error:
-                return Result(name, False, f"{path}/model_index.json is unreadable: {error}")
-            return Result(name, True, f"local directory {path} ({kind})")
+                return Check(name, False, f"{path}/model_index.json is unreadable: {error}")
+            return Check(name, True, f"local directory {path} ({kind})")
         if (path / "config.json").is_file():
-            return Result(name, True, f"local directory {path}")
-        return Result(name, False, f"{path} holds no model_index.json or config.json")
+            return Check(name, True, f"local directory {path}")
+        return Check(name, False, f"{path} holds no model_index.json or config.json")
     if path.exists():
-        return Result(name, False, f"{path} is not a directory")
+        return Check(name, False, f"{path} is not a directory")
     looks_local = value.startswith(("/", "./", "../", "~")) or value.count("/") != 1
     if looks_local or not HUB_ID_RE.match(value):
-        return Result(name, False, f"{value}: no such directory, and not a Hub id (owner/name)")
+        return Check(name, False, f"{value}: no such directory, and not a Hub id (owner/name)")
     index = "model_index.json" if name == "model" else "config.json"
     if _hub_cached(value, index):
-        return Result(name, True, f"Hub id {value}, in the local cache")
+        return Check(name, True, f"Hub id {value}, in the local cache")
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     if offline:
-        return Result(name, False, f"Hub id {value} is not cached and HF_HUB_OFFLINE is set")
-    return Result(name, True, f"Hub id {value}, downloaded at first start")
+        return Check(name, False, f"Hub id {value} is not cached and HF_HUB_OFFLINE is set")
+    return Check(name, True, f"Hub id {value}, downloaded at first start")
 
 
-async def check_token(settings: Settings) -> Result:
+async def check_token(settings: Settings) -> Check:
     from aiogram import Bot
     from aiogram.exceptions import TelegramUnauthorizedError
 
@@ -156,17 +146,17 @@ async def check_token(settings: Settings) -> Result:
     try:
         me = await asyncio.wait_for(bot.get_me(), TOKEN_TIMEOUT)
     except TelegramUnauthorizedError:
-        return Result("token", False, f"{api} refused BOT_TOKEN (401 Unauthorized)")
+        return Check("token", False, f"{api} refused BOT_TOKEN (401 Unauthorized)")
     except asyncio.TimeoutError:
-        return Result("token", False, f"{api} did not answer getMe within {TOKEN_TIMEOUT:g} s")
+        return Check("token", False, f"{api} did not answer getMe within {TOKEN_TIMEOUT:g} s")
     except Exception as error:
-        return Result("token", False, f"getMe at {api} failed: {type(error).__name__}: {error}")
+        return Check("token", False, f"getMe at {api} failed: {type(error).__name__}: {error}")
     finally:
         await bot.session.close()
-    return Result("token", True, f"@{me.username} (id {me.id}) at {api}")
+    return Check("token", True, f"@{me.username} (id {me.id}) at {api}")
 
 
-async def run_checks(settings: Settings) -> list[Result]:
+async def run_checks(settings: Settings) -> list[Check]:
     results = [
         await check_database(settings.database_path),
         check_videos(settings.video_dir),
