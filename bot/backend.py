@@ -93,6 +93,15 @@ class VideoBackend(ModelInfo, Protocol):
     def free_memory(self) -> None:
         """Release cached accelerator memory after a failure."""
 
+    @property
+    def on_gpu(self) -> bool:
+        """Whether it renders on a CUDA GPU (the bot then warms it up before taking jobs)."""
+        ...
+
+    def warm_up(self, defaults: GenerationDefaults | None = None) -> Mapping[str, float]:
+        """Render once at ``defaults``' size, so the first user never pays compile and start."""
+        ...
+
 
 class MemoryStatsSource(Protocol):
     """Optional on a backend (``pipeline.text2video.TextToVideo`` has it): accelerator memory for
@@ -122,8 +131,7 @@ class ConfiguredBackend:
 
     @property
     def tiers(self) -> TierSupport:
-        # A backend from before the tiers (no attribute) runs every tier like best.
-        return getattr(self.inner, "tiers", None) or TierSupport()
+        return self.inner.tiers
 
     def device_info(self) -> str:
         return self.inner.device_info()
@@ -218,12 +226,12 @@ async def warm_up(backend: ConfiguredBackend) -> float | None:
     it is skipped. A failed warm-up is logged and the bot starts anyway: a job at another size
     may still work, and each job reports its own failure."""
     inner = backend.inner
-    if not getattr(inner, "on_gpu", False):
+    if not inner.on_gpu:
         return None
     log.info("Warming up at the default size before taking jobs…")
     start = time.perf_counter()
     try:
-        await asyncio.to_thread(inner.warm_up, backend.defaults)  # type: ignore[attr-defined]
+        await asyncio.to_thread(inner.warm_up, backend.defaults)
     except Exception:
         log.exception("warm-up failed; the first job pays the compile instead")
         inner.free_memory()

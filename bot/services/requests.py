@@ -34,7 +34,6 @@ from pipeline.options import (
     random_seed,
     resolve_options,
 )
-from pipeline.quality import TierSupport
 
 if TYPE_CHECKING:
     from bot.backend import ModelInfo
@@ -139,7 +138,7 @@ class RequestService:
         return CostMeter(
             model.defaults,
             model.limits,
-            getattr(model, "tiers", None) or TierSupport(),
+            model.tiers,
             self.settings.default_quality,
         )
 

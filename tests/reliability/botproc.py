@@ -85,8 +85,12 @@ class StageBackend:
     """
 
     reads_russian = False
+    on_gpu = False
 
     def __init__(self) -> None:
+        from pipeline.quality import TierSupport
+
+        self.tiers = TierSupport()
         self.defaults = DEFAULTS
         self.limits = LIMITS
         self.pause_at = os.environ.get("REL_PAUSE_AT", "")
@@ -167,6 +171,9 @@ class StageBackend:
 
     def free_memory(self) -> None:
         pass
+
+    def warm_up(self, defaults: Any = None) -> dict[str, float]:
+        return {}
 
 
 def _install_backend() -> None:
