@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import aiosqlite
 from aiogram.types import Update
 
 from bot.storage.db import transaction
+from bot.storage.engine import Database
 
 PRUNE_AFTER = 24 * 3600.0
 """Seconds a handled update is kept (Telegram re-sends an unconfirmed update for 24 h)."""
@@ -19,7 +19,7 @@ PRUNE_AFTER = 24 * 3600.0
 class UpdateInbox:
     """Reads and writes of ``update_inbox`` (migration 0002). ``clock`` is injectable."""
 
-    def __init__(self, conn: aiosqlite.Connection, clock: Callable[[], float] = time.time):
+    def __init__(self, conn: Database, clock: Callable[[], float] = time.time):
         self.conn = conn
         self.clock = clock
 

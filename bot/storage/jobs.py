@@ -26,9 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
-import aiosqlite
-
 from bot.storage.db import transaction
+from bot.storage.engine import Database, Row, dialect_of
 from pipeline.options import GenerationOptions
 
 
@@ -54,6 +53,30 @@ class JobStatus:
     )
     ACTIVE: tuple[str, ...] = (QUEUED, RUNNING)  # count against per-user limits
     FINAL: tuple[str, ...] = (DELIVERED, CANCELLED, FAILED, UNDELIVERABLE)
+
+
+class Transition(NamedTuple):
+    """One operation of the state machine: the states it may start from and where it leads."""
+
+    sources: tuple[str, ...]
+    target: str
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "claim_next": Transition((JobStatus.QUEUED,), JobStatus.RUNNING),
+    "refuse_claimed": Transition((JobStatus.RUNNING,), JobStatus.FAILED),
+    "mark_generated": Transition((JobStatus.RUNNING,), JobStatus.GENERATED),
+    "mark_delivered": Transition((JobStatus.GENERATED,), JobStatus.DELIVERED),
+    "mark_failed": Transition((JobStatus.RUNNING, JobStatus.GENERATED), JobStatus.FAILED),
+    "mark_undeliverable": Transition((JobStatus.GENERATED,), JobStatus.UNDELIVERABLE),
+    "cancel": Transition((JobStatus.QUEUED, JobStatus.RUNNING), JobStatus.CANCELLED),
+    "cancel_user_queued": Transition((JobStatus.QUEUED,), JobStatus.CANCELLED),
+    "requeue": Transition((JobStatus.RUNNING,), JobStatus.QUEUED),
+}
+"""The allowed transitions, defined once: every store method named here changes a job only
+from ``sources`` (one guarded ``UPDATE … WHERE status IN (…)``) and the contract tests
+(``tests/storage/``) check every state against this table on both engines. ``requeue`` is
+:meth:`JobStore.recover`'s (or a reaper's) running → queued."""
 
 
 class JobSource:
@@ -182,7 +205,7 @@ class Job:
         return self.status in JobStatus.FINAL
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Job:
+    def from_row(cls, row: Row) -> Job:
         return cls(
             id=row["id"],
             user_id=row["user_id"],
@@ -252,9 +275,10 @@ def percentile(values: Iterable[float], q: float) -> float | None:
 class JobStore:
     """All reads and writes of ``jobs``. ``clock`` is injectable so tests control time."""
 
-    def __init__(self, conn: aiosqlite.Connection, clock: Callable[[], float] = time.time):
+    def __init__(self, conn: Database, clock: Callable[[], float] = time.time):
         self.conn = conn
         self.clock = clock
+        self.dialect = dialect_of(conn)
 
     # ------------------------------------------------------------ helpers
 
@@ -366,10 +390,15 @@ class JobStore:
         """
         return await self._one(
             "UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1, progress = 0"
-            f" WHERE id = ({QUEUE_ORDER_SQL.format(columns='w.id')} LIMIT 1)"
-            " AND status = ? RETURNING *",
+            f" WHERE id = ({self._next_claim_sql()}) AND status = ? RETURNING *",
             (JobStatus.RUNNING, self.clock(), *QUEUE_ORDER_PARAMS, JobStatus.QUEUED),
         )
+
+    def _next_claim_sql(self) -> str:
+        """The id of the job to claim (parameters: :data:`QUEUE_ORDER_PARAMS`): the first of
+        :data:`QUEUE_ORDER_SQL`. On SQLite one writer at a time makes the plain query safe;
+        :class:`PostgresJobStore` locks the row it picks."""
+        return f"{QUEUE_ORDER_SQL.format(columns='w.id')} LIMIT 1"
 
     async def refuse_claimed(self, job_id: int, reason: str) -> bool:
         """running → failed *before* rendering began: the current limits no longer allow the
@@ -418,15 +447,11 @@ class JobStore:
 
     async def mark_failed(self, job_id: int, reason: str) -> bool:
         """running | generated → failed; ``reason`` is a :class:`FailReason` code."""
-        return await self._transition(
-            job_id, (JobStatus.RUNNING, JobStatus.GENERATED), JobStatus.FAILED, reason
-        )
+        return await self._transition(job_id, *TRANSITIONS["mark_failed"], reason)
 
     async def mark_undeliverable(self, job_id: int, reason: str = FailReason.BLOCKED) -> bool:
         """generated → undeliverable (e.g. 403: the user blocked the bot)."""
-        return await self._transition(
-            job_id, (JobStatus.GENERATED,), JobStatus.UNDELIVERABLE, reason
-        )
+        return await self._transition(job_id, *TRANSITIONS["mark_undeliverable"], reason)
 
     async def _transition(
         self, job_id: int, sources: Sequence[str], target: str, error: str | None
@@ -487,7 +512,7 @@ class JobStore:
                 "SELECT * FROM jobs WHERE status = ? ORDER BY id", (JobStatus.GENERATED,)
             )
 
-        def jobs(rows: Iterable[aiosqlite.Row]) -> list[Job]:
+        def jobs(rows: Iterable[Row]) -> list[Job]:
             return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
 
         return Recovery(jobs(requeued_rows), jobs(failed_rows), jobs(undelivered_rows))
@@ -617,7 +642,9 @@ class JobStore:
         ``queue_length`` (queued now), ``running`` (running now).
         """
         rows = await self.conn.execute_fetchall(
-            "SELECT status, COUNT(*), SUM(created_at >= ?) FROM jobs GROUP BY status", (since_ts,)
+            "SELECT status, COUNT(*), SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END)"
+            " FROM jobs GROUP BY status",
+            (since_ts,),
         )
         total = dict.fromkeys(JobStatus.ALL, 0)
         since = dict.fromkeys(JobStatus.ALL, 0)
@@ -661,8 +688,8 @@ class JobStore:
         """Jobs created per hour and their mean generation time, every hour from the one holding
         ``since_ts`` to the current one (empty hours included, so a chart has no gaps)."""
         rows = await self.conn.execute_fetchall(
-            "SELECT CAST(created_at / 3600 AS INTEGER) AS hour, COUNT(*), AVG(gen_seconds)"
-            " FROM jobs WHERE created_at >= ? GROUP BY hour",
+            f"SELECT {self.dialect.floor_int('created_at / 3600')} AS hour, COUNT(*),"
+            " AVG(gen_seconds) FROM jobs WHERE created_at >= ? GROUP BY hour",
             (since_ts,),
         )
         by_hour = {row[0]: (row[1], row[2]) for row in rows}
@@ -682,7 +709,7 @@ class JobStore:
             f"SELECT * FROM jobs WHERE status IN ({_placeholders(JobStatus.FINAL)})"
             " AND COALESCE(finished_at, generated_at, created_at) < ?"
             " AND (video_path IS NOT NULL"
-            " OR json_extract(video_meta, '$.thumbnail') IS NOT NULL) ORDER BY id",
+            f" OR {self.dialect.json_text('video_meta', 'thumbnail')} IS NOT NULL) ORDER BY id",
             (*JobStatus.FINAL, before_ts),
         )
 
@@ -690,9 +717,9 @@ class JobStore:
         """``DATA_RETENTION_DAYS``: blank the texts users wrote (prompt, English prompt, negative
         prompt) of jobs that ended before ``before_ts``; their status, options, times and the
         counts /stats shows stay. Returns how many jobs were blanked."""
+        blanked = self.dialect.json_merge("options", {"prompt": "''", "negative_prompt": "''"})
         cursor = await self.conn.execute(
-            f"UPDATE jobs SET prompt = '', prompt_en = NULL,"
-            " options = json_set(options, '$.prompt', '', '$.negative_prompt', '')"
+            f"UPDATE jobs SET prompt = '', prompt_en = NULL, options = {blanked}"
             f" WHERE status IN ({_placeholders(JobStatus.FINAL)})"
             " AND COALESCE(finished_at, generated_at, created_at) < ? AND prompt != ''",
             (*JobStatus.FINAL, before_ts),
@@ -703,9 +730,10 @@ class JobStore:
         """Every stored path some job points to (videos and thumbnails, as written), and the ids
         of jobs whose files must stay whatever their age (queued, running, generated)."""
         keep = tuple(s for s in JobStatus.ALL if s not in JobStatus.FINAL)
+        thumbnail = self.dialect.json_text("video_meta", "thumbnail")
         rows = await self.conn.execute_fetchall(
-            "SELECT id, status, video_path, json_extract(video_meta, '$.thumbnail') FROM jobs"
-            " WHERE video_path IS NOT NULL OR json_extract(video_meta, '$.thumbnail') IS NOT NULL"
+            f"SELECT id, status, video_path, {thumbnail} FROM jobs"
+            f" WHERE video_path IS NOT NULL OR {thumbnail} IS NOT NULL"
             f" OR status IN ({_placeholders(keep)})",
             keep,
         )
@@ -717,8 +745,44 @@ class JobStore:
         keeps its facts with ``path``/``thumbnail`` NULL and ``files_deleted_at`` set. The
         Telegram ``file_id`` stays. False if the job is not in a final state."""
         return await self._changed(
-            "UPDATE jobs SET video_path = NULL, video_meta = json_set(COALESCE(video_meta, '{}'),"
-            " '$.path', NULL, '$.thumbnail', NULL, '$.files_deleted_at', ?)"
-            f" WHERE id = ? AND status IN ({_placeholders(JobStatus.FINAL)})",
+            "UPDATE jobs SET video_path = NULL, video_meta = "
+            + self.dialect.json_merge(
+                "COALESCE(video_meta, '{}')",
+                {
+                    "path": "NULL",
+                    "thumbnail": "NULL",
+                    "files_deleted_at": "CAST(? AS DOUBLE PRECISION)",
+                },
+            )
+            + f" WHERE id = ? AND status IN ({_placeholders(JobStatus.FINAL)})",
             (self.clock(), job_id, *JobStatus.FINAL),
         )
+
+
+class PostgresJobStore(JobStore):
+    """The same store on PostgreSQL, where several processes claim at once: the claim locks the
+    row it picks with ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take different jobs
+    instead of queuing behind one row lock (and a claimer never waits for another's commit).
+
+    Window functions cannot take ``FOR UPDATE``: the fair order is computed as before, with its
+    sort keys, and joined back to ``jobs``, whose rows are locked in that order; a row another
+    transaction claimed meanwhile is skipped (locked) or fails the re-checked ``status``."""
+
+    def _next_claim_sql(self) -> str:
+        keys = (
+            "w.id, w.turn, CASE WHEN r.last_start IS NULL THEN 0 ELSE 1 END AS never,"
+            " r.last_start, w.first_id"
+        )
+        return (
+            f"SELECT jobs.id FROM ({QUEUE_ORDER_SQL.format(columns=keys)}) AS q"
+            f" JOIN jobs ON jobs.id = q.id WHERE jobs.status = '{JobStatus.QUEUED}'"
+            " ORDER BY q.turn, q.never, q.last_start, q.first_id"
+            " FOR UPDATE OF jobs SKIP LOCKED LIMIT 1"
+        )
+
+
+def job_store(conn: Database, clock: Callable[[], float] = time.time) -> JobStore:
+    """The :class:`JobStore` implementation for ``conn``'s engine."""
+    if dialect_of(conn).name == "postgresql":
+        return PostgresJobStore(conn, clock)
+    return JobStore(conn, clock)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import aiosqlite
+from bot.storage.engine import Database
 
 
 class StateStore:
     """Reads and writes of ``app_state``; ``clock`` is injectable for tests."""
 
-    def __init__(self, conn: aiosqlite.Connection, clock: Callable[[], float] = time.time):
+    def __init__(self, conn: Database, clock: Callable[[], float] = time.time):
         self.conn = conn
         self.clock = clock
 

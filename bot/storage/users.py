@@ -2,8 +2,9 @@
 
 Settings are stored sparsely: only the keys a person actually changed. Whatever they never
 touched falls through to the operator's current defaults, so changing ``DEFAULT_*`` reaches
-everyone who did not choose otherwise. Each write is one statement using SQLite's JSON
-functions, so two concurrent button presses cannot lose each other's change.
+everyone who did not choose otherwise. Each write is one statement using the database's JSON
+functions (SQLite's or PostgreSQL's: ``Dialect`` in bot/storage/engine.py), so two concurrent
+button presses cannot lose each other's change.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
+from bot.storage.engine import Database, Row, dialect_of
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class User:
     settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> User:
+    def from_row(cls, row: Row) -> User:
         return cls(
             user_id=row["user_id"],
             username=row["username"],
@@ -46,17 +47,13 @@ def _load(text: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _json_path(key: str) -> str:
-    # Quoted member name: keys with dots or spaces stay one key.
-    return '$."' + key.replace('"', "") + '"'
-
-
 class UserStore:
     """All reads and writes of ``users``. ``clock`` is injectable for tests."""
 
-    def __init__(self, conn: aiosqlite.Connection, clock: Callable[[], float] = time.time):
+    def __init__(self, conn: Database, clock: Callable[[], float] = time.time):
         self.conn = conn
         self.clock = clock
+        self.dialect = dialect_of(conn)
 
     async def touch(self, user_id: int, username: str | None, first_name: str | None) -> User:
         """Create the user or refresh their names (called on every update); returns the row."""
@@ -112,15 +109,17 @@ class UserStore:
         """Set the given keys (``None`` removes a key: back to the operator's default); returns
         the stored settings after the change. Values must be JSON-serialisable."""
         # A corrupt value (written by hand) is treated as empty rather than failing every write.
-        expression = "(CASE WHEN json_valid(settings) THEN settings ELSE '{}' END)"
+        dialect = self.dialect
+        expression = dialect.json_object_or_empty("settings")
         params: list[Any] = []
         for key, value in changes.items():
             if value is None:
-                expression = f"json_remove({expression}, ?)"
-                params.append(_json_path(key))
+                expression = dialect.json_remove_param(expression)
+                params.append(dialect.json_key(key))
             else:
-                expression = f"json_set({expression}, ?, json(?))"
-                params.extend([_json_path(key), json.dumps(value, ensure_ascii=False)])
+                expression = dialect.json_set_param(expression)
+                params.extend([dialect.json_key(key), json.dumps(value, ensure_ascii=False)])
+        expression = dialect.json_as_text(expression)
         await self.conn.execute(
             "INSERT INTO users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING",
             (user_id, self.clock()),
