@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# A real PostgreSQL per session (pgserver): postgres_server, postgres_url, empty_postgres_url.
+pytest_plugins = ["tests.fakes.postgres"]
+
 
 @pytest.fixture(scope="session")
 def tiny_wan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -110,7 +110,9 @@ class Dialect:
 
 
 SQLITE = Dialect("sqlite", now_sql="((julianday('now') - 2440587.5) * 86400.0)")
-POSTGRES = Dialect("postgresql", now_sql="(extract(epoch from clock_timestamp()))")
+POSTGRES = Dialect(
+    "postgresql", now_sql="CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"
+)
 
 
 def dialect_of(conn: Database) -> Dialect:

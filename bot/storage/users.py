@@ -80,7 +80,7 @@ class UserStore:
         """Ban a user, even one the bot has never seen; False if already banned."""
         async with self.conn.execute(
             "INSERT INTO users (user_id, created_at, banned) VALUES (?, ?, 1)"
-            " ON CONFLICT (user_id) DO UPDATE SET banned = 1 WHERE banned = 0",
+            " ON CONFLICT (user_id) DO UPDATE SET banned = 1 WHERE users.banned = 0",
             (user_id, self.clock()),
         ) as cursor:
             return cursor.rowcount > 0
