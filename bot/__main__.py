@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiosqlite
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from pydantic import ValidationError
@@ -51,9 +51,10 @@ from bot.observability.metrics import BotMetrics
 from bot.observability.server import MetricsServer
 from bot.services.pause import PauseSwitch
 from bot.storage import db
+from bot.storage.engine import Database
 from bot.storage.inbox import UpdateInbox
 from bot.storage.janitor import Janitor
-from bot.storage.jobs import JobStore
+from bot.storage.jobs import JobStore, job_store
 from bot.storage.state import StateStore
 from bot.storage.users import UserStore
 from bot.telegram.commands import set_profile
@@ -81,7 +82,8 @@ class App:
     worker: GenerationLoop
     events: TelegramJobEvents
     janitor: Janitor
-    conn: aiosqlite.Connection
+    conn: Database
+    """The SQLite connection, or the PostgreSQL pool with ``DATABASE_URL``."""
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     observability: Observability | None = None
@@ -167,13 +169,13 @@ async def build_app(
     retry_policy: RetryPolicy | None = None,
 ) -> App:
     """Open the database, load the model (unless a backend is given), and wire the bot."""
-    conn = await db.connect(settings.database_path)
+    conn = await db.open_database(settings.database_path, settings.database_url_value)
     try:
         await db.migrate(conn)
         model: ConfiguredBackend = (
             configure(backend, settings) if backend is not None else await load_backend(settings)
         )
-        # aiosqlite's thread would keep a failed start's process alive: close it on any error.
+        # aiosqlite's thread (or the pool's workers) would keep a failed start's process alive.
         return _wire(settings, conn, model, retry_policy)
     except BaseException:
         await conn.close()
@@ -182,13 +184,13 @@ async def build_app(
 
 def _wire(
     settings: Settings,
-    conn: aiosqlite.Connection,
+    conn: Database,
     model: ConfiguredBackend,
     retry_policy: RetryPolicy | None,
 ) -> App:
     """Everything after the database and the model: the Bot, the services, the Dispatcher."""
     settings.video_dir.mkdir(parents=True, exist_ok=True)
-    jobs, users = JobStore(conn), UserStore(conn)
+    jobs, users = job_store(conn), UserStore(conn)
     heartbeat = UpdatesHeartbeat()
     if settings.webhook_url:  # updates come when users write: /healthz asks for none
         heartbeat.use_webhook()
@@ -354,6 +356,11 @@ def main(argv: Sequence[str] = ()) -> int:
     register_secret(settings.bot_token.get_secret_value())
     if settings.webhook_secret is not None:
         register_secret(settings.webhook_secret.get_secret_value())
+    if settings.database_url_value:
+        register_secret(settings.database_url_value)
+        password = urlsplit(settings.database_url_value).password
+        if password:
+            register_secret(password)
     if args.check:
         from bot.check import check
 

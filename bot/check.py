@@ -6,7 +6,8 @@ Nothing is written and no model weights are loaded, so it is safe next to a runn
 
 - **database**: an existing file is opened *read-only* and its pending migrations are listed
   (they are applied at the next start, as always); a missing file is fine when its folder can be
-  created — the bot creates it at start.
+  created — the bot creates it at start. With ``DATABASE_URL`` the PostgreSQL server is asked
+  the same in read-only transactions (the URL's password is never printed).
 - **videos**: ``VIDEO_DIR`` exists and is writable, or can be created.
 - **model** / **translator**: a local directory holding a diffusers ``model_index.json`` (the
   pipeline class is named) or a transformers ``config.json``; otherwise a Hub id
@@ -29,6 +30,7 @@ import aiosqlite
 
 from bot.observability.health import Check
 from bot.storage import db
+from bot.storage.engine import PostgresDatabase, describe_url
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -75,12 +77,34 @@ async def check_database(path: Path) -> Check:
         return Check("database", False, f"{path}: {type(error).__name__}: {error}")
     finally:
         await conn.close()
-    if pending:
-        names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
-        todo = f"{len(pending)} migrations pending ({names}), applied at start"
-    else:
-        todo = "schema up to date"
-    return Check("database", True, f"{path}: {todo}{queued}")
+    return Check("database", True, f"{path}: {_pending_text(pending)}{queued}")
+
+
+async def check_postgres(url: str) -> Check:
+    where = describe_url(url)
+    try:
+        conn = await PostgresDatabase.open(url, max_size=1, read_only=True)
+    except Exception as error:
+        return Check("database", False, f"{where}: cannot connect: {type(error).__name__}")
+    try:
+        pending = await db.pending(conn)
+        queued = ""
+        rows = await conn.execute_fetchall("SELECT to_regclass('jobs') IS NOT NULL")
+        if rows[0][0]:
+            rows = await conn.execute_fetchall("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+            queued = f", {rows[0][0]} jobs queued"
+    except Exception as error:
+        return Check("database", False, f"{where}: {type(error).__name__}: {error}")
+    finally:
+        await conn.close()
+    return Check("database", True, f"{where}: {_pending_text(pending)}{queued}")
+
+
+def _pending_text(pending: list[db.Migration]) -> str:
+    if not pending:
+        return "schema up to date"
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+    return f"{len(pending)} migrations pending ({names}), applied at start"
 
 
 def check_videos(path: Path) -> Check:
@@ -158,7 +182,11 @@ async def check_token(settings: Settings) -> Check:
 
 async def run_checks(settings: Settings) -> list[Check]:
     results = [
-        await check_database(settings.database_path),
+        await (
+            check_postgres(settings.database_url_value)
+            if settings.database_url_value
+            else check_database(settings.database_path)
+        ),
         check_videos(settings.video_dir),
         check_model("model", settings.t2v_model),
     ]

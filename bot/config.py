@@ -98,6 +98,10 @@ class Settings(BaseSettings):
 
     # --- storage
     database_path: Path = Path("data/bot.sqlite3")
+    database_url: SecretStr | None = None
+    """``postgresql://user:password@host/db``: the queue, users, settings, pause and the update
+    inbox live in PostgreSQL (shared by every process); unset = SQLite at ``database_path``.
+    Secret: it may hold a password."""
     video_dir: Path = Path("data/videos")
     video_retention_days: int = Field(default=7, ge=0)
     """Days a finished job's MP4 and thumbnail stay in ``video_dir`` (0 = forever)."""
@@ -268,6 +272,26 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url_blank_is_none(cls, value: object) -> object:
+        return _none_if_blank(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message must not echo the value: it may hold a password.
+        if value is not None and not value.get_secret_value().strip().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("DATABASE_URL must start with postgresql://")
+        return value
+
+    @property
+    def database_url_value(self) -> str | None:
+        """``DATABASE_URL`` in clear (for the connection only), None when SQLite is used."""
+        return self.database_url.get_secret_value().strip() if self.database_url else None
 
     @field_validator("webhook_url", "webhook_secret", mode="before")
     @classmethod

@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Protocol
 from bot.observability.events import StepTimer
 
 if TYPE_CHECKING:
-    import aiosqlite
-
     from bot.observability.heartbeat import UpdatesHeartbeat
+    from bot.storage.engine import Database
     from bot.storage.jobs import Job
     from pipeline.progress import Progress
 
@@ -114,7 +113,7 @@ class Health:
     def __init__(
         self,
         *,
-        conn: aiosqlite.Connection,
+        conn: Database,
         loop: LoopState,
         watch: LoopWatch,
         updates: UpdatesHeartbeat,

@@ -115,6 +115,20 @@ POSTGRES = Dialect(
 )
 
 
+def describe_url(url: str) -> str:
+    """``user@host:port/dbname`` of a PostgreSQL URL, for messages: never the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        info = conninfo_to_dict(url)
+    except Exception:
+        return "postgresql://(unparsable URL)"
+    host = str(info.get("host") or "localhost")
+    port = f":{info['port']}" if info.get("port") else ""
+    user = f"{info['user']}@" if info.get("user") else ""
+    return f"postgresql://{user}{host}{port}/{info.get('dbname') or ''}"
+
+
 def dialect_of(conn: Database) -> Dialect:
     """The :class:`Dialect` of a connection: ``dialect_of(conn).now_sql`` is the database
     clock, ``dialect_of(conn).name`` is ``"sqlite"`` or ``"postgresql"``."""
@@ -224,16 +238,22 @@ class PostgresDatabase:
         self._current: ContextVar[Any] = ContextVar(f"pg_tx_{id(self)}", default=None)
 
     @classmethod
-    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, read_only: bool = False
+    ) -> PostgresDatabase:
         """Open a pool on ``url`` and wait until one connection works (a wrong URL fails here,
-        at start, not at the first update)."""
+        at start, not at the first update). ``read_only``: every transaction is read-only
+        (``python -m bot --check`` next to a running bot)."""
         from psycopg_pool import AsyncConnectionPool
 
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _row_factory}
+        if read_only:
+            kwargs["options"] = "-c default_transaction_read_only=on"
         pool = AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True, "row_factory": _row_factory},
+            kwargs=kwargs,
             open=False,
             name="bot",
         )

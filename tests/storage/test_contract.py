@@ -76,6 +76,7 @@ async def test_rows_by_name_and_index_and_rowcount(conn: Database) -> None:
     rows = await conn.execute_fetchall("SELECT 7 AS answer, 'x' AS letter")
     assert rows[0]["answer"] == rows[0][0] == 7
     answer, letter = rows[0]
+    assert answer == 7
     assert letter == "x"
     await StateStore(conn).set("a", "1")
     cursor = await conn.execute("UPDATE app_state SET value = ? WHERE key = ?", ("2", "a"))
