@@ -33,9 +33,9 @@ class PostgresServer:
     """A running PostgreSQL: hands out fresh databases by URL."""
 
     def __init__(self, data_dir: Path) -> None:
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))  # platformdirs asks
         import pgserver
 
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
         self.server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
         self.admin_url = self.server.get_uri()
         self._names = itertools.count(1)
