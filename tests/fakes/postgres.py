@@ -20,6 +20,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -33,10 +34,11 @@ class PostgresServer:
     """A running PostgreSQL: hands out fresh databases by URL."""
 
     def __init__(self, data_dir: Path) -> None:
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))  # platformdirs asks
-        import pgserver
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (unused)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            import pgserver
 
-        self.server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+            self.server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
         self.admin_url = self.server.get_uri()
         self._names = itertools.count(1)
         self._template_ready = False
