@@ -35,7 +35,7 @@ class PostgresServer:
 
     def __init__(self, data_dir: Path) -> None:
         with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (unused)
-            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore")
             import pgserver
 
             self.server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
