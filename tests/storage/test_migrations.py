@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -115,21 +116,16 @@ asyncio.run(main(sys.argv[1]))
 async def test_two_processes_migrate_one_fresh_database_at_once(empty_postgres_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", MIGRATE, empty_postgres_url],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", MIGRATE, empty_postgres_url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
         for _ in range(2)
     ]
-    outputs = [proc.communicate(timeout=120) for proc in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err
-    import json
-
-    first, second = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 120)
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+    first, second = (json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs)
     every = [m.version for m in db.discover(db.DEFAULT_MIGRATIONS_DIR, "postgresql")]
     assert sorted(first + second) == every  # each migration applied by exactly one of them
     conn = await db.open_database("", empty_postgres_url)
