@@ -117,9 +117,14 @@ async def test_two_processes_migrate_one_fresh_database_at_once(empty_postgres_u
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", MIGRATE, empty_postgres_url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            sys.executable,
+            "-c",
+            MIGRATE,
+            empty_postgres_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
         for _ in range(2)
     ]
     outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 120)
