@@ -143,6 +143,23 @@ SQLite ≥ 3.25 and PostgreSQL (placeholders aside). Jobs requeued at start and 
 time have ``started_at`` cleared, so they are not their user's turn."""
 QUEUE_ORDER_PARAMS: tuple[str, ...] = (JobStatus.QUEUED,)
 
+CLAIM_CANDIDATES_SQL = (
+    "SELECT f.first_id AS id, CASE WHEN f.last_start IS NULL THEN 0 ELSE 1 END AS rendered,"
+    " f.last_start, f.first_id FROM ("
+    " SELECT q.user_id, q.first_id, (SELECT MAX(s.started_at) FROM jobs AS s"
+    " WHERE s.user_id = q.user_id) AS last_start"
+    " FROM (SELECT user_id, MIN(id) AS first_id FROM jobs WHERE status = ? GROUP BY user_id) AS q"
+    ") AS f"
+)
+"""The jobs :meth:`JobStore.claim_next` chooses from, with their sort keys (parameters:
+:data:`QUEUE_ORDER_PARAMS`): each waiting user's oldest queued job — the jobs of ``turn`` 1 in
+:data:`QUEUE_ORDER_SQL` — and the start of that user's latest render. Ordered by
+:data:`CLAIM_ORDER_SQL` its first row is the first of the whole fair order (turn 1 comes before
+turn 2, and within a turn the keys are the same), without numbering every queued job and
+without carrying whole rows through window functions: the claim reads one narrow row per
+waiting user (``MAX(started_at)`` is one probe of ``idx_jobs_user_started``)."""
+CLAIM_ORDER_SQL = "ORDER BY c.rendered, c.last_start, c.first_id"
+
 CHARGED_SQL = "(started_at IS NOT NULL OR status NOT IN (?, ?))"
 """The jobs a daily budget counts: all but those that ended without ever starting to render
 (cancelled while queued, refused at claim time). A job that ran counts whatever became of it."""
@@ -398,7 +415,7 @@ class JobStore:
         """The id of the job to claim (parameters: :data:`QUEUE_ORDER_PARAMS`): the first of
         :data:`QUEUE_ORDER_SQL`. On SQLite one writer at a time makes the plain query safe;
         :class:`PostgresJobStore` locks the row it picks."""
-        return f"{QUEUE_ORDER_SQL.format(columns='w.id')} LIMIT 1"
+        return f"SELECT c.id FROM ({CLAIM_CANDIDATES_SQL}) AS c {CLAIM_ORDER_SQL} LIMIT 1"
 
     async def refuse_claimed(self, job_id: int, reason: str) -> bool:
         """running → failed *before* rendering began: the current limits no longer allow the
@@ -764,19 +781,16 @@ class PostgresJobStore(JobStore):
     row it picks with ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take different jobs
     instead of queuing behind one row lock (and a claimer never waits for another's commit).
 
-    Window functions cannot take ``FOR UPDATE``: the fair order is computed as before, with its
-    sort keys, and joined back to ``jobs``, whose rows are locked in that order; a row another
-    transaction claimed meanwhile is skipped (locked) or fails the re-checked ``status``."""
+    Aggregates cannot take ``FOR UPDATE``: the candidates (:data:`CLAIM_CANDIDATES_SQL`) are
+    computed with their sort keys and joined back to ``jobs``, whose rows are locked in the fair
+    order; a row another transaction claimed meanwhile is skipped (locked) or fails the
+    re-checked ``status``. When every candidate is locked by other claimers the claim finds
+    nothing this time (the worker looks again), never a job out of turn."""
 
     def _next_claim_sql(self) -> str:
-        keys = (
-            "w.id, w.turn, CASE WHEN r.last_start IS NULL THEN 0 ELSE 1 END AS never,"
-            " r.last_start, w.first_id"
-        )
         return (
-            f"SELECT jobs.id FROM ({QUEUE_ORDER_SQL.format(columns=keys)}) AS q"
-            f" JOIN jobs ON jobs.id = q.id WHERE jobs.status = '{JobStatus.QUEUED}'"
-            " ORDER BY q.turn, q.never, q.last_start, q.first_id"
+            f"SELECT jobs.id FROM ({CLAIM_CANDIDATES_SQL}) AS c JOIN jobs ON jobs.id = c.id"
+            f" WHERE jobs.status = '{JobStatus.QUEUED}' {CLAIM_ORDER_SQL}"
             " FOR UPDATE OF jobs SKIP LOCKED LIMIT 1"
         )
 
