@@ -22,6 +22,7 @@ database clock, integer division of times, the claim's row locking) the store as
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -101,12 +102,24 @@ class Dialect:
         """An edited JSON document back to the TEXT the column stores."""
         return expression if self.name == SQLITE.name else f"CAST({expression} AS TEXT)"
 
+    def serialize_sql(self) -> str | None:
+        """A statement (one ``?``: a 64-bit key, :func:`lock_key`) that makes the rest of the
+        transaction wait for others holding the same key; None where transactions are
+        serialised anyway (SQLite's ``BEGIN IMMEDIATE``)."""
+        return None if self.name == SQLITE.name else "SELECT pg_advisory_xact_lock(?)"
+
     def floor_int(self, expression: str) -> str:
         """``floor(expression)`` as an integer (times are positive: SQLite's CAST truncates,
         PostgreSQL's CAST rounds)."""
         if self.name == SQLITE.name:
             return f"CAST({expression} AS INTEGER)"
         return f"CAST(FLOOR({expression}) AS BIGINT)"
+
+
+def lock_key(*parts: object) -> int:
+    """A signed 64-bit advisory-lock key naming what is locked (``"jobs.number", user_id``)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 SQLITE = Dialect("sqlite", now_sql="((julianday('now') - 2440587.5) * 86400.0)")

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
 from bot.storage.db import transaction
-from bot.storage.engine import Database, Row, dialect_of
+from bot.storage.engine import Database, Row, dialect_of, lock_key
 from pipeline.options import GenerationOptions
 
 
@@ -339,7 +339,39 @@ class JobStore:
         update (a replay after a crash, ``bot/telegram/updates.py``) inserts nothing and returns the job
         the first one created — compare ``created_at``/``status_message_id`` to tell.
         """
-        job = await self._one(
+        serialize = self.dialect.serialize_sql()
+        if serialize is None:
+            job = await self._insert(
+                user_id, chat_id, request_message_id, prompt, options, translate, source,
+                update_id, locale, cost,
+            )  # fmt: skip
+        else:  # PostgreSQL: two front ends must not give one user's two jobs the same number
+            async with transaction(self.conn):
+                await self.conn.execute(serialize, (lock_key("jobs.number", user_id),))
+                job = await self._insert(
+                    user_id, chat_id, request_message_id, prompt, options, translate, source,
+                    update_id, locale, cost,
+                )  # fmt: skip
+        if job is None and update_id is not None:
+            job = await self.by_update_id(update_id)
+        assert job is not None
+        return job
+
+    async def _insert(
+        self,
+        user_id: int,
+        chat_id: int,
+        request_message_id: int | None,
+        prompt: str,
+        options: GenerationOptions,
+        translate: bool,
+        source: str,
+        update_id: int | None,
+        locale: str | None,
+        cost: float,
+    ) -> Job | None:
+        """The ``INSERT`` of :meth:`create`: None when ``update_id`` already made a job."""
+        return await self._one(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
             " translate, created_at, source, update_id, locale, cost, number)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
@@ -361,10 +393,6 @@ class JobStore:
                 user_id,
             ),
         )
-        if job is None and update_id is not None:
-            job = await self.by_update_id(update_id)
-        assert job is not None
-        return job
 
     async def by_update_id(self, update_id: int) -> Job | None:
         """The job created by Telegram update ``update_id``, if any."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,19 @@ from tests.fakes.telegram import FakeTelegram
 pytestmark = pytest.mark.e2e
 
 ADMIN, ALICE, BOB = 5000, 1001, 1002
+ENGINE: dict[str, Any] = {}
+"""Settings of the database the module's bots use: SQLite, or DATABASE_URL on PostgreSQL."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"], autouse=True)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs twice: the queue in the SQLite file, then in a fresh PostgreSQL."""
+    if request.param == "postgres":
+        ENGINE["database_url"] = request.getfixturevalue("postgres_url")
+    try:
+        yield request.param
+    finally:
+        ENGINE.clear()
 
 
 def running_bot(tg: FakeTelegram, tmp_path: Path, backend: FakeBackend, **overrides: Any) -> Any:
@@ -36,6 +50,7 @@ def running_bot(tg: FakeTelegram, tmp_path: Path, backend: FakeBackend, **overri
         "queue_refresh_interval": 0.1,
         "translator_model": "none",
         "max_active_jobs_per_user": 10,
+        **ENGINE,
     }
     values.update(overrides)
     return harness.running_bot(tg, tmp_path, backend, **values)
@@ -59,13 +74,14 @@ async def test_a_user_with_three_queued_jobs_and_a_newcomer_alternate(
     async with running_bot(tg, tmp_path, backend) as app:
         tg.push_message("кот 1", user_id=ALICE)
         await tg.wait_for(lambda: backend.started.is_set())  # Alice's first job renders
-        for i in (2, 3, 4):
-            tg.push_message(f"кот {i}", user_id=ALICE)
         first = (await app.jobs.user_jobs(ALICE, limit=10))[-1].number
 
         def waiting(chat_id: int) -> dict[int, int]:  # the first job's message goes on to render
             return {job: place for job, place in places(tg, chat_id).items() if job != first}
 
+        for i in (2, 3, 4):  # one after the other: updates are handled concurrently
+            tg.push_message(f"кот {i}", user_id=ALICE)
+            await tg.wait_for(lambda i=i: len(waiting(ALICE)) == i - 1)
         await tg.wait_for(lambda: sorted(waiting(ALICE).values()) == [1, 2, 3])
         tg.push_message("пёс", user_id=BOB)  # the newcomer arrives last…
         await tg.wait_for(lambda: places(tg, BOB))

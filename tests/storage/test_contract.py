@@ -8,6 +8,7 @@ update inbox and the operator's switches behave alike.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -401,3 +402,10 @@ async def test_app_state(conn: Database) -> None:
     assert not await state.set("paused", "1")
     assert await state.set("paused", "0")
     assert await state.get("paused") == "0"
+
+
+async def test_concurrent_requests_of_one_user_get_distinct_numbers(store: JobStore) -> None:
+    """Updates are handled concurrently (and by several front ends on PostgreSQL): a user's
+    jobs are still numbered #1, #2, … without a repeat."""
+    jobs = await asyncio.gather(*(new_job(store, user_id=9) for _ in range(12)))
+    assert sorted(job.number for job in jobs) == list(range(1, 13))
