@@ -1,4 +1,4 @@
-"""Claim latency of the fair queue: ``JobStore.claim_next`` with 0, 10 000 and 100 000 queued jobs.
+"""Claim latency of the fair queue: ``JobStore.claim_next`` with 0 to 100 000 queued jobs.
 
 One claim is one statement (``UPDATE … WHERE id = (fair order … LIMIT 1) RETURNING *``; on
 PostgreSQL the chosen row is locked with ``FOR UPDATE SKIP LOCKED``), timed from the caller's
@@ -37,7 +37,7 @@ from bot.storage.jobs import JobStatus, JobStore, job_store, options_to_json
 from pipeline.options import GenerationOptions
 
 TARGET_P99_MS = 20.0
-SIZES = (0, 10_000, 100_000)
+SIZES = (0, 1_000, 10_000, 100_000)
 QUICK_SIZES = (0, 2_000)
 PER_USER = 2
 

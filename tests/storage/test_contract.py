@@ -409,3 +409,20 @@ async def test_concurrent_requests_of_one_user_get_distinct_numbers(store: JobSt
     jobs are still numbered #1, #2, … without a repeat."""
     jobs = await asyncio.gather(*(new_job(store, user_id=9) for _ in range(12)))
     assert sorted(job.number for job in jobs) == list(range(1, 13))
+
+
+def test_both_implementations_offer_every_protocol_method() -> None:
+    """The Protocol and the stores cannot drift apart: same names, same parameters."""
+    import inspect
+
+    from bot.storage.protocol import JobStoreProtocol
+
+    methods = [
+        name for name, value in vars(JobStoreProtocol).items() if inspect.iscoroutinefunction(value)
+    ]
+    assert len(methods) > 30
+    for implementation in (JobStore, PostgresJobStore):
+        for name in methods:
+            ours = inspect.signature(getattr(implementation, name))
+            declared = inspect.signature(getattr(JobStoreProtocol, name))
+            assert list(ours.parameters) == list(declared.parameters), (implementation, name)
