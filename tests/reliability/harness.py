@@ -261,8 +261,11 @@ def job_of_markup(markup: Any) -> int | None:
 # -------------------------------------------------------------------- database (read-only)
 
 
-def db_jobs(db_path: Path) -> list[dict[str, Any]]:
-    """Every job row, as dicts (empty before the first start)."""
+def db_jobs(db_path: Path | str) -> list[dict[str, Any]]:
+    """Every job row, as dicts (empty before the first start). ``db_path``: the SQLite file, or
+    the ``postgresql://`` URL a bot was given as ``DATABASE_URL``."""
+    if isinstance(db_path, str):
+        return _postgres_jobs(db_path)
     if not db_path.exists():
         return []
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
@@ -275,6 +278,16 @@ def db_jobs(db_path: Path) -> list[dict[str, Any]]:
         return [dict(row) for row in rows]
     finally:
         conn.close()
+
+
+def _postgres_jobs(url: str) -> list[dict[str, Any]]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        if conn.execute("SELECT to_regclass('jobs') IS NULL AS missing").fetchone()["missing"]:
+            return []
+        return list(conn.execute("SELECT * FROM jobs ORDER BY id").fetchall())
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
@@ -304,7 +317,7 @@ async def wait_ready(tg: FakeTelegram, proc: BotProcess, timeout: float = 20.0) 
 
 
 async def wait_all_final(
-    db_path: Path, expected: int, proc: BotProcess, timeout: float = 20.0
+    db_path: Path | str, expected: int, proc: BotProcess, timeout: float = 20.0
 ) -> list[dict[str, Any]]:
     def done() -> list[dict[str, Any]] | None:
         if not proc.alive():

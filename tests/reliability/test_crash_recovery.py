@@ -63,8 +63,12 @@ def _record(mode: str, stage: str, key: str, amount: int = 1) -> None:
     FIGURES["crash_runs"] = _results
 
 
-async def _reach_stage(stage: str, tg: FaultyTelegram, data: Path) -> None:
-    """Send the two requests and wait until the first job stands at ``stage``."""
+async def _reach_stage(
+    stage: str, tg: FaultyTelegram, data: Path, database: Path | str | None = None
+) -> None:
+    """Send the two requests and wait until the first job stands at ``stage``. ``database``:
+    the bots' SQLite file (default) or their ``DATABASE_URL``."""
+    database = data / "bot.sqlite3" if database is None else database
     if stage == "queued":
         tg.push_message("/pause", user_id=ADMIN_ID)
         await wait_for(lambda: any(CYRILLIC.search(t) for t in _texts(tg, ADMIN_ID)), 10, "/pause")
@@ -78,12 +82,12 @@ async def _reach_stage(stage: str, tg: FaultyTelegram, data: Path) -> None:
     def both_acknowledged() -> bool:
         # Both requests are written and the users were told (a kill before that is another
         # window: see test_kill_after_update_confirmed_before_job_written below).
-        rows = db_jobs(data / "bot.sqlite3")
+        rows = db_jobs(database)
         return len(rows) == 2 and all(r["status_message_id"] for r in rows)
 
     await wait_for(both_acknowledged, 10, "both jobs written and acknowledged")
     if stage == "queued":
-        assert [r["status"] for r in db_jobs(data / "bot.sqlite3")] == ["queued", "queued"]
+        assert [r["status"] for r in db_jobs(database)] == ["queued", "queued"]
     elif stage in ("translate", "denoise", "encode"):
         await wait_for(lambda: list(data.glob(f"{stage}-job-*.mp4")), 10, f"pause at {stage}")
     else:
@@ -91,9 +95,7 @@ async def _reach_stage(stage: str, tg: FaultyTelegram, data: Path) -> None:
         # The second job renders while the first uploads (by design) and is sent right after:
         # let it finish, or the kill may land in *its* accept→commit window by chance (seen:
         # that is the after_upload case again, measured there on purpose).
-        await wait_for(
-            lambda: db_jobs(data / "bot.sqlite3")[1]["status"] == "delivered", 10, "job 2 sent"
-        )
+        await wait_for(lambda: db_jobs(database)[1]["status"] == "delivered", 10, "job 2 sent")
 
 
 def _texts(tg: FaultyTelegram, chat_id: int) -> list[str]:
@@ -101,16 +103,23 @@ def _texts(tg: FaultyTelegram, chat_id: int) -> list[str]:
 
 
 async def crash_run(
-    stage: str, fork_server: ForkServer, data: Path, mode: str = "polling"
+    stage: str,
+    fork_server: ForkServer,
+    data: Path,
+    mode: str = "polling",
+    database_url: str | None = None,
 ) -> dict[str, Any]:
     receive = mode_env(mode)  # the same for the restarted bot
+    if database_url:  # the queue in PostgreSQL instead of the SQLite file
+        receive["DATABASE_URL"] = database_url
+    database: Path | str = database_url or data / "bot.sqlite3"
     async with FaultyTelegram() as tg:
         first = fork_server.spawn(
             bot_env(tg, data, rel_pause_at=stage, **receive), data / "bot-1.log"
         )
         try:
             await wait_ready(tg, first)
-            await _reach_stage(stage, tg, data)
+            await _reach_stage(stage, tg, data, database)
         finally:
             code = await first.kill9()
         assert code == -9, first.output()[-2000:]
@@ -122,7 +131,7 @@ async def crash_run(
             await wait_ready(tg, second)
             if stage == "queued":  # the pause outlived the kill (it is stored): lift it
                 tg.push_message("/resume", user_id=ADMIN_ID)
-            rows = await wait_all_final(data / "bot.sqlite3", 2, second)
+            rows = await wait_all_final(database, 2, second)
             await _settle(tg)
         finally:
             await second.terminate()
@@ -195,6 +204,19 @@ async def test_kill9_at_stage(
     else:
         assert duplicates == 0, (per_job, outcome["logs"][-3000:])
         assert all(n == 1 for n in outcome["per_request"].values()), outcome["per_request"]
+
+
+@pytest.mark.parametrize("stage", ("queued", "denoise", "uploading"))
+async def test_kill9_at_stage_on_postgres(
+    stage: str, fork_server: ForkServer, tmp_path: Path, postgres_url: str
+) -> None:
+    """The same kill -9 with DATABASE_URL: the queue, the pause and the inbox in PostgreSQL."""
+    outcome = await crash_run(stage, fork_server, tmp_path, database_url=postgres_url)
+    rows, per_job = outcome["rows"], outcome["per_job"]
+    assert [r["status"] for r in rows] == ["delivered", "delivered"], rows
+    assert all(n == 1 for n in per_job.values()), (per_job, outcome["logs"][-3000:])
+    assert all(n == 1 for n in outcome["per_request"].values()), outcome["per_request"]
+    assert not (tmp_path / "bot.sqlite3").exists()  # nothing went to the SQLite default
 
 
 @pytest.mark.xfail(
