@@ -144,8 +144,7 @@ time have ``started_at`` cleared, so they are not their user's turn."""
 QUEUE_ORDER_PARAMS: tuple[str, ...] = (JobStatus.QUEUED,)
 
 CLAIM_CANDIDATES_SQL = (
-    "SELECT f.first_id AS id, CASE WHEN f.last_start IS NULL THEN 0 ELSE 1 END AS rendered,"
-    " f.last_start, f.first_id FROM ("
+    "SELECT f.first_id AS id, COALESCE(f.last_start, -1.0) AS last_start, f.first_id FROM ("
     " SELECT q.user_id, q.first_id, (SELECT MAX(s.started_at) FROM jobs AS s"
     " WHERE s.user_id = q.user_id) AS last_start"
     " FROM (SELECT user_id, MIN(id) AS first_id FROM jobs WHERE status = ? GROUP BY user_id) AS q"
@@ -158,7 +157,9 @@ CLAIM_CANDIDATES_SQL = (
 turn 2, and within a turn the keys are the same), without numbering every queued job and
 without carrying whole rows through window functions: the claim reads one narrow row per
 waiting user (``MAX(started_at)`` is one probe of ``idx_jobs_user_started``)."""
-CLAIM_ORDER_SQL = "ORDER BY c.rendered, c.last_start, c.first_id"
+CLAIM_ORDER_SQL = "ORDER BY c.last_start, c.first_id"
+"""Never rendered (-1: times are positive UNIX seconds) first, then the oldest latest render,
+ties by the oldest queued job: :data:`QUEUE_ORDER_SQL`'s keys within a turn, each computed once."""
 
 CHARGED_SQL = "(started_at IS NOT NULL OR status NOT IN (?, ?))"
 """The jobs a daily budget counts: all but those that ended without ever starting to render
