@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -153,6 +154,38 @@ async def test_check_exits_2_on_an_invalid_configuration(
     assert code == 2
     assert len(lines) == 1 and lines[0].startswith("configuration: FAIL, ")
     assert "MAX_QUEUE" in lines[0] and "METRICS_LISTEN" in lines[0]
+
+
+async def test_check_with_database_url_lists_pending_migrations_read_only(
+    tg: FakeTelegram,
+    env: Path,
+    empty_postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """DATABASE_URL: --check asks PostgreSQL, writes nothing, never prints the password."""
+    parts = urlsplit(empty_postgres_url)
+    with_password = urlunsplit(parts._replace(netloc="postgres:s3cret-pw@"))  # trust auth
+    monkeypatch.setenv("DATABASE_URL", with_password)
+    code, lines = await run_check(capsys)
+    assert code == 0, lines
+    every = db.discover(db.DEFAULT_MIGRATIONS_DIR, "postgresql")
+    database = line(lines, "database")
+    assert f"{len(every)} migrations pending" in database and "0001_init" in database
+    assert database.startswith("database: ok, postgresql://postgres@")
+    assert "s3cret-pw" not in "\n".join(lines)
+    assert not (env / "data" / "bot.sqlite3").exists()  # not the SQLite default
+    conn = await db.open_database("", empty_postgres_url)
+    try:  # nothing was created
+        assert (await conn.execute_fetchall("SELECT to_regclass('schema_migrations')"))[0][
+            0
+        ] is None
+    finally:
+        await conn.close()
+
+    monkeypatch.setenv("DATABASE_URL", "mysql://root:hunter2@db/bot")
+    code, lines = await run_check(capsys)
+    assert code == 2 and "DATABASE_URL" in lines[0] and "hunter2" not in lines[0]
 
 
 FAILING_START = """
