@@ -210,13 +210,13 @@ class Result:
 
     def __init__(self, rowcount: int, rows: list[Any]):
         self.rowcount = rowcount
-        self._rows = rows
+        self.rows = rows
 
     async def fetchall(self) -> list[Any]:
-        return list(self._rows)
+        return list(self.rows)
 
     async def fetchone(self) -> Any:
-        return self._rows[0] if self._rows else None
+        return self.rows[0] if self.rows else None
 
     async def close(self) -> None:
         return None
@@ -226,7 +226,7 @@ class _Execution:
     """Awaitable and async context manager, like aiosqlite's ``execute``."""
 
     def __init__(self, database: PostgresDatabase, sql: str, params: Sequence[Any]):
-        self._coro = database._execute(sql, params)
+        self._coro = database.run(sql, params)
 
     def __await__(self) -> Any:
         return self._coro.__await__()
@@ -289,7 +289,8 @@ class PostgresDatabase:
             async with self.pool.connection() as conn:
                 yield conn
 
-    async def _execute(self, sql: str, params: Sequence[Any]) -> Result:
+    async def run(self, sql: str, params: Sequence[Any]) -> Result:
+        """One statement on the current transaction's connection or a pooled one."""
         async with self._connection() as conn:
             cursor = await conn.execute(to_pyformat(sql), tuple(params))
             rows = await cursor.fetchall() if cursor.description is not None else []
@@ -299,7 +300,7 @@ class PostgresDatabase:
         return _Execution(self, sql, params)
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return (await self._execute(sql, params))._rows
+        return (await self.run(sql, params)).rows
 
     async def executemany(self, sql: str, seq_of_params: Iterable[Sequence[Any]]) -> None:
         params = [tuple(p) for p in seq_of_params]
