@@ -267,6 +267,9 @@ class PostgresDatabase:
             min_size=min_size,
             max_size=max_size,
             kwargs=kwargs,
+            # A connection the server dropped (a restart, a failover) is replaced before it is
+            # handed out, instead of failing the store call that gets it.
+            check=AsyncConnectionPool.check_connection,
             open=False,
             name="bot",
         )

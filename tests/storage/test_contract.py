@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from aiogram.types import Update
@@ -426,3 +427,28 @@ def test_both_implementations_offer_every_protocol_method() -> None:
             ours = inspect.signature(getattr(implementation, name))
             declared = inspect.signature(getattr(JobStoreProtocol, name))
             assert list(ours.parameters) == list(declared.parameters), (implementation, name)
+
+
+async def test_connections_the_server_dropped_are_replaced(
+    postgres_url: str, postgres_server: object
+) -> None:
+    """After PostgreSQL ends every session (a restart, a failover), the next store call works."""
+    import psycopg
+
+    conn = await db.open_database("", postgres_url, pool_size=3)
+    try:
+        state = StateStore(conn)
+        await asyncio.gather(*(state.set(f"k{i}", "1") for i in range(3)))  # fill the pool
+        name = urlsplit(postgres_url).path.lstrip("/")
+        admin = postgres_server.admin_url  # type: ignore[attr-defined]
+        with psycopg.connect(admin, autocommit=True) as other:
+            ended = other.execute(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid != pg_backend_pid()",
+                (name,),
+            ).fetchone()
+        assert ended is not None and ended[0] >= 1
+        assert await state.set("paused", "1")
+        assert await state.get("paused") == "1"
+    finally:
+        await conn.close()
