@@ -1,1 +1,2 @@
-"""Durable state: the SQLite database, its migrations, jobs, users, the update inbox and app state."""
+"""Durable state: the database (SQLite, or PostgreSQL with ``DATABASE_URL``: ``engine.py``), its
+migrations, jobs, users, the update inbox and app state."""

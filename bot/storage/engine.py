@@ -21,6 +21,7 @@ database clock, integer division of times, the claim's row locking) the store as
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -283,9 +284,19 @@ class PostgresDatabase:
     async def close(self) -> None:
         await self.pool.close()
 
+    def _transaction_connection(self) -> Any:
+        """The connection of the transaction the *current task* opened, if any. A task created
+        inside a transaction block inherits the context variable but not the transaction: it
+        uses the pool (the block's connection may be back in the pool by the time it runs)."""
+        current = self._current.get()
+        if current is None:
+            return None
+        conn, owner = current
+        return conn if owner is asyncio.current_task() else None
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
-        current = self._current.get()
+        current = self._transaction_connection()
         if current is not None:
             yield current
         else:
@@ -316,13 +327,13 @@ class PostgresDatabase:
     async def transaction(self) -> AsyncIterator[PostgresDatabase]:
         """One pooled connection for the block, in one transaction (a savepoint when nested);
         the calls this task makes on ``self`` inside the block use it."""
-        current = self._current.get()
+        current = self._transaction_connection()
         if current is not None:
             async with current.transaction():
                 yield self
             return
         async with self.pool.connection() as conn, conn.transaction():
-            token = self._current.set(conn)
+            token = self._current.set((conn, asyncio.current_task()))
             try:
                 yield self
             finally:

@@ -452,3 +452,20 @@ async def test_connections_the_server_dropped_are_replaced(
         assert await state.get("paused") == "1"
     finally:
         await conn.close()
+
+
+async def test_a_task_started_inside_a_transaction_is_not_part_of_it(postgres_url: str) -> None:
+    """Only the task that opened the block writes in its transaction: a task it starts (a
+    status reporter, say) commits on its own and never reuses the block's connection."""
+    conn = await db.open_database("", postgres_url)
+    try:
+        state = StateStore(conn)
+        with pytest.raises(RuntimeError):
+            async with db.transaction(conn):
+                await state.set("inside", "1")
+                await asyncio.create_task(state.set("spawned", "1"))
+                raise RuntimeError("roll back")
+        assert await state.get("inside") is None
+        assert await state.get("spawned") == "1"
+    finally:
+        await conn.close()
