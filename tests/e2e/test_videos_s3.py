@@ -1,0 +1,159 @@
+"""VIDEO_STORE=s3://…: the janitor deletes expired objects, and the real bot delivers from the
+bucket (moto's S3 server on 127.0.0.1, tests/fakes/s3.py; the fake Bot API)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.storage import db
+from bot.storage.janitor import DAY, Janitor
+from bot.storage.jobs import Job, JobStore
+from bot.storage.videos import LocalVideoStore, S3VideoStore
+from pipeline.options import GenerationOptions
+from tests.fakes.backend import FakeBackend
+from tests.fakes.s3 import S3Server, s3, s3_server  # noqa: F401  (fixtures)
+from tests.fakes.telegram import FakeTelegram
+
+ALICE = 1001
+NOW = time.time() + 10 * DAY
+"""The janitor's clock: ten days from now, so objects written now are old enough to expire."""
+
+
+class Clock:
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def options() -> GenerationOptions:
+    return GenerationOptions(
+        prompt="кот", negative_prompt="", steps=4, seed=42, frames=9, fps=8, width=64,
+        height=64, guidance=5.0,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def jobs(tmp_path: Path) -> AsyncIterator[JobStore]:
+    conn = await db.connect(tmp_path / "bot.sqlite3")
+    await db.migrate(conn)
+    yield JobStore(conn, clock=Clock())
+    await conn.close()
+
+
+async def finished_job(
+    jobs: JobStore, videos: S3VideoStore, folder: Path, status: str, at: float
+) -> Job:
+    """A job rendered (attempt 1) and stored in the bucket, which reached ``status`` at ``at``."""
+    jobs.clock.now = at  # type: ignore[attr-defined]
+    job = await jobs.create(ALICE, ALICE, 1, "кот", options())
+    claimed = await jobs.claim_next()
+    assert claimed is not None and claimed.id == job.id
+    folder.mkdir(parents=True, exist_ok=True)
+    video = folder / f"job-{job.id}.mp4"
+    video.write_bytes(os.urandom(2000))
+    video.with_suffix(".jpg").write_bytes(b"\xff\xd8")
+    stored = await videos.put(job.id, claimed.attempts, video, video.with_suffix(".jpg"))
+    meta = {"path": stored.video, "thumbnail": stored.thumbnail}
+    assert await jobs.mark_generated(job.id, stored.video, meta, 1.0)
+    if status == "delivered":
+        assert await jobs.mark_delivered(job.id, "FILE_ID", 77)
+    jobs.clock.now = NOW  # type: ignore[attr-defined]
+    found = await jobs.get(job.id)
+    assert found is not None and found.status == status
+    return found
+
+
+def objects_of(s3: S3Server, bucket: str, job_id: int) -> list[str]:  # noqa: F811
+    return [key for key in s3.keys(bucket) if f"/job-{job_id}/" in key]
+
+
+async def test_the_janitor_deletes_expired_objects_and_keeps_the_rest(
+    s3: S3Server,  # noqa: F811
+    jobs: JobStore,
+    tmp_path: Path,
+) -> None:
+    bucket = s3.new_bucket()
+    videos = S3VideoStore(
+        f"s3://{bucket}/clips", endpoint_url=s3.endpoint_url, local=LocalVideoStore(tmp_path)
+    )
+    scratch = tmp_path / "videos"
+    old = await finished_job(jobs, videos, scratch, "delivered", NOW - 10 * DAY)
+    fresh = await finished_job(jobs, videos, scratch, "delivered", NOW - 2 * DAY)
+    waiting = await finished_job(jobs, videos, scratch, "generated", NOW - 30 * DAY)
+    # A stale worker's late uploads of attempt 9: junk once old, unless its job is still active.
+    for job in (old, waiting):
+        late = scratch / f"late-{job.id}.mp4"
+        late.write_bytes(b"late")
+        await videos.put(job.id, 9, late)
+    s3.client.put_object(Bucket=bucket, Key="clips/README.txt", Body=b"the operator's own")
+    assert len(objects_of(s3, bucket, old.id)) == 3
+
+    report = await Janitor(jobs, scratch, 7, videos=videos, clock=lambda: NOW).run_once()
+
+    assert report is not None and report.jobs == [old.id] and report.errors == 0
+    assert (report.files, report.orphans) == (3, 1)
+    assert objects_of(s3, bucket, old.id) == []
+    gone = await jobs.get(old.id)
+    assert gone is not None and gone.video_path is None and gone.file_id == "FILE_ID"
+    assert objects_of(s3, bucket, fresh.id) == [
+        f"clips/job-{fresh.id}/a1/thumb.jpg",
+        f"clips/job-{fresh.id}/a1/video.mp4",
+    ]
+    kept = await jobs.get(fresh.id)
+    assert kept is not None and kept.video_path == f"s3://{bucket}/clips/job-{fresh.id}/a1/video.mp4"
+    # Still to be sent: its objects and even its stale attempt's stay, however old.
+    assert len(objects_of(s3, bucket, waiting.id)) == 3
+    assert "clips/README.txt" in s3.keys(bucket)
+
+    # Without VIDEO_STORE the bucket's rows are left alone (row and objects).
+    later = Janitor(jobs, scratch, 1, clock=lambda: NOW + 10 * DAY)
+    report = await later.run_once()
+    assert report is not None and fresh.id in report.outside
+    assert len(objects_of(s3, bucket, fresh.id)) == 2
+
+
+@pytest.mark.e2e
+async def test_the_bot_delivers_one_video_from_the_bucket(
+    s3: S3Server,  # noqa: F811
+    tg: FakeTelegram,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.e2e.harness import running_bot
+
+    bucket = s3.new_bucket()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where deliveries download
+    store = {"video_store": f"s3://{bucket}/prod/", "s3_endpoint_url": s3.endpoint_url}
+    async with running_bot(tg, tmp_path, FakeBackend(), **store) as app:
+        assert isinstance(app.janitor.videos, S3VideoStore)
+        request = tg.push_message("кот играет на пианино", user_id=ALICE)
+        await tg.wait_for(lambda: tg.videos(ALICE))
+        deadline = time.monotonic() + 10
+        while (job := await app.jobs.get(1)) is None or job.status != "delivered":
+            assert time.monotonic() < deadline, "not delivered"
+            await asyncio.sleep(0.02)
+
+    sent = tg.videos(ALICE)
+    assert len(sent) == 1
+    assert sent[0].params["reply_parameters"]["message_id"] == request["message_id"]
+    assert job.video_path == f"s3://{bucket}/prod/job-1/a1/video.mp4"
+    upload = sent[0].file("video")
+    assert upload is not None and upload.data == s3.read(job.video_path)
+    assert upload.filename == "video-1.mp4"
+    thumb = sent[0].file("thumbnail")
+    assert job.video_meta is not None and job.video_meta["thumbnail"] is not None
+    assert thumb is not None and thumb.data == s3.read(job.video_meta["thumbnail"])
+    # Nothing left behind on this machine: no download, no rendered copy.
+    assert os.listdir(temp) == []
+    assert [p.name for p in (tmp_path / "videos").iterdir()] == []
