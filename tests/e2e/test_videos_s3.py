@@ -49,6 +49,15 @@ async def jobs(tmp_path: Path) -> AsyncIterator[JobStore]:
     await conn.close()
 
 
+def rendered(folder: Path, name: str, payload: bytes) -> Path:
+    """What the encoder leaves in a worker's VIDEO_DIR: the MP4 and its thumbnail."""
+    folder.mkdir(parents=True, exist_ok=True)
+    video = folder / name
+    video.write_bytes(payload)
+    video.with_suffix(".jpg").write_bytes(b"\xff\xd8")
+    return video
+
+
 async def finished_job(
     jobs: JobStore, videos: S3VideoStore, folder: Path, status: str, at: float
 ) -> Job:
@@ -57,10 +66,7 @@ async def finished_job(
     job = await jobs.create(ALICE, ALICE, 1, "кот", options())
     claimed = await jobs.claim_next()
     assert claimed is not None and claimed.id == job.id
-    folder.mkdir(parents=True, exist_ok=True)
-    video = folder / f"job-{job.id}.mp4"
-    video.write_bytes(os.urandom(2000))
-    video.with_suffix(".jpg").write_bytes(b"\xff\xd8")
+    video = rendered(folder, f"job-{job.id}.mp4", os.urandom(2000))
     stored = await videos.put(job.id, claimed.attempts, video, video.with_suffix(".jpg"))
     meta = {"path": stored.video, "thumbnail": stored.thumbnail}
     assert await jobs.mark_generated(job.id, stored.video, meta, 1.0)
@@ -91,9 +97,7 @@ async def test_the_janitor_deletes_expired_objects_and_keeps_the_rest(
     waiting = await finished_job(jobs, videos, scratch, "generated", NOW - 30 * DAY)
     # A stale worker's late uploads of attempt 9: junk once old, unless its job is still active.
     for job in (old, waiting):
-        late = scratch / f"late-{job.id}.mp4"
-        late.write_bytes(b"late")
-        await videos.put(job.id, 9, late)
+        await videos.put(job.id, 9, rendered(scratch, f"late-{job.id}.mp4", b"late"))
     s3.client.put_object(Bucket=bucket, Key="clips/README.txt", Body=b"the operator's own")
     assert len(objects_of(s3, bucket, old.id)) == 3
 
@@ -109,7 +113,9 @@ async def test_the_janitor_deletes_expired_objects_and_keeps_the_rest(
         f"clips/job-{fresh.id}/a1/video.mp4",
     ]
     kept = await jobs.get(fresh.id)
-    assert kept is not None and kept.video_path == f"s3://{bucket}/clips/job-{fresh.id}/a1/video.mp4"
+    assert (
+        kept is not None and kept.video_path == f"s3://{bucket}/clips/job-{fresh.id}/a1/video.mp4"
+    )
     # Still to be sent: its objects and even its stale attempt's stay, however old.
     assert len(objects_of(s3, bucket, waiting.id)) == 3
     assert "clips/README.txt" in s3.keys(bucket)
