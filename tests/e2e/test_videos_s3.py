@@ -163,3 +163,56 @@ async def test_the_bot_delivers_one_video_from_the_bucket(
     # Nothing left behind on this machine: no download, no rendered copy.
     assert os.listdir(temp) == []
     assert [p.name for p in (tmp_path / "videos").iterdir()] == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("bucket_exists", [True, False])
+async def test_check_says_whether_the_bucket_answers(
+    s3: S3Server,  # noqa: F811
+    tg: FakeTelegram,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bucket_exists: bool,
+) -> None:
+    import json
+    import logging
+
+    from bot.__main__ import main
+
+    for name in list(os.environ):
+        if name.startswith(("BOT_", "T2V_", "METRICS_", "WEBHOOK_", "DATABASE_", "VIDEO_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    bucket = s3.new_bucket() if bucket_exists else "no-such-bucket"
+    monkeypatch.setenv("BOT_TOKEN", tg.token)
+    monkeypatch.setenv("TELEGRAM_API_URL", tg.base_url)
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "data" / "bot.sqlite3"))
+    monkeypatch.setenv("VIDEO_DIR", str(tmp_path / "data" / "videos"))
+    monkeypatch.setenv("T2V_MODEL", str(model))
+    monkeypatch.setenv("TRANSLATOR_MODEL", "none")
+    monkeypatch.setenv("VIDEO_STORE", f"s3://{bucket}/clips")
+    monkeypatch.setenv("S3_ENDPOINT_URL", s3.endpoint_url)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        code = await asyncio.to_thread(main, ["--check"])
+    finally:
+        root.handlers[:], root.level = handlers, level
+    lines = [text for text in capsys.readouterr().out.splitlines() if text.strip()]
+    (found,) = [text for text in lines if text.startswith("video store: ")]
+    if bucket_exists:
+        assert code == 0, lines
+        assert (
+            found == f"video store: ok, bucket s3://{bucket}/clips at {s3.endpoint_url} is"
+            " reachable (empty so far)"
+        )
+        assert s3.keys(bucket) == []  # --check writes nothing
+    else:
+        assert code == 1, lines
+        assert found.startswith("video store: FAIL, ") and "no-such-bucket" in found
+        assert [text for text in lines if ": FAIL, " in text] == [found]
+    assert "testing-secret" not in "\n".join(lines)
