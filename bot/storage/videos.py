@@ -375,7 +375,12 @@ class S3VideoStore:
         return found
 
     def _probe(self) -> str:
-        self._client.head_bucket(Bucket=self.bucket)
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except Exception as error:
+            if _not_found(error):
+                raise VideoStoreError(f"{self.description}: no such bucket") from error
+            raise
         prefix = f"{self.prefix}/" if self.prefix else ""
         listed = self._client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         some = "holds videos" if listed.get("KeyCount") else "empty so far"
