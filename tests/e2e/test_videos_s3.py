@@ -216,3 +216,57 @@ async def test_check_says_whether_the_bucket_answers(
         assert found.startswith("video store: FAIL, ") and "no-such-bucket" in found
         assert [text for text in lines if ": FAIL, " in text] == [found]
     assert "testing-secret" not in "\n".join(lines)
+
+
+@pytest.mark.e2e
+async def test_after_a_restart_the_bucket_is_sent_from_and_a_lost_object_is_said(
+    s3: S3Server,  # noqa: F811
+    tg: FakeTelegram,
+    tmp_path: Path,
+) -> None:
+    """Jobs left ``generated`` (the front end restarted before sending): one is sent from the
+    bucket without rendering again; one whose object is gone fails with the message saying so."""
+    from bot.i18n import use_locale
+    from bot.storage.jobs import FailReason
+    from bot.texts import status as status_texts
+    from tests.e2e.harness import running_bot
+
+    bucket = s3.new_bucket()
+    videos = S3VideoStore(f"s3://{bucket}/v", endpoint_url=s3.endpoint_url)
+    conn = await db.connect(tmp_path / "bot.sqlite3")
+    await db.migrate(conn)
+    jobs = JobStore(conn)
+    ids = {}
+    for name in ("kept", "lost"):
+        job = await jobs.create(ALICE, ALICE, 10 + len(ids), "кот", options())
+        assert (await jobs.claim_next()) is not None
+        stored = await videos.put(
+            job.id, 1, rendered(tmp_path / "worker", f"job-{job.id}.mp4", os.urandom(5000))
+        )
+        meta = {"path": stored.video, "thumbnail": None, "width": 64, "height": 64}
+        assert await jobs.mark_generated(job.id, stored.video, meta, 1.0)
+        ids[name] = (job.id, stored.video)
+    await conn.close()
+    expected = s3.read(ids["kept"][1])
+    await videos.delete(ids["lost"][1])
+
+    backend = FakeBackend()
+    store = {"video_store": f"s3://{bucket}/v", "s3_endpoint_url": s3.endpoint_url}
+    async with running_bot(tg, tmp_path, backend, **store) as app:
+        await tg.wait_for(lambda: tg.videos(ALICE))
+        for name, status in (("kept", "delivered"), ("lost", "failed")):
+            deadline = time.monotonic() + 10
+            while (job := await app.jobs.get(ids[name][0])) is None or job.status != status:
+                assert time.monotonic() < deadline, f"{name} not {status}"
+                await asyncio.sleep(0.02)
+        lost = await app.jobs.get(ids["lost"][0])
+        assert lost is not None and lost.error == FailReason.VIDEO_MISSING
+        with use_locale("ru"):
+            said = status_texts.failure(FailReason.VIDEO_MISSING)
+        await tg.wait_for(lambda: any(said in text for text in tg.texts_to(ALICE)))
+
+    sent = tg.videos(ALICE)
+    assert len(sent) == 1 and backend.runs == []  # sent from the bucket, nothing rendered
+    upload = sent[0].file("video")
+    assert upload is not None and upload.data == expected
+    assert sent[0].params["reply_parameters"]["message_id"] == 10
