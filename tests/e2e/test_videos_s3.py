@@ -270,3 +270,28 @@ async def test_after_a_restart_the_bucket_is_sent_from_and_a_lost_object_is_said
     upload = sent[0].file("video")
     assert upload is not None and upload.data == expected
     assert sent[0].params["reply_parameters"]["message_id"] == 10
+
+
+@pytest.mark.e2e
+async def test_an_upload_the_store_refuses_fails_only_that_job(
+    s3: S3Server,  # noqa: F811
+    tg: FakeTelegram,
+    tmp_path: Path,
+) -> None:
+    """A bucket that is gone (or a store that refuses): the job fails with a message, nothing is
+    sent, and the loop goes on with the next job."""
+    from bot.i18n import use_locale
+    from bot.storage.jobs import FailReason
+    from bot.texts import status as status_texts
+    from tests.e2e.harness import running_bot
+
+    store = {"video_store": "s3://no-such-bucket/v", "s3_endpoint_url": s3.endpoint_url}
+    async with running_bot(tg, tmp_path, FakeBackend(), **store) as app:
+        tg.push_message("кот", user_id=ALICE)
+        with use_locale("ru"):
+            said = status_texts.failure(FailReason.GENERATION)
+        await tg.wait_for(lambda: any(said in text for text in tg.texts_to(ALICE)))
+        job = await app.jobs.get(1)
+        assert job is not None and job.status == "failed" and job.video_path is None
+        assert app.worker.running  # the loop lives on
+    assert tg.videos(ALICE) == []
