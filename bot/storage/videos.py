@@ -214,12 +214,19 @@ class LocalVideoStore:
         return await self.size(location) is not None
 
     async def delete(self, location: str) -> bool:
+        """Only a regular file inside ``root`` is ever deleted (as the janitor's own rule)."""
         if not self.owns(location):
             raise VideoStoreError(f"{location} is not a local file")
         try:
-            return await asyncio.to_thread(_unlink, Path(location))
+            return await asyncio.to_thread(self._delete_inside, Path(location))
         except OSError as error:
             raise VideoStoreError(f"cannot delete {location}: {error}") from error
+
+    def _delete_inside(self, path: Path) -> bool:
+        inside = path.resolve().is_relative_to(self.root.resolve())
+        if not inside or path.is_symlink() or (path.exists() and not path.is_file()):
+            raise VideoStoreError(f"{path}: not a file inside {self.root}; left alone")
+        return _unlink(path)
 
     async def orphans(self, before: float) -> list[tuple[int, str]]:
         return []

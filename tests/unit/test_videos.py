@@ -170,6 +170,10 @@ async def test_the_local_store_hands_files_over_in_place(tmp_path: Path) -> None
     assert await store.size(stored.video) == 5
     assert await store.delete(stored.video) and not await store.exists(stored.video)
     assert not await store.delete(stored.video)  # already gone
+    elsewhere = rendered(tmp_path / "elsewhere", 5, b"not the bot's")
+    with pytest.raises(VideoStoreError, match="left alone"):
+        await store.delete(str(tmp_path / "videos" / ".." / "elsewhere" / "job-5.mp4"))
+    assert elsewhere.exists()
     with pytest.raises(VideoMissing):
         async with store.open(stored.video):
             pass
