@@ -61,7 +61,7 @@ from bot.telegram.polling import Polling
 from bot.telegram.session import RetryPolicy, make_session
 from bot.telegram.updates import InboxDispatcher, Receiver, UpdateRunner
 from bot.telegram.webhook import Webhook
-from bot.wiring import build_context, setup_dispatcher
+from bot.wiring import build_context, setup_dispatcher, video_store
 from bot.worker.events import JobEventsFanout
 from bot.worker.loop import GenerationLoop
 
@@ -216,7 +216,9 @@ def _wire(
         tiers=model.tiers,
     )
     job_metrics = MetricsJobEvents(metrics, jobs)
-    events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings, observer=job_metrics))
+    videos = video_store(settings)  # VIDEO_STORE: VIDEO_DIR, or an S3 bucket
+    delivery = Delivery(bot, jobs, status, settings, observer=job_metrics, videos=videos)
+    events = TelegramJobEvents(status, delivery)
     pause = PauseSwitch(StateStore(conn))
     watch = LoopWatch()
     worker = GenerationLoop(
@@ -226,6 +228,7 @@ def _wire(
         pause=pause,
         video_dir=settings.video_dir,
         upload_limit_bytes=settings.upload_limit_bytes,
+        videos=videos,
     )
     janitor = Janitor(
         jobs,
@@ -234,6 +237,7 @@ def _wire(
         users=users,
         cap_bytes=settings.video_dir_max_bytes,
         data_retention_days=settings.data_retention_days,
+        videos=videos,
     )
     context = build_context(
         settings=settings,

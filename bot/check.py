@@ -8,6 +8,8 @@ Nothing is written and no model weights are loaded, so it is safe next to a runn
   (they are applied at the next start, as always); a missing file is fine when its folder can be
   created — the bot creates it at start.
 - **videos**: ``VIDEO_DIR`` exists and is writable, or can be created.
+- **video store** (only with ``VIDEO_STORE=s3://…``): the bucket answers ``HeadBucket`` and a
+  one-key listing of the prefix with these credentials (``S3_ENDPOINT_URL``); nothing is written.
 - **model** / **translator**: a local directory holding a diffusers ``model_index.json`` (the
   pipeline class is named) or a transformers ``config.json``; otherwise a Hub id
   (``owner/name``), reported as cached or to be downloaded at first start — a failure when
@@ -156,12 +158,28 @@ async def check_token(settings: Settings) -> Check:
     return Check("token", True, f"@{me.username} (id {me.id}) at {api}")
 
 
+async def check_video_store(settings: Settings) -> Check:
+    """``VIDEO_STORE``: the bucket is reachable with the configured credentials."""
+    from bot.storage.videos import VideoStoreError
+    from bot.wiring import video_store
+
+    try:
+        detail = await asyncio.wait_for(video_store(settings).check(), TOKEN_TIMEOUT * 4)
+    except asyncio.TimeoutError:
+        return Check("video store", False, f"{settings.video_store} did not answer in time")
+    except VideoStoreError as error:
+        return Check("video store", False, str(error))
+    return Check("video store", True, detail)
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     results = [
         await check_database(settings.database_path),
         check_videos(settings.video_dir),
-        check_model("model", settings.t2v_model),
     ]
+    if settings.video_store:
+        results.append(await check_video_store(settings))
+    results.append(check_model("model", settings.t2v_model))
     if settings.translator_model.strip().lower() != "none":
         results.append(check_model("translator", settings.translator_model))
     results.append(await check_token(settings))

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.storage.videos import parse_s3_uri
+
 CLOUD_UPLOAD_LIMIT = 50 * 1024 * 1024
 """sendVideo limit of the official cloud Bot API."""
 LOCAL_UPLOAD_LIMIT = 2000 * 1024 * 1024
@@ -104,6 +106,11 @@ class Settings(BaseSettings):
     video_dir_max_gb: float = Field(default=50.0, ge=0)
     """Cap on the videos in ``video_dir``: the oldest finished ones go first; while active jobs
     alone fill it, new requests are refused (0 = no cap)."""
+    video_store: str | None = None
+    """``s3://bucket/prefix``: finished videos go to an S3-compatible object store (workers on
+    other machines); unset = they stay in ``video_dir`` (``bot/storage/videos.py``)."""
+    s3_endpoint_url: str | None = None
+    """The object store's URL when it is not AWS (MinIO, Ceph, R2 …); unset = AWS."""
     data_retention_days: int = Field(default=90, ge=0)
     """Days the prompts of finished jobs and the names of inactive users are kept (0 = forever);
     counts, options and times stay for /stats."""
@@ -201,6 +208,38 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return _none_if_blank(value)
+
+    @field_validator("video_store", "s3_endpoint_url", mode="before")
+    @classmethod
+    def _store_blank_is_none(cls, value: object) -> object:
+        return _none_if_blank(value)
+
+    @field_validator("video_store")
+    @classmethod
+    def _check_video_store(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            bucket, prefix = parse_s3_uri(value)
+        except ValueError as error:
+            raise ValueError(
+                f"VIDEO_STORE must be s3://bucket/prefix (or unset to keep videos in VIDEO_DIR):"
+                f" {error}"
+            ) from None
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("https", "http") or not rest.split("/")[0]:
+            raise ValueError("S3_ENDPOINT_URL must be a URL, e.g. http://127.0.0.1:9000")
+        if "video_store" in info.data and info.data["video_store"] is None:  # a bad one: said
+            raise ValueError("S3_ENDPOINT_URL is set, but VIDEO_STORE is not s3://bucket/prefix")
+        return value
 
     @field_validator("video_retention_days", mode="before")
     @classmethod

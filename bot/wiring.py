@@ -23,6 +23,17 @@ from bot.services.pause import PauseSwitch
 from bot.services.requests import RequestService, WorkerControl
 from bot.storage.jobs import JobStore
 from bot.storage.users import UserStore
+from bot.storage.videos import LocalVideoStore, S3VideoStore, VideoStore
+
+
+def video_store(settings: Settings) -> VideoStore:
+    """``VIDEO_STORE``: ``VIDEO_DIR`` on this machine (default), or an S3 bucket
+    (``S3_ENDPOINT_URL``, AWS credential variables) shared by workers on other machines; rows
+    written before it was set keep their ``VIDEO_DIR`` paths and are still read from there."""
+    local = LocalVideoStore(settings.video_dir)
+    if not settings.video_store:
+        return local
+    return S3VideoStore(settings.video_store, endpoint_url=settings.s3_endpoint_url, local=local)
 
 
 def build_context(

@@ -16,6 +16,13 @@ file after a restart), whatever its age; never a path that resolves outside ``VI
 whose path points elsewhere is left alone, row and file); never a symlink, a folder, or a file
 not named like the bot's (the database may share the folder). File work runs in a thread
 (``asyncio.to_thread``); database reads and writes stay on the event loop.
+
+With ``VIDEO_STORE=s3://…`` (:mod:`bot.storage.videos`) the same retention applies to the
+objects: an expired job whose row points into the bucket has its objects deleted through the
+store, then the row is marked as above; objects the store lists under its prefix (written by
+``put``: ``job-<id>/a<attempt>/…``) that no job points to, of no active job and older than the
+retention — a stale attempt's late upload, a job cancelled after its upload — are deleted as
+orphans. ``VIDEO_DIR_MAX_GB`` measures the local disk, so it only ever deletes local files.
 """
 
 from __future__ import annotations
@@ -32,9 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.storage.videos import VideoStoreError, is_s3_uri
+
 if TYPE_CHECKING:
     from bot.storage.jobs import JobStore
     from bot.storage.users import UserStore
+    from bot.storage.videos import VideoStore
 
 log = logging.getLogger(__name__)
 
@@ -225,10 +235,13 @@ class Janitor:
         users: UserStore | None = None,
         cap_bytes: int | None = None,
         data_retention_days: int = 0,
+        videos: VideoStore | None = None,
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.jobs = jobs
+        self.videos = videos
+        """Deletes the objects of rows that point into an object store (``VIDEO_STORE``)."""
         self.users = users
         self.video_dir = Path(video_dir)
         self.retention_days = retention_days
@@ -255,8 +268,9 @@ class Janitor:
             return True
         async with self._room_lock:
             candidates = [
-                (job.id, _stored_paths(job.video_path, job.video_meta))
+                (job.id, paths)
                 for job in await self.jobs.expired_files(self.clock() + 1)
+                if not _remote(paths := _stored_paths(job.video_path, job.video_meta))
             ]
             freed, used = await asyncio.to_thread(
                 free_space, self.video_dir, candidates, self.cap_bytes
@@ -322,9 +336,10 @@ class Janitor:
             for job in await self.jobs.expired_files(cutoff)
         ]
         references, keep_ids = await self.jobs.file_references()
-        report = await asyncio.to_thread(
-            sweep, self.video_dir, expired, references, keep_ids, cutoff
-        )
+        local = [(job_id, paths) for job_id, paths in expired if not _remote(paths)]
+        report = await asyncio.to_thread(sweep, self.video_dir, local, references, keep_ids, cutoff)
+        remote = [(job_id, paths) for job_id, paths in expired if _remote(paths)]
+        await self._sweep_store(remote, references, keep_ids, cutoff, report)
         for job_id in report.jobs:
             await self.jobs.mark_files_deleted(job_id)
         new_outside = [i for i in report.outside if i not in self._warned_outside]
@@ -347,6 +362,54 @@ class Janitor:
                 report.errors,
             )
         return report
+
+    async def _sweep_store(
+        self,
+        expired: list[tuple[int, list[str]]],
+        references: set[str],
+        keep_ids: set[int],
+        cutoff: float,
+        report: SweepReport,
+    ) -> None:
+        """The object-store side of :meth:`run_once`: expired jobs' objects, then orphans."""
+        videos = self.videos
+        for job_id, locations in expired:
+            if videos is None or not all(videos.owns(location) for location in locations):
+                report.outside.append(job_id)  # e.g. s3:// rows after VIDEO_STORE was unset
+                continue
+            try:
+                for location in locations:
+                    if await videos.delete(location):
+                        report.files += 1
+            except VideoStoreError as error:
+                log.warning("janitor: job %s: %s", job_id, error)
+                report.errors += 1
+                continue
+            report.jobs.append(job_id)
+        if videos is None:
+            return
+        try:
+            orphans = await videos.orphans(cutoff)
+        except VideoStoreError as error:
+            log.warning("janitor: %s", error)
+            report.errors += 1
+            return
+        for job_id, location in orphans:
+            if job_id in keep_ids or location in references:
+                continue
+            try:
+                await videos.delete(location)
+            except VideoStoreError as error:
+                log.warning("janitor: %s", error)
+                report.errors += 1
+                continue
+            report.files += 1
+            report.orphans += 1
+
+
+def _remote(paths: list[str]) -> bool:
+    """Whether a job's stored files are objects (``s3://…``) rather than local paths."""
+    return any(is_s3_uri(path) for path in paths)
 
 
 def _stored_paths(video_path: str | None, meta: dict | None) -> list[str]:

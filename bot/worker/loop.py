@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.logs import mask
 from bot.storage.jobs import FailReason, JobStatus
+from bot.storage.videos import LocalVideoStore
 from pipeline.errors import GenerationOOM, VideoTooLarge
 from pipeline.options import OptionError, resolve_options
 from pipeline.progress import GenerationCancelled, Progress, Stage
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from bot.backend import RunResultLike, VideoBackend
     from bot.services.pause import PauseSwitch
     from bot.storage.jobs import Job, JobStore
+    from bot.storage.videos import VideoStore
     from bot.worker.events import JobEvents
     from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
 
@@ -123,8 +125,10 @@ class GenerationLoop:
         pause: PauseSwitch,
         video_dir: Path,
         upload_limit_bytes: int,
+        videos: VideoStore | None = None,
     ) -> None:
         self.jobs = jobs
+        self.videos = videos or LocalVideoStore(video_dir)
         self.backend = backend
         self.events = events
         self.pause = pause
@@ -274,9 +278,12 @@ class GenerationLoop:
         gen_seconds = time.monotonic() - started
         if result.prompt_en and result.prompt_en != job.prompt_en:
             await self.jobs.set_prompt_en(job.id, result.prompt_en)
-        if not await self.jobs.mark_generated(
-            job.id, str(result.video.path), video_meta(result, gen_seconds), gen_seconds
-        ):
+        # Into the store (VIDEO_STORE) under this attempt's key, then the row points there.
+        video = result.video
+        stored = await self.videos.put(job.id, job.attempts, video.path, video.thumbnail)
+        meta = video_meta(result, gen_seconds)
+        meta.update(path=stored.video, thumbnail=stored.thumbnail)
+        if not await self.jobs.mark_generated(job.id, stored.video, meta, gen_seconds):
             log.info("job %s: finished rendering but was cancelled meanwhile", job.id)
             await self.events.cancelled(job, announce=False)
             return
