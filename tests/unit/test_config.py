@@ -276,3 +276,28 @@ def test_the_generator_passes_the_revision_to_diffusers(monkeypatch: pytest.Monk
         generator.VideoGenerator.load(config)
     assert seen["class_revision"] == "abc123"
     assert seen["load_kwargs"]["revision"] == "abc123"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),
+        ("none", None),
+        (" OFF ", None),
+        ("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"),
+    ],
+)
+def test_prompt_model_blank_or_none_is_off(value: str, expected: str | None) -> None:
+    settings = Settings(_env_file=None, bot_token=TOKEN, prompt_model=value)
+    assert settings.prompt_model == expected
+    assert (settings.prompt_device, settings.prompt_max_tokens, settings.prompt_timeout) == (
+        "auto",
+        256,
+        20.0,
+    )
+
+
+@pytest.mark.parametrize(("name", "value"), [("prompt_timeout", 0), ("prompt_max_tokens", 4)])
+def test_prompt_bounds_are_checked(name: str, value: float) -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, bot_token=TOKEN, **{name: value})
