@@ -194,3 +194,22 @@ def test_cli_improve_needs_a_model(monkeypatch, capsys) -> None:
     monkeypatch.delenv("PROMPT_MODEL", raising=False)
     assert main(["кот", "--improve"]) == 2
     assert "--improve needs a prompt model" in capsys.readouterr().err
+
+
+def test_text_to_video_loads_the_improver_and_survives_a_broken_one(
+    tiny_wan_dir: Path, tiny_qwen_dir: Path, tmp_path: Path, caplog
+) -> None:
+    from pipeline.generator import GeneratorConfig
+
+    config = GeneratorConfig(model=str(tiny_wan_dir), device="cpu")
+    t2v = TextToVideo.load(config, translator_model="none", prompt_model=str(tiny_qwen_dir),
+                           prompt_max_tokens=20, prompt_timeout=5)  # fmt: skip
+    assert t2v.can_improve and t2v.improver is not None
+    assert (t2v.improver.device, t2v.improver.max_new_tokens, t2v.improver.timeout) == (
+        "cpu",
+        20,
+        5,
+    )
+    broken = TextToVideo.load(config, translator_model="none", prompt_model=str(tmp_path / "gone"))
+    assert not broken.can_improve  # the bot runs on, translating plainly
+    assert "prompt improver off" in caplog.text and "not found" in caplog.text
