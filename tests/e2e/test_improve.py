@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from bot.telegram.keyboards import ImproveCb
 from bot.texts import improve as texts
+from bot.texts import queue as queue_texts
 from pipeline.improve import PromptImprover
 from tests.e2e import harness
 from tests.fakes.backend import FakeBackend
@@ -22,7 +24,7 @@ from tests.fakes.telegram import FakeTelegram, SentMessage
 
 pytestmark = pytest.mark.e2e
 
-ALICE = 1001
+ALICE, BOB = 1001, 1002
 GOOD = (
     "A ginger cat plays a grand piano on the surface of the moon, paws on the keys, Earth "
     "rising behind it. Slow orbiting camera, cold sunlight, cinematic, photorealistic."
@@ -71,6 +73,21 @@ async def test_ask_both_buttons_each_make_one_video(
                 "✅ Снять так",
                 "✏️ Как написал",
             ]
+            if number == 1:  # forged and foreign presses first: they change nothing
+                token = ImproveCb.unpack(improved).token
+                for data, user in (
+                    (ImproveCb(token="Z" * 16, choice="improved").pack(), ALICE),
+                    (ImproveCb(token=token, choice="both").pack(), ALICE),
+                    ("imp:" + token, ALICE),
+                    (improved, BOB),
+                ):
+                    forged = tg.push_callback(data, user_id=user, message_id=shown.message_id)
+                    assert await harness.answered(tg, forged) in (
+                        queue_texts.button_broken(),
+                        queue_texts.button_foreign(),
+                    )
+                assert await app.jobs.user_jobs(ALICE, limit=5) == []
+                assert await app.jobs.user_jobs(BOB, limit=5) == []
             press = tg.push_callback(
                 improved if choice == "improved" else plain,
                 user_id=ALICE,
