@@ -59,6 +59,9 @@ DRAFT_TTL = 24 * 3600.0
 """Seconds a shown draft can be chosen; older buttons say so and change nothing."""
 DRAFT_KEEP = 7 * 24 * 3600.0
 """Drafts are deleted this long after they were made (they hold the request's text)."""
+WAIT_FACTOR = 2.0
+"""A request waits at most this many ``PROMPT_TIMEOUT`` for its improvement (its own run and
+the runs queued before it in the improver thread); then it goes as written."""
 IMPROVING_GRACE = 60.0
 """Seconds beyond ``PROMPT_TIMEOUT`` after which a draft still "improving" no longer blocks its
 user's next request (its handler died and was not replayed)."""
@@ -161,9 +164,15 @@ class PromptDrafts:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="improve")
         await self._typing(draft.chat_id)
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._executor, self.improver.improve_prompt, prompt)
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self.improver.improve_prompt, prompt)
+            # The improver's own timeout bounds a run; this bounds the wait behind other users'
+            # runs too (a request still waiting is dropped from the thread's queue).
+            return await asyncio.wait_for(work, self.settings.prompt_timeout * WAIT_FACTOR)
+        except asyncio.TimeoutError:
+            log.warning("prompt improvement waited too long: the request goes as written")
+            return None
         except Exception:
             log.exception("prompt improvement failed")
             return None

@@ -302,3 +302,35 @@ async def test_ask_without_a_local_improver_behaves_like_always(tmp_path: Path) 
         assert (job.prompt_en, job.improve) == (None, True)
     finally:
         await env.close()
+
+
+async def test_an_improvement_that_never_ends_does_not_hold_the_request(
+    tmp_path: Path, improver: PromptImprover
+) -> None:
+    """The improver thread is stuck (a hung device): the request waits at most twice
+    ``PROMPT_TIMEOUT``, then goes as written."""
+    import threading
+
+    stuck = threading.Event()
+
+    def hang(request: str) -> str:
+        stuck.wait(30)
+        return GOOD
+
+    improver.raw_output = hang
+    env = await open_feature_env(
+        tmp_path / "bot.sqlite3",
+        backend=wan_like_backend(improver=improver),
+        prompt_model="Qwen/Qwen2.5-1.5B-Instruct",
+        prompt_timeout=0.05,
+    )
+    try:
+        await env.send(ALICE, REQUEST)
+        assert not proposals(env) and texts.not_improved() in env.session.texts()
+        (job,) = await env.jobs.user_jobs(ALICE, limit=5)
+        assert (job.prompt_en, job.improve) == (None, False)
+    finally:
+        stuck.set()
+        improver.raw_output = improver.generate
+        env.app.drafts.close()
+        await env.close()
