@@ -8,7 +8,7 @@ Nothing is written and no model weights are loaded, so it is safe next to a runn
   (they are applied at the next start, as always); a missing file is fine when its folder can be
   created — the bot creates it at start.
 - **videos**: ``VIDEO_DIR`` exists and is writable, or can be created.
-- **model** / **translator**: a local directory holding a diffusers ``model_index.json`` (the
+- **model** / **translator** / **prompt model** (``PROMPT_MODEL``, when set): a local directory holding a diffusers ``model_index.json`` (the
   pipeline class is named) or a transformers ``config.json``; otherwise a Hub id
   (``owner/name``), reported as cached or to be downloaded at first start — a failure when
   ``HF_HUB_OFFLINE`` forbids that download.
@@ -164,6 +164,8 @@ async def run_checks(settings: Settings) -> list[Check]:
     ]
     if settings.translator_model.strip().lower() != "none":
         results.append(check_model("translator", settings.translator_model))
+    if settings.prompt_model:  # PROMPT_MODEL: a transformers config.json, like the translator
+        results.append(check_model("prompt model", settings.prompt_model))
     results.append(await check_token(settings))
     return results
 
