@@ -235,7 +235,11 @@ class PromptImprover:
                 attention_mask=mask.to(self.device),
                 max_new_tokens=self.max_new_tokens,
                 stopping_criteria=StoppingCriteriaList([deadline]),
-                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                pad_token_id=(
+                    self.tokenizer.pad_token_id
+                    if self.tokenizer.pad_token_id is not None
+                    else self.tokenizer.eos_token_id
+                ),
             )
         new = out[0, ids.shape[1] :]
         self.last_new_tokens = int(new.shape[0])
@@ -253,30 +257,36 @@ class PromptImprover:
         """The improved prompt, or ``fallback(request)`` (the plain translation) when the model
         timed out, failed, or wrote something :func:`check_output` refuses."""
         start = time.perf_counter()
-        with self._lock:
-            self.last_stop = "eos"
-            try:
-                raw = self.raw_output(request)
-            except Exception as exc:
-                log.warning("prompt improver failed: %s", one_line(exc))
-                return ImprovedPrompt(fallback(request), improved=False, reason="error")
-            if self.last_stop == "time":
-                log.warning("prompt improver: timed out after %.1f s", self.timeout)
-                return ImprovedPrompt(fallback(request), improved=False, reason="timeout")
-            if self.last_stop == "length":  # cut mid-sentence: keep the whole sentences
-                ends = [m.end() for m in _SENTENCE_END_RE.finditer(raw)]
-                raw = raw[: ends[-1]] if ends else ""
-            try:
-                text = check_output(raw, instruction=self.instruction)
-            except BadOutput as bad:
-                log.warning("prompt improver: output refused (%s)", bad.reason)
-                return ImprovedPrompt(fallback(request), improved=False, reason=bad.reason)
+        with self._lock:  # the fallback runs outside it: it has its own model and lock
+            text, reason = self._attempt(request)
+        if text is None:
+            return ImprovedPrompt(fallback(request), improved=False, reason=reason)
         log.info(
             "prompt improved in %.1f s (%d tokens)",
             time.perf_counter() - start,
             self.last_new_tokens,
         )
         return ImprovedPrompt(text, improved=True)
+
+    def _attempt(self, request: str) -> tuple[str | None, str]:
+        """``(prompt, "ok")``, or ``(None, why)`` when it cannot be used."""
+        self.last_stop = "eos"
+        try:
+            raw = self.raw_output(request)
+        except Exception as exc:
+            log.warning("prompt improver failed: %s", one_line(exc))
+            return None, "error"
+        if self.last_stop == "time":
+            log.warning("prompt improver: timed out after %.1f s", self.timeout)
+            return None, "timeout"
+        if self.last_stop == "length":  # cut mid-sentence: keep the whole sentences
+            ends = [m.end() for m in _SENTENCE_END_RE.finditer(raw)]
+            raw = raw[: ends[-1]] if ends else ""
+        try:
+            return check_output(raw, instruction=self.instruction), "ok"
+        except BadOutput as bad:
+            log.warning("prompt improver: output refused (%s)", bad.reason)
+            return None, bad.reason
 
 
 def load_improver(
