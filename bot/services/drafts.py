@@ -59,6 +59,8 @@ DRAFT_TTL = 24 * 3600.0
 """Seconds a shown draft can be chosen; older buttons say so and change nothing."""
 DRAFT_KEEP = 7 * 24 * 3600.0
 """Drafts are deleted this long after they were made (they hold the request's text)."""
+TYPING_EVERY = 4.5
+"""Seconds between two "typing…" chat actions while the prompt is being written."""
 WAIT_FACTOR = 2.0
 """A request waits at most this many ``PROMPT_TIMEOUT`` for its improvement (its own run and
 the runs queued before it in the improver thread); then it goes as written."""
@@ -163,16 +165,22 @@ class PromptDrafts:
             prompt = draft.request
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="improve")
-        await self._typing(draft.chat_id)
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(self._executor, self.improver.improve_prompt, prompt)
+        # The improver's own timeout bounds a run; this bounds the wait behind other users'
+        # runs too (a request still waiting is dropped from the thread's queue). Meanwhile the
+        # user sees "typing…" (a chat action lasts 5 s: renewed).
+        deadline = loop.time() + self.settings.prompt_timeout * WAIT_FACTOR
+        while not work.done():
+            left = deadline - loop.time()
+            if left <= 0:
+                work.cancel()
+                log.warning("prompt improvement waited too long: the request goes as written")
+                return None
+            await self._typing(draft.chat_id)
+            await asyncio.wait({work}, timeout=min(TYPING_EVERY, left))
         try:
-            # The improver's own timeout bounds a run; this bounds the wait behind other users'
-            # runs too (a request still waiting is dropped from the thread's queue).
-            return await asyncio.wait_for(work, self.settings.prompt_timeout * WAIT_FACTOR)
-        except asyncio.TimeoutError:
-            log.warning("prompt improvement waited too long: the request goes as written")
-            return None
+            return work.result()
         except Exception:
             log.exception("prompt improvement failed")
             return None

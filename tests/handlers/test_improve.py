@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram.methods import EditMessageReplyMarkup, SendMessage
+from aiogram.methods import EditMessageReplyMarkup, SendChatAction, SendMessage
 
 from bot.storage.drafts import DraftStore
 from bot.telegram.keyboards import ImproveCb, SettingsCb
@@ -97,6 +97,7 @@ async def test_ask_shows_the_improved_prompt_and_queues_nothing_yet(env: Feature
     assert labels == ["✅ Снять так", "✏️ Как написал"]  # Russian by default
     assert await env.jobs.user_jobs(ALICE, limit=5) == []
     assert env.fake.improvements == ["кот играет на пианино на луне"]  # options stripped
+    assert [a.action for a in env.session.of(SendChatAction)] == ["typing"]  # while it writes
     assert env.fake.improve_threads and all(
         t.startswith("improve") for t in env.fake.improve_threads
     )  # the improver thread, not the event loop's
