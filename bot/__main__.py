@@ -145,6 +145,7 @@ class App:
         for task in list(self._tasks):
             task.cancel()
         await self.context.status.close()
+        self.context.drafts.close()
         if self.observability is not None and self.observability.server is not None:
             await self.observability.server.stop()
 
@@ -248,6 +249,7 @@ def _wire(
         pause=pause,
         worker=worker,
         room=janitor.make_room,
+        improver=model.improver,
     )
 
     dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context), settings)

@@ -53,6 +53,23 @@ class RunResultLike(Protocol):
     timings: dict[str, float]
 
 
+class ImprovedPromptLike(Protocol):
+    """``pipeline.improve.ImprovedPrompt``."""
+
+    text: str
+    improved: bool
+    reason: str
+
+
+class PromptImprover(Protocol):
+    """What improves a request into a detailed English prompt (``PROMPT_MODEL``): a backend
+    with a prompt model loaded. Blocking: call it from a worker thread."""
+
+    def improve_prompt(self, text: str) -> ImprovedPromptLike:
+        """The improved prompt, or the plain translation with ``improved=False``."""
+        ...
+
+
 class ModelInfo(Protocol):
     """What the Telegram side needs to know of the model: no rendering."""
 
@@ -88,7 +105,20 @@ class VideoBackend(ModelInfo, Protocol):
         cancel: threading.Event | None = None,
         max_bytes: int | None = None,
         prompt_en: str | None = None,
-    ) -> RunResultLike: ...
+        improve: bool = False,
+    ) -> RunResultLike:
+        """``improve``: the prompt improver writes the English prompt (when ``prompt_en`` is
+        None), in the stage of translation; the translation is its fallback."""
+        ...
+
+    @property
+    def can_improve(self) -> bool:
+        """Whether a prompt improver is loaded (``PROMPT_MODEL``)."""
+        ...
+
+    def improve_prompt(self, text: str) -> ImprovedPromptLike:
+        """:class:`PromptImprover`'s method; blocking."""
+        ...
 
     def free_memory(self) -> None:
         """Release cached accelerator memory after a failure."""
@@ -138,6 +168,18 @@ class ConfiguredBackend:
 
     def run(self, options: GenerationOptions, output: Path, **kwargs: Any) -> RunResultLike:
         return self.inner.run(options, output, **kwargs)
+
+    @property
+    def can_improve(self) -> bool:
+        return self.inner.can_improve
+
+    def improve_prompt(self, text: str) -> ImprovedPromptLike:
+        return self.inner.improve_prompt(text)
+
+    @property
+    def improver(self) -> PromptImprover | None:
+        """This backend as the Telegram side's prompt improver, None without a prompt model."""
+        return self if self.inner.can_improve else None
 
     def free_memory(self) -> None:
         self.inner.free_memory()
@@ -213,6 +255,10 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         translator_model=settings.translator_model,
         translator_device=settings.translator_device,
         translator_revision=settings.translator_revision,
+        prompt_model=settings.prompt_model,
+        prompt_device=settings.prompt_device,
+        prompt_max_tokens=settings.prompt_max_tokens,
+        prompt_timeout=settings.prompt_timeout,
     )
 
 

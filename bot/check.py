@@ -10,7 +10,8 @@ Nothing is written and no model weights are loaded, so it is safe next to a runn
 - **videos**: ``VIDEO_DIR`` exists and is writable, or can be created.
 - **video store** (only with ``VIDEO_STORE=s3://…``): the bucket answers ``HeadBucket`` and a
   one-key listing of the prefix with these credentials (``S3_ENDPOINT_URL``); nothing is written.
-- **model** / **translator**: a local directory holding a diffusers ``model_index.json`` (the
+- **model** / **translator** / **prompt model** (``PROMPT_MODEL``, when set): a local directory
+  holding a diffusers ``model_index.json`` (the
   pipeline class is named) or a transformers ``config.json``; otherwise a Hub id
   (``owner/name``), reported as cached or to be downloaded at first start — a failure when
   ``HF_HUB_OFFLINE`` forbids that download.
@@ -182,6 +183,8 @@ async def run_checks(settings: Settings) -> list[Check]:
     results.append(check_model("model", settings.t2v_model))
     if settings.translator_model.strip().lower() != "none":
         results.append(check_model("translator", settings.translator_model))
+    if settings.prompt_model:  # PROMPT_MODEL: a transformers config.json, like the translator
+        results.append(check_model("prompt model", settings.prompt_model))
     results.append(await check_token(settings))
     return results
 

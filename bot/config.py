@@ -134,6 +134,14 @@ class Settings(BaseSettings):
     fast_transformer: str | None = None
     """Step-distilled transformer of the fast tier (directory, file or Hub id)."""
     fast_steps: int | None = None
+    prompt_model: str | None = None
+    """Instruct LLM of the prompt improver (Hub id or directory); unset or ``none`` = off."""
+    prompt_device: str = "auto"
+    """Where it runs: ``auto`` = the video model's device (between renders), or ``cpu``…"""
+    prompt_max_tokens: int = Field(default=256, ge=16, le=2048)
+    """The most tokens one improved prompt may take."""
+    prompt_timeout: float = Field(default=20.0, gt=0)
+    """Seconds one improvement may take; then the plain translation is used."""
     default_quality: Literal["fast", "balanced", "best"] = "balanced"
     """The quality tier of users who never picked one in /settings (``pipeline.quality``)."""
 
@@ -267,6 +275,12 @@ class Settings(BaseSettings):
         text = str(value).strip().lower() if value is not None else ""
         aliases = {"": "auto", "true": "on", "1": "on", "yes": "on"}
         return aliases.get(text, {"false": "off", "0": "off", "no": "off"}.get(text, text))
+
+    @field_validator("prompt_model", mode="before")
+    @classmethod
+    def _prompt_model(cls, value: object) -> object:
+        text = str(value).strip() if value is not None else ""
+        return None if text.lower() in ("", "none", "off") else text
 
     @field_validator("quantize", mode="before")
     @classmethod

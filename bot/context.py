@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.notify.status import StatusHub
     from bot.services.cancel import CancelService
+    from bot.services.drafts import PromptDrafts
     from bot.services.pause import PauseSwitch
     from bot.services.requests import RequestService
     from bot.storage.jobs import JobStore
@@ -44,6 +45,8 @@ class AppContext:
     """The one way a job is admitted and created."""
     cancels: CancelService
     started_at: float
+    drafts: PromptDrafts
+    """Text requests: the prompt improver's "ask" mode, else straight to ``requests``."""
 
 
 @dataclass(frozen=True)

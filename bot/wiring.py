@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiogram import Dispatcher
 
-from bot.backend import ModelInfo
+from bot.backend import ModelInfo, PromptImprover
 from bot.config import Settings
 from bot.context import AppContext
 from bot.handlers import setup_routers
@@ -19,8 +19,10 @@ from bot.middlewares import setup_middlewares
 from bot.notify.status import StatusHub
 from bot.services.admission import Admission
 from bot.services.cancel import CancelService
+from bot.services.drafts import PromptDrafts
 from bot.services.pause import PauseSwitch
 from bot.services.requests import RequestService, WorkerControl
+from bot.storage.drafts import DraftStore
 from bot.storage.jobs import JobStore
 from bot.storage.users import UserStore
 from bot.storage.videos import LocalVideoStore, S3VideoStore, VideoStore
@@ -47,8 +49,21 @@ def build_context(
     worker: WorkerControl,
     room: Callable[[], Awaitable[bool]] | None = None,
     started_at: float | None = None,
+    improver: PromptImprover | None = None,
 ) -> AppContext:
-    """The one :class:`AppContext`: the request, cancel and pause services over the stores."""
+    """The one :class:`AppContext`: the request, cancel and pause services over the stores.
+    ``improver``: the prompt improver this process runs (None in a front end without the
+    model, or without ``PROMPT_MODEL``)."""
+    requests = RequestService(
+        jobs=jobs,
+        users=users,
+        settings=settings,
+        model=model,
+        admission=Admission(jobs, users, settings, room),
+        status=status,
+        pause=pause,
+        worker=worker,
+    )
     return AppContext(
         settings=settings,
         jobs=jobs,
@@ -56,18 +71,17 @@ def build_context(
         model=model,
         status=status,
         pause=pause,
-        requests=RequestService(
-            jobs=jobs,
-            users=users,
-            settings=settings,
-            model=model,
-            admission=Admission(jobs, users, settings, room),
-            status=status,
-            pause=pause,
-            worker=worker,
-        ),
+        requests=requests,
         cancels=CancelService(jobs, status, worker),
         started_at=time.time() if started_at is None else started_at,
+        drafts=PromptDrafts(
+            bot=status.bot,
+            drafts=DraftStore(jobs.conn, jobs.clock),
+            users=users,
+            requests=requests,
+            settings=settings,
+            improver=improver,
+        ),
     )
 
 

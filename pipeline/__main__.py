@@ -105,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the translator runs (default: $TRANSLATOR_DEVICE or cpu)",
     )
     model.add_argument("--no-translate", action="store_true", help="give the model the text as is")
+    model.add_argument(
+        "--improve",
+        action="store_true",
+        help="turn the text into a detailed English prompt with the prompt model (translation "
+        "and extension in one pass; the plain translation if it fails)",
+    )
+    model.add_argument(
+        "--prompt-model",
+        default=env("PROMPT_MODEL", ""),
+        help="instruct LLM of --improve, Hub id or directory (default: $PROMPT_MODEL)",
+    )
     model.add_argument("--device", default=env("DEVICE", "auto"))
     model.add_argument(
         "--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32")
@@ -239,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         prompt, overrides = request_overrides(args.prompt, args)
     except OptionError as exc:
         return _fail(EXIT_OPTIONS, f"error: {_describe(exc)}")
+    if args.improve and not args.prompt_model:
+        return _fail(
+            EXIT_OPTIONS, "error: --improve needs a prompt model (--prompt-model or PROMPT_MODEL)"
+        )
 
     from pipeline.presets import looks_like_path, read_class_name
 
@@ -271,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         t2v = TextToVideo.load(
-            config, translator_model=args.translator, translator_device=args.translator_device
+            config,
+            translator_model=args.translator,
+            translator_device=args.translator_device,
+            prompt_model=args.prompt_model if args.improve else None,
+            prompt_device=os.environ.get("PROMPT_DEVICE") or "auto",
         )
         overrides = overrides.merged_over(t2v.tier_overrides(args.quality))  # explicit ones win
         options = resolve_options(prompt, overrides, t2v.defaults, t2v.limits)
@@ -296,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             translate=not args.no_translate,
             on_progress=on_progress,
             max_bytes=max_bytes,
+            improve=args.improve,
         )
     except GenerationOOM as exc:
         return _fail(

@@ -1,4 +1,10 @@
-"""Translator + video generator + MP4 export: the one object the CLI and the bot run.
+"""Translator (or prompt improver) + video generator + MP4 export: the one object the CLI and
+the bot run.
+
+With a prompt improver (``PROMPT_MODEL``, :mod:`pipeline.improve`) a run asked to ``improve``
+gets its English prompt from the improver instead of the translator: translation and extension in
+one pass, in the stage that translation has (``Stage.TRANSLATE``, whose ``detail`` is the prompt
+the model gets). The translator stays the fallback of every failed improvement.
 
 ``run`` is blocking (seconds to minutes on a GPU); callers run it in a worker thread and watch it
 through ``on_progress``, stopping it with ``cancel``.
@@ -13,8 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ModelLoadError
 from pipeline.export import VideoFile, export_mp4
 from pipeline.generator import GeneratorConfig, VideoGenerator
+from pipeline.improve import ImprovedPrompt, PromptImprover, load_improver
 from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits, OptionOverrides
 from pipeline.presets import ModelPreset
 from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
@@ -37,9 +45,15 @@ class RunResult:
 class TextToVideo:
     """Russian or English text → MP4, with the loaded model's defaults and limits."""
 
-    def __init__(self, generator: VideoGenerator, translator: Translator | None = None):
+    def __init__(
+        self,
+        generator: VideoGenerator,
+        translator: Translator | None = None,
+        improver: PromptImprover | None = None,
+    ):
         self.generator = generator
         self.translator = translator
+        self.improver = improver
 
     @classmethod
     def load(
@@ -48,15 +62,35 @@ class TextToVideo:
         translator_model: str | None = DEFAULT_TRANSLATOR,
         translator_device: str = "cpu",
         translator_revision: str | None = None,
+        *,
+        prompt_model: str | None = None,
+        prompt_device: str = "auto",
+        prompt_max_tokens: int | None = None,
+        prompt_timeout: float | None = None,
     ) -> TextToVideo:
-        """Load the video model, and the translator only if the model does not read Russian."""
+        """Load the video model, the translator only if the model does not read Russian, and the
+        prompt improver when ``prompt_model`` names one. An improver that cannot be loaded is
+        logged and left out (every run then translates plainly): a nicety never stops the bot."""
         generator = VideoGenerator.load(config)
         translator = None
         if not generator.preset.reads_russian:
             translator = load_translator(
                 translator_model, device=translator_device, revision=translator_revision
             )
-        return cls(generator, translator)
+        improver = None
+        if prompt_model:
+            bounds: dict[str, Any] = {}
+            if prompt_max_tokens is not None:
+                bounds["max_new_tokens"] = prompt_max_tokens
+            if prompt_timeout is not None:
+                bounds["timeout"] = prompt_timeout
+            if prompt_device == "auto":
+                prompt_device = str(generator.device)
+            try:
+                improver = load_improver(prompt_model, prompt_device, **bounds)
+            except ModelLoadError as error:
+                log.error("prompt improver off, plain translation instead: %s", error)
+        return cls(generator, translator, improver)
 
     @property
     def defaults(self) -> GenerationDefaults:
@@ -129,6 +163,18 @@ class TextToVideo:
             return text
         return self.translator.translate(text)
 
+    @property
+    def can_improve(self) -> bool:
+        """Whether a prompt improver is loaded (``PROMPT_MODEL``)."""
+        return self.improver is not None
+
+    def improve_prompt(self, text: str) -> ImprovedPrompt:
+        """The improver's English prompt for ``text``, else (no improver, a timeout, an output
+        the checks refuse) the plain translation with ``improved=False``. Blocking."""
+        if self.improver is None:
+            return ImprovedPrompt(self.prompt_for_model(text), improved=False, reason="no_model")
+        return self.improver.improve(text, self.prompt_for_model)
+
     def run(
         self,
         options: GenerationOptions,
@@ -139,8 +185,10 @@ class TextToVideo:
         cancel: threading.Event | None = None,
         max_bytes: int | None = None,
         prompt_en: str | None = None,
+        improve: bool = False,
     ) -> RunResult:
-        """Translate, generate and encode; ``prompt_en`` skips translation (e.g. a retried job)."""
+        """Translate (or, with ``improve``, improve), generate and encode; ``prompt_en`` skips
+        that stage (a prompt chosen earlier, or a retried job)."""
         start = time.perf_counter()
 
         def report(progress: Progress) -> None:
@@ -152,7 +200,10 @@ class TextToVideo:
 
         if prompt_en is None:
             report_stage(Stage.TRANSLATE, 0)
-            prompt_en = self.prompt_for_model(options.prompt, translate)
+            if improve and translate:
+                prompt_en = self.improve_prompt(options.prompt).text
+            else:
+                prompt_en = self.prompt_for_model(options.prompt, translate)
         translated = time.perf_counter()
         report_stage(Stage.TRANSLATE, 1, detail=prompt_en)
         if cancel is not None and cancel.is_set():

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import admin, buttons, fallback, generate, history, queue, settings, start
+from bot.handlers import (
+    admin,
+    buttons,
+    fallback,
+    generate,
+    history,
+    improve,
+    queue,
+    settings,
+    start,
+)
 
 
 def setup_routers() -> list[Router]:
@@ -20,6 +30,7 @@ def setup_routers() -> list[Router]:
         history.router(),
         settings.router(),
         generate.router(),
+        improve.router(),
         buttons.router(),
         fallback.router(),
     ]

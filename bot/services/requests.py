@@ -10,6 +10,13 @@ Each job's GPU cost (``bot/services/cost.py``) is fixed here, checked against th
 other limits and stored with the job. A repeat is resolved again against today's limits, exactly
 as a new request: a button of an old job can never queue what a new request may not.
 
+The prompt improver (``PROMPT_MODEL``): a job may carry ``improve`` (its English prompt comes from
+the improver — at render time, by the worker, when no ``prompt_en`` is given) and a ``prompt_en``
+chosen in advance (the "ask" mode, ``bot/services/drafts.py``, which goes through :meth:`submit`
+like every request). Without an explicit choice the user's /settings decide
+(:func:`bot.services.preferences.improve_mode`): "always", and "ask" where no draft was shown (a
+front end without the model), mark the job ``improve``.
+
 Replays (``bot/telegram/updates.py``): a job carries the id of the update that asked for it. An
 update handled again after a crash finds its job instead of being checked against the limits and
 queued a second time; it is announced only if the first run died before announcing it.
@@ -23,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.i18n import use_locale
 from bot.services.cost import CostMeter
-from bot.services.preferences import quality_options, to_personal
+from bot.services.preferences import improve_mode, quality_options, to_personal
 from bot.storage.jobs import JobSource
 from bot.texts import requests as request_texts
 from pipeline.options import (
@@ -102,8 +109,19 @@ class RequestService:
         self.pause = pause
         self.worker = worker
 
-    async def submit(self, actor: Actor, text: str, origin: Origin) -> Admitted:
-        """A request written by ``actor``: options in ``text`` win over their /settings."""
+    async def submit(
+        self,
+        actor: Actor,
+        text: str,
+        origin: Origin,
+        *,
+        prompt_en: str | None = None,
+        improve: bool | None = None,
+    ) -> Admitted:
+        """A request written by ``actor``: options in ``text`` win over their /settings.
+
+        ``prompt_en``: the English prompt chosen already (no translation then); ``improve``:
+        whether the prompt improver writes it (None: as the user's settings say)."""
         replayed = await self._replayed(origin.update_id)
         if replayed is not None:
             return Admitted(job=replayed, replayed=True)
@@ -117,7 +135,38 @@ class RequestService:
             options = self._resolve(parsed.prompt, parsed.overrides.merged_over(personal.overrides))
         except OptionError as error:
             return Admitted(refusal=self._option_error(error))
-        return await self._admit(actor, options, personal.translate, origin, JobSource.REQUEST)
+        if improve is None:
+            configured = self.settings.prompt_model is not None
+            improve = improve_mode(stored, configured) in ("always", "ask")
+        return await self._admit(
+            actor,
+            options,
+            personal.translate,
+            origin,
+            JobSource.REQUEST,
+            prompt_en=prompt_en,
+            improve=improve,
+        )
+
+    async def check(self, actor: Actor, text: str, chat_id: int) -> str | None:
+        """Why ``text`` would be refused now (options, then the limits), else None; nothing is
+        written. Lets the prompt improver spend no time on a request that cannot be queued."""
+        stored = await self.users.get_settings(actor.user_id)
+        personal = to_personal(
+            stored, self.model.defaults, self.model.limits, **quality_options(self.settings)
+        )
+        try:
+            parsed = parse_request(text)
+            options = self._resolve(parsed.prompt, parsed.overrides.merged_over(personal.overrides))
+        except OptionError as error:
+            return self._option_error(error)
+        refusal = await self.admission.check(
+            actor.user_id,
+            is_admin=actor.is_admin,
+            cost=self.cost_meter().cost(options),
+            chat_id=chat_id,
+        )
+        return refusal.text() if refusal is not None else None
 
     async def repeat(self, actor: Actor, source: Job, origin: Origin) -> Admitted:
         """The same request as ``source`` with a new seed, checked against today's limits."""
@@ -129,7 +178,16 @@ class RequestService:
             options = self._resolve(source.prompt, overrides)
         except OptionError as error:
             return Admitted(refusal=self._option_error(error))
-        return await self._admit(actor, options, source.translate, origin, JobSource.REPEAT)
+        # An improved prompt is kept: the new take shows the same scene.
+        return await self._admit(
+            actor,
+            options,
+            source.translate,
+            origin,
+            JobSource.REPEAT,
+            prompt_en=source.prompt_en if source.improve else None,
+            improve=source.improve,
+        )
 
     def cost_meter(self) -> CostMeter:
         """Costs in ordinary videos on the loaded model (its default job in
@@ -163,6 +221,9 @@ class RequestService:
         translate: bool,
         origin: Origin,
         source: str,
+        *,
+        prompt_en: str | None = None,
+        improve: bool = False,
     ) -> Admitted:
         # Only the check and the insert hold the lock: a slow reply (a 429 wait) must not hold
         # up other users' requests.
@@ -184,6 +245,8 @@ class RequestService:
                 update_id=origin.update_id,
                 locale=actor.locale,
                 cost=cost,
+                prompt_en=prompt_en,
+                improve=improve,
             )
         log.info("job %s: queued for user %s (%s, cost %.2f)", job.id, actor.user_id, source, cost)
         self.worker.wake()

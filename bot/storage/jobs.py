@@ -172,6 +172,9 @@ class Job:
     cost: float = 1.0  # GPU cost in ordinary videos (bot/services/cost.py), fixed at admission
     number: int = 0
     """The requester's own number for it (``#3``: their third job), shown in every message."""
+    improve: bool = False
+    """Its English prompt comes from the prompt improver (migration 0009): improved by the
+    worker when ``prompt_en`` is empty, else chosen by the user in advance."""
 
     @property
     def is_active(self) -> bool:
@@ -211,6 +214,7 @@ class Job:
             locale=row["locale"],
             cost=row["cost"],
             number=row["number"] or row["id"],
+            improve=bool(row["improve"]),
         )
 
 
@@ -288,8 +292,15 @@ class JobStore:
         update_id: int | None = None,
         locale: str | None = None,
         cost: float = 1.0,
+        *,
+        prompt_en: str | None = None,
+        improve: bool = False,
     ) -> Job:
         """Persist a new ``queued`` job (committed when this returns).
+
+        ``prompt_en`` is the English prompt when it is known already (chosen by the user: the
+        worker then neither translates nor improves); ``improve`` marks a job whose prompt comes
+        from the prompt improver.
 
         ``cost`` is its GPU cost in ordinary videos (``bot/services/cost.py``), summed by the
         daily budgets (:meth:`cost_since`).
@@ -300,8 +311,8 @@ class JobStore:
         """
         job = await self._one(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
-            " translate, created_at, source, update_id, locale, cost, number)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " translate, created_at, source, update_id, locale, cost, prompt_en, improve, number)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
             " (SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE user_id = ?))"
             " ON CONFLICT DO NOTHING RETURNING *",
             (
@@ -317,6 +328,8 @@ class JobStore:
                 update_id,
                 locale,
                 float(cost),
+                prompt_en,
+                int(improve),
                 user_id,
             ),
         )

@@ -29,6 +29,30 @@ class SettingsCb(CallbackData, prefix="set"):
     value: str = ""
 
 
+class ImproveCb(CallbackData, prefix="imp"):
+    """«✅ Render this» / «✏️ As I wrote it» under an improved prompt: ``token`` names the draft
+    (``bot/storage/drafts.py``: random, 16 characters), ``choice`` is ``improved`` or ``plain``."""
+
+    token: str
+    choice: str
+
+
+def improve_keyboard(token: str) -> InlineKeyboardMarkup:
+    """The two buttons under an improved prompt (texts in the current locale)."""
+    from bot.texts import improve as improve_texts
+
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=improve_texts.button_improved(),
+        callback_data=ImproveCb(token=token, choice="improved"),
+    )
+    builder.button(
+        text=improve_texts.button_plain(), callback_data=ImproveCb(token=token, choice="plain")
+    )
+    builder.adjust(2)
+    return builder.as_markup()
+
+
 def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
     """The buttons under every delivered video (texts in the current locale)."""
     builder = InlineKeyboardBuilder()

@@ -253,6 +253,7 @@ class GenerationLoop:
                 cancel=cancel,
                 max_bytes=self.upload_limit_bytes,
                 prompt_en=job.prompt_en,
+                improve=job.improve,
             )
 
         started = time.monotonic()

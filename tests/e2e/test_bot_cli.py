@@ -184,3 +184,17 @@ def test_a_start_that_fails_after_opening_the_database_ends(tmp_path: Path) -> N
     )
     assert result.returncode == 1
     assert "NotADirectoryError" in result.stderr
+
+
+async def test_check_names_the_prompt_model(
+    tg: FakeTelegram, env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    llm = env / "llm"
+    llm.mkdir()
+    (llm / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    monkeypatch.setenv("PROMPT_MODEL", str(llm))
+    code, lines = await run_check(capsys)
+    assert code == 0 and line(lines, "prompt model") == f"prompt model: ok, local directory {llm}"
+    monkeypatch.setenv("PROMPT_MODEL", str(env / "no-llm"))
+    code, lines = await run_check(capsys)
+    assert code == 1 and line(lines, "prompt model").startswith("prompt model: FAIL, ")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.export import VideoFile, export_mp4
+from pipeline.improve import ImprovedPrompt
 from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
 from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
 from pipeline.quality import TierSupport
@@ -89,6 +90,25 @@ class FakeBackend:
     on_gpu: bool = False
     warm_up_error: BaseException | None = None
     warm_ups: list[tuple[GenerationDefaults | None, str]] = field(default_factory=list)
+    improver: Any = None
+    improvements: list[str] = field(default_factory=list)
+    improve_threads: set[str] = field(default_factory=set)
+
+    @property
+    def can_improve(self) -> bool:
+        return self.improver is not None
+
+    def translate(self, text: str) -> str:
+        cyrillic = any("а" <= ch.lower() <= "я" or ch in "ёЁ" for ch in text)
+        return self.translation if cyrillic else text
+
+    def improve_prompt(self, text: str) -> ImprovedPrompt:
+        """As ``TextToVideo.improve_prompt``: the improver, its fallback the fake translation."""
+        self.improvements.append(text)
+        self.improve_threads.add(threading.current_thread().name)
+        if self.improver is None:
+            return ImprovedPrompt(self.translate(text), improved=False, reason="no_model")
+        return self.improver.improve(text, self.translate)
 
     def run(
         self,
@@ -100,6 +120,7 @@ class FakeBackend:
         cancel: threading.Event | None = None,
         max_bytes: int | None = None,
         prompt_en: str | None = None,
+        improve: bool = False,
     ) -> FakeRunResult:
         self.runs.append(options)
         self.run_started.append(time.monotonic())
@@ -118,8 +139,10 @@ class FakeBackend:
 
         if prompt_en is None:
             report(Stage.TRANSLATE, 0, 1)
-            cyrillic = any("а" <= ch.lower() <= "я" or ch in "ёЁ" for ch in options.prompt)
-            prompt_en = self.translation if translate and cyrillic else options.prompt
+            if improve and translate:
+                prompt_en = self.improve_prompt(options.prompt).text
+            else:
+                prompt_en = self.translate(options.prompt) if translate else options.prompt
         report(Stage.TRANSLATE, 1, 1, prompt_en)
         if self.gate is not None:
             while not self.gate.wait(0.02):

@@ -78,6 +78,9 @@ class StageBackend:
     - ``REL_PAUSE_AT``: ``translate`` | ``denoise`` | ``encode`` — the first job to reach that stage
       in this process writes ``<REL_MARK_DIR>/<stage>-<output name>`` and blocks forever (until
       the test kills the process). At ``encode`` half of the file is already written.
+    - ``REL_PAUSE_AT=improve`` stops the first prompt improvement dead (marker
+      ``improve-<n>``); ``REL_IMPROVE=1`` gives the backend a prompt improver (``PROMPT_MODEL``),
+      whose improved prompt is ``improved: <request>`` (English letters only).
     - ``REL_SAMPLE_MP4``: a real MP4 copied as each job's video (no ffmpeg in the child).
     - ``REL_STEP_DELAY``: seconds per denoising step.
     - ``REL_FAIL_MARK``: a prompt containing this text makes the run raise ``RuntimeError``.
@@ -100,6 +103,16 @@ class StageBackend:
         self.fail_mark = os.environ.get("REL_FAIL_MARK", "")
         self.enospc = bool(os.environ.get("REL_ENOSPC"))
         self._paused = False
+        self.can_improve = bool(os.environ.get("REL_IMPROVE"))
+        self.improvements = 0
+
+    def improve_prompt(self, text: str) -> Any:
+        from pipeline.improve import ImprovedPrompt
+
+        self.improvements += 1
+        self._pause("improve", Path(str(self.improvements)))
+        latin = "".join(c for c in text if c.isascii()).strip() or "a request"
+        return ImprovedPrompt(f"improved: {latin}"[:200], improved=True)
 
     def _pause(self, stage: str, output: Path) -> None:
         if stage != self.pause_at or self._paused:
@@ -120,6 +133,7 @@ class StageBackend:
         cancel: threading.Event | None = None,
         max_bytes: int | None = None,
         prompt_en: str | None = None,
+        improve: bool = False,
     ) -> StageResult:
         start = time.perf_counter()
 
@@ -135,6 +149,8 @@ class StageBackend:
             report(Stage.TRANSLATE, 0, 1)
             self._pause("translate", output)
             prompt_en = f"english: {options.prompt}"[:200] if translate else options.prompt
+            if improve and translate and self.can_improve:
+                prompt_en = self.improve_prompt(options.prompt).text
         report(Stage.TRANSLATE, 1, 1, prompt_en)
         if self.fail_mark and self.fail_mark in options.prompt:
             raise RuntimeError("injected generation failure")

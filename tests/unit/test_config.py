@@ -241,16 +241,28 @@ def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> N
 
     seen: dict[str, object] = {}
 
-    def fake_load(config, translator_model=None, translator_device="cpu", translator_revision=None):
+    def fake_load(
+        config, translator_model=None, translator_device="cpu", translator_revision=None, **prompt
+    ):
         seen.update(revision=config.revision, translator_revision=translator_revision)
+        seen.update(prompt)
         return FakeBackend()
 
     monkeypatch.setattr(TextToVideo, "load", staticmethod(fake_load))
     monkeypatch.setenv("BOT_TOKEN", TOKEN)
     monkeypatch.setenv("T2V_MODEL_REVISION", "a1b2c3d")
     monkeypatch.setenv("TRANSLATOR_REVISION", "v1.0")
+    monkeypatch.setenv("PROMPT_MODEL", "Qwen/Qwen2.5-1.5B-Instruct")
     backend._load_text_to_video(Settings())
-    assert seen == {"revision": "a1b2c3d", "translator_revision": "v1.0"}
+    assert seen == {
+        "revision": "a1b2c3d",
+        "translator_revision": "v1.0",
+        # the prompt improver's settings reach the loader too
+        "prompt_model": "Qwen/Qwen2.5-1.5B-Instruct",
+        "prompt_device": "auto",
+        "prompt_max_tokens": 256,
+        "prompt_timeout": 20.0,
+    }
     monkeypatch.setenv("T2V_MODEL_REVISION", "")
     backend._load_text_to_video(Settings())
     assert seen["revision"] is None
@@ -276,3 +288,28 @@ def test_the_generator_passes_the_revision_to_diffusers(monkeypatch: pytest.Monk
         generator.VideoGenerator.load(config)
     assert seen["class_revision"] == "abc123"
     assert seen["load_kwargs"]["revision"] == "abc123"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),
+        ("none", None),
+        (" OFF ", None),
+        ("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"),
+    ],
+)
+def test_prompt_model_blank_or_none_is_off(value: str, expected: str | None) -> None:
+    settings = Settings(_env_file=None, bot_token=TOKEN, prompt_model=value)
+    assert settings.prompt_model == expected
+    assert (settings.prompt_device, settings.prompt_max_tokens, settings.prompt_timeout) == (
+        "auto",
+        256,
+        20.0,
+    )
+
+
+@pytest.mark.parametrize(("name", "value"), [("prompt_timeout", 0), ("prompt_max_tokens", 4)])
+def test_prompt_bounds_are_checked(name: str, value: float) -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, bot_token=TOKEN, **{name: value})
