@@ -17,11 +17,15 @@ from bot.context import AppContext
 from bot.handlers import setup_routers
 from bot.middlewares import setup_middlewares
 from bot.notify.status import StatusHub
+from bot.policy import ContentPolicy
 from bot.services.admission import Admission
 from bot.services.cancel import CancelService
 from bot.services.pause import PauseSwitch
+from bot.services.policy import PolicyService
 from bot.services.requests import RequestService, WorkerControl
 from bot.storage.jobs import JobStore
+from bot.storage.policy import PolicyCounts
+from bot.storage.shares import ShareStore
 from bot.storage.users import UserStore
 
 
@@ -36,8 +40,12 @@ def build_context(
     worker: WorkerControl,
     room: Callable[[], Awaitable[bool]] | None = None,
     started_at: float | None = None,
+    policy: PolicyService | None = None,
 ) -> AppContext:
-    """The one :class:`AppContext`: the request, cancel and pause services over the stores."""
+    """The one :class:`AppContext`: the request, cancel and pause services over the stores
+    (``policy``: the content policy; none given = no blocked words)."""
+    if policy is None:
+        policy = PolicyService(ContentPolicy(None), PolicyCounts(jobs.conn))
     return AppContext(
         settings=settings,
         jobs=jobs,
@@ -54,9 +62,12 @@ def build_context(
             status=status,
             pause=pause,
             worker=worker,
+            policy=policy,
         ),
         cancels=CancelService(jobs, status, worker),
         started_at=time.time() if started_at is None else started_at,
+        policy=policy,
+        shares=ShareStore(jobs.conn),
     )
 
 

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import admin, buttons, fallback, generate, history, queue, settings, start
+from bot.handlers import (
+    admin,
+    buttons,
+    fallback,
+    generate,
+    history,
+    queue,
+    settings,
+    share,
+    start,
+)
 
 
 def setup_routers() -> list[Router]:
     return [
+        share.router(),  # /start <token> before the plain /start
         start.router(),
         admin.router(),
         queue.router(),
