@@ -1,22 +1,23 @@
 """Blocked words: the operator's list file, and matching it across word forms.
 
-Why stems and not substrings: Russian inflects (``взрыв``, ``взрывы``, ``взрывом``), so an exact
+Why stems and not substrings: Russian inflects (*vzryv*, *vzryvy*, *vzryvom*: explosion), so an exact
 word list misses most forms, while a substring test blocks innocent words that share letters
-(``мат`` in ``материал``). Each word is reduced to its Snowball stem — the Russian stemmer for
+(*mat* in *material*). Each word is reduced to its Snowball stem — the Russian stemmer for
 Cyrillic words, the English one for Latin words — and an entry matches when its stems appear
-in the text as consecutive words. ``взрыв`` then blocks ``взрывы`` and ``взрывом`` but not
-``взрывчатка`` (stem ``взрывчатк``): where the stemmer tells two words apart, so does the list;
+in the text as consecutive words. *vzryv* then blocks *vzryvy* and *vzryvom* but not
+*vzryvchatka* (explosives, stem *vzryvchatk*): where the stemmer tells two words apart, so does the list;
 an entry ending in ``*`` is a prefix for the cases where the operator wants more.
 
 Before stemming, text is normalised the same way for the list and for prompts: Unicode NFKC
-(full-width letters), case folded, ``ё`` → ``е``, invisible characters (soft hyphen, zero-width
+(full-width letters), case folded, yo → ye (U+0451 → U+0435), invisible characters (soft hyphen, zero-width
 spaces and joiners) removed, punctuation treated as a word boundary, and in a word that mixes
 Cyrillic and Latin letters the Latin look-alikes (``a``, ``o``, ``p``, ``c``…) read as Cyrillic.
 
 File format (``BLOCKED_WORDS_FILE``, UTF-8): one entry per line, a word or a phrase of several
 words; ``#`` starts a comment (a whole line or the rest of one); blank lines are ignored; a word
-ending in ``*`` matches every word that starts with it (``взрывч*``). Russian and English entries
-share one file: each word's alphabet picks its stemmer.
+ending in ``*`` matches every word that starts with it (*vzryvch\**). Russian and English entries
+share one file: each word's alphabet picks its stemmer. (Russian examples here are transliterated:
+the code holds no Cyrillic outside the catalogues.)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import snowballstemmer
 INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 """Characters that render as nothing: removed, so they cannot split a word in two."""
 YO = str.maketrans("\u0451", "\u0435")
-"""ё → е: Russian writes both for the same word."""
+"""yo → ye (U+0451 → U+0435): Russian writes both for the same word."""
 LOOKALIKES = str.maketrans(
     "aeopcxykmthb", "\u0430\u0435\u043e\u0440\u0441\u0445\u0443\u043a\u043c\u0442\u043d\u0432"
 )
@@ -49,12 +50,12 @@ def _stemmer(language: str) -> snowballstemmer.stemmer:
 
 
 def normalise(text: str) -> str:
-    """Text as the matcher reads it: NFKC, lower case, ``ё`` → ``е``, invisible characters gone."""
+    """Text as the matcher reads it: NFKC, lower case, yo → ye, invisible characters gone."""
     return unicodedata.normalize("NFKC", text).translate(INVISIBLE).casefold().translate(YO)
 
 
 def _fold_mixed(word: str) -> str:
-    """A word mixing alphabets (``взpыв`` with a Latin ``p``) read as Cyrillic."""
+    """A word mixing alphabets (a Cyrillic word typed with a Latin ``p``) read as Cyrillic."""
     if CYRILLIC.search(word) and LATIN.search(word):
         return word.translate(LOOKALIKES)
     return word
