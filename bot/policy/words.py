@@ -15,7 +15,7 @@ Cyrillic and Latin letters the Latin look-alikes (``a``, ``o``, ``p``, ``c``…)
 
 File format (``BLOCKED_WORDS_FILE``, UTF-8): one entry per line, a word or a phrase of several
 words; ``#`` starts a comment (a whole line or the rest of one); blank lines are ignored; a word
-ending in ``*`` matches every word that starts with it (*vzryvch\**). Russian and English entries
+ending in ``*`` matches every word that starts with it (``vzryvch*``). Russian and English entries
 share one file: each word's alphabet picks its stemmer. (Russian examples here are transliterated:
 the code holds no Cyrillic outside the catalogues.)
 """
