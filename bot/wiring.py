@@ -43,9 +43,9 @@ def build_context(
     policy: PolicyService | None = None,
 ) -> AppContext:
     """The one :class:`AppContext`: the request, cancel and pause services over the stores
-    (``policy``: the content policy; none given = no blocked words)."""
+    (``policy``: the content policy; none given = one read from ``BLOCKED_WORDS_FILE``)."""
     if policy is None:
-        policy = PolicyService(ContentPolicy(None), PolicyCounts(jobs.conn))
+        policy = PolicyService(ContentPolicy(settings.blocked_words_file), PolicyCounts(jobs.conn))
     return AppContext(
         settings=settings,
         jobs=jobs,
