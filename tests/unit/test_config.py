@@ -294,7 +294,7 @@ def test_content_policy_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert (settings.nsfw_model, settings.nsfw_threshold) == ("Falconsai/nsfw_image_detection", 0.8)
     for bad in ("0", "1.5", "-1"):
         monkeypatch.setenv("NSFW_THRESHOLD", bad)
-        with pytest.raises(ValidationError, match="(?i)nsfw_threshold"):
+        with pytest.raises(ValidationError, match=r"(?i)nsfw_threshold"):
             Settings()
 
 
