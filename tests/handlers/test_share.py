@@ -237,3 +237,34 @@ def test_tokens_are_random_unique_and_fit_telegram() -> None:
     for position in range(21):
         assert len({t[position] for t in tokens}) > 40
     assert len({t[21] for t in tokens}) == 4
+
+
+async def test_a_replayed_press_queues_one_job(env: FeatureEnv) -> None:
+    """The same «🎬» press handled again after a crash (the update inbox replays it) finds the
+    job it made instead of queuing a second one."""
+    from tests.handlers.harness import callback_update
+
+    done = await env.add_job(ALICE, "кот", status="delivered")
+    token = await share_link(env, done.id)
+    update = callback_update(BOB, ShareRunCb(token=token).pack())
+    await env.dp.feed_update(env.bot, update)
+    await env.dp.feed_update(env.bot, update)
+    assert len(await env.jobs.user_jobs(BOB, limit=10)) == 1
+
+
+async def test_todays_bounds_apply_to_an_old_link(tmp_path: Path) -> None:
+    """A link made when 30 steps were allowed, opened after the operator lowered MAX_STEPS:
+    the opener is told which option no longer fits, and nothing is queued."""
+    path = tmp_path / "bot.sqlite3"
+    first = await open_feature_env(path)
+    done = await first.add_job(ALICE, "кот", status="delivered", steps=30)
+    token = await share_link(first, done.id)
+    await first.close()
+    env = await open_feature_env(path, max_steps=20)
+    try:
+        shown = await open_link(env, BOB, token)
+        session = await env.press(BOB, shown.reply_markup.inline_keyboard[0][0].callback_data)
+        assert session.answers()[-1].show_alert and "--steps" in session.answers()[-1].text
+        assert await env.jobs.user_jobs(BOB, limit=10) == []
+    finally:
+        await env.close()
