@@ -104,7 +104,7 @@ async def shared_job(app: AppContext, token: str | None) -> tuple[Job | None, st
         return None, share_texts.link_expired()  # DATA_RETENTION_DAYS forgot it
     if await app.users.is_banned(job.user_id):
         return None, share_texts.link_invalid()
-    if app.policy.check(job.prompt).blocked:
+    if app.policy.words.check_all(job.prompt, app.requests.user_negative(job.options)).blocked:
         return None, policy_texts.refused()
     return job, None
 

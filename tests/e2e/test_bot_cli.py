@@ -184,3 +184,21 @@ def test_a_start_that_fails_after_opening_the_database_ends(tmp_path: Path) -> N
     )
     assert result.returncode == 1
     assert "NotADirectoryError" in result.stderr
+
+
+async def test_check_reads_the_content_policy_settings(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    words = env / "blocked.txt"
+    words.write_text("# list\nвзрыв\nbomb\n", encoding="utf-8")
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(words))
+    monkeypatch.setenv("NSFW_MODEL", str(env / "no-such-classifier"))
+    code, lines = await run_check(capsys)
+    assert code == 1
+    assert line(lines, "blocked words") == f"blocked words: ok, {words}: 2 entries"
+    assert line(lines, "nsfw model").startswith("nsfw model: FAIL, ")
+    assert "взрыв" not in "\n".join(lines)
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(env / "absent.txt"))
+    monkeypatch.delenv("NSFW_MODEL")
+    code, lines = await run_check(capsys)
+    assert code == 1 and "no such file" in line(lines, "blocked words")
