@@ -190,12 +190,14 @@ async def load_screen(settings: Settings) -> VideoScreen | None:
     """``NSFW_MODEL`` loaded in a thread (None when unset); torch is imported only then."""
     if not settings.nsfw_model:
         return None
-    from pipeline.nsfw import NsfwClassifier
+    from pipeline.nsfw import NsfwClassifier, pick_device
 
-    screen = await asyncio.to_thread(
-        NsfwClassifier.load, settings.nsfw_model, threshold=settings.nsfw_threshold
-    )
-    log.info("NSFW_MODEL loaded: unsafe labels %s", screen.unsafe)
+    def load() -> NsfwClassifier:
+        device = pick_device(settings.device)
+        return NsfwClassifier.load(settings.nsfw_model or "", device, settings.nsfw_threshold)
+
+    screen = await asyncio.to_thread(load)
+    log.info("NSFW_MODEL loaded on %s: unsafe labels %s", screen.device, screen.unsafe)
     return screen
 
 

@@ -61,6 +61,7 @@ def _fold_mixed(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """The Snowball stem of one normalised word (Russian stemmer for Cyrillic, English else)."""
     language = "russian" if CYRILLIC.search(word) else "english"
