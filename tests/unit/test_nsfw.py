@@ -69,3 +69,13 @@ def test_a_model_without_an_unsafe_label_is_refused(models: dict[str, Path]) -> 
 def test_a_missing_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="not found"):
         NsfwClassifier.load(str(tmp_path / "absent"))
+
+
+def test_the_classifier_follows_the_video_models_device() -> None:
+    import torch
+
+    from pipeline.nsfw import pick_device
+
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("cuda:1") == "cuda:1"
+    assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
