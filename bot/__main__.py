@@ -39,6 +39,7 @@ from bot.backend import (
 from bot.config import Settings
 from bot.context import AppContext
 from bot.logs import register_secret, setup_logging
+from bot.notify.alerts import AdminAlerts
 from bot.notify.delivery import Delivery
 from bot.notify.events import TelegramJobEvents
 from bot.notify.recovery import notify_recovered, recover
@@ -49,11 +50,14 @@ from bot.observability.health import Health, LoopWatch, updates_bound
 from bot.observability.heartbeat import UpdatesHeartbeat
 from bot.observability.metrics import BotMetrics
 from bot.observability.server import MetricsServer
+from bot.policy import ContentPolicy, PolicyFileError
 from bot.services.pause import PauseSwitch
+from bot.services.policy import PolicyService
 from bot.storage import db
 from bot.storage.inbox import UpdateInbox
 from bot.storage.janitor import Janitor
 from bot.storage.jobs import JobStore
+from bot.storage.policy import PolicyCounts
 from bot.storage.state import StateStore
 from bot.storage.users import UserStore
 from bot.telegram.commands import set_profile
@@ -64,6 +68,7 @@ from bot.telegram.webhook import Webhook
 from bot.wiring import build_context, setup_dispatcher, video_store
 from bot.worker.events import JobEventsFanout
 from bot.worker.loop import GenerationLoop
+from bot.worker.screening import VideoScreen
 
 log = logging.getLogger("bot")
 
@@ -174,11 +179,27 @@ async def build_app(
         model: ConfiguredBackend = (
             configure(backend, settings) if backend is not None else await load_backend(settings)
         )
+        screen = await load_screen(settings)
         # aiosqlite's thread would keep a failed start's process alive: close it on any error.
-        return _wire(settings, conn, model, retry_policy)
+        return _wire(settings, conn, model, retry_policy, screen)
     except BaseException:
         await conn.close()
         raise
+
+
+async def load_screen(settings: Settings) -> VideoScreen | None:
+    """``NSFW_MODEL`` loaded in a thread (None when unset); torch is imported only then."""
+    if not settings.nsfw_model:
+        return None
+    from pipeline.nsfw import NsfwClassifier, pick_device
+
+    def load() -> NsfwClassifier:
+        device = pick_device(settings.device)
+        return NsfwClassifier.load(settings.nsfw_model or "", device, settings.nsfw_threshold)
+
+    screen = await asyncio.to_thread(load)
+    log.info("NSFW_MODEL loaded on %s: unsafe labels %s", screen.device, screen.unsafe)
+    return screen
 
 
 def _wire(
@@ -186,10 +207,12 @@ def _wire(
     conn: aiosqlite.Connection,
     model: ConfiguredBackend,
     retry_policy: RetryPolicy | None,
+    screen: VideoScreen | None = None,
 ) -> App:
     """Everything after the database and the model: the Bot, the services, the Dispatcher."""
     settings.video_dir.mkdir(parents=True, exist_ok=True)
     jobs, users = JobStore(conn), UserStore(conn)
+    policy = PolicyService(ContentPolicy(settings.blocked_words_file), PolicyCounts(conn))
     heartbeat = UpdatesHeartbeat()
     if settings.webhook_url:  # updates come when users write: /healthz asks for none
         heartbeat.use_webhook()
@@ -225,11 +248,15 @@ def _wire(
     worker = GenerationLoop(
         jobs=jobs,
         backend=model,
-        events=JobEventsFanout(events, watch, job_metrics),
+        events=JobEventsFanout(
+            events, watch, job_metrics, AdminAlerts(bot, settings.admin_ids, users)
+        ),
         pause=pause,
         video_dir=settings.video_dir,
         upload_limit_bytes=settings.upload_limit_bytes,
         videos=videos,
+        policy=policy,
+        screen=screen,
     )
     janitor = Janitor(
         jobs,
@@ -250,6 +277,7 @@ def _wire(
         worker=worker,
         room=janitor.make_room,
         improver=model.improver,
+        policy=policy,
     )
 
     dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context), settings)
@@ -374,6 +402,9 @@ def main(argv: Sequence[str] = ()) -> int:
         from pipeline.errors import ModelLoadError
 
         if isinstance(error, ModelLoadError):
+            log.error("cannot start: %s", error)
+            return 1
+        if isinstance(error, PolicyFileError):
             log.error("cannot start: %s", error)
             return 1
         if isinstance(error, SettingsDoNotFit):

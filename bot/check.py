@@ -15,6 +15,8 @@ Nothing is written and no model weights are loaded, so it is safe next to a runn
   pipeline class is named) or a transformers ``config.json``; otherwise a Hub id
   (``owner/name``), reported as cached or to be downloaded at first start — a failure when
   ``HF_HUB_OFFLINE`` forbids that download.
+- **blocked words** / **nsfw model** (when set): ``BLOCKED_WORDS_FILE`` parses (its entry count),
+  ``NSFW_MODEL`` is a model directory or Hub id like the models above.
 - **token**: ``getMe`` against ``TELEGRAM_API_URL`` (or the cloud API) answers with the bot's
   username. The token itself is never printed.
 """
@@ -173,6 +175,17 @@ async def check_video_store(settings: Settings) -> Check:
     return Check("video store", True, detail)
 
 
+def check_blocked_words(path: Path) -> Check:
+    """``BLOCKED_WORDS_FILE`` read and parsed as the bot will (its words are not printed)."""
+    from bot.policy import ContentPolicy, PolicyFileError
+
+    try:
+        policy = ContentPolicy(path)
+    except PolicyFileError as error:
+        return Check("blocked words", False, str(error))
+    return Check("blocked words", True, f"{path}: {policy.entries} entries")
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     results = [
         await check_database(settings.database_path),
@@ -185,6 +198,10 @@ async def run_checks(settings: Settings) -> list[Check]:
         results.append(check_model("translator", settings.translator_model))
     if settings.prompt_model:  # PROMPT_MODEL: a transformers config.json, like the translator
         results.append(check_model("prompt model", settings.prompt_model))
+    if settings.blocked_words_file is not None:
+        results.append(check_blocked_words(settings.blocked_words_file))
+    if settings.nsfw_model:
+        results.append(check_model("nsfw model", settings.nsfw_model))
     results.append(await check_token(settings))
     return results
 

@@ -171,6 +171,16 @@ class Settings(BaseSettings):
     flood_rate: float = Field(default=0.5, gt=0)
     """Updates per second one user may send after a burst (their bucket refills at this rate)."""
 
+    # --- content policy (README, "Content policy")
+    blocked_words_file: Path | None = None
+    """The operator's blocked words and phrases, Russian and English (one per line, ``#``
+    comments); matched on every request and on the translated prompt; reloaded when it changes."""
+    nsfw_model: str | None = None
+    """Hub id or local directory of a transformers image classifier run on a few frames of each
+    finished video; a flagged video is withheld. Unset = off."""
+    nsfw_threshold: float = Field(default=0.5, gt=0, le=1)
+    """Probability of the classifier's nsfw labels from which a video is withheld."""
+
     # --- runtime
     log_level: str = "INFO"
     status_min_interval: float = Field(default=3.0, ge=0)
@@ -211,6 +221,8 @@ class Settings(BaseSettings):
         "t2v_model_revision",
         "translator_revision",
         "metrics_listen",
+        "blocked_words_file",
+        "nsfw_model",
         mode="before",
     )
     @classmethod

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from bot.services.cancel import CancelService
     from bot.services.drafts import PromptDrafts
     from bot.services.pause import PauseSwitch
+    from bot.services.policy import PolicyService
     from bot.services.requests import RequestService
     from bot.storage.jobs import JobStore
+    from bot.storage.shares import ShareStore
     from bot.storage.users import User, UserStore
 
 
@@ -47,6 +49,10 @@ class AppContext:
     started_at: float
     drafts: PromptDrafts
     """Text requests: the prompt improver's "ask" mode, else straight to ``requests``."""
+    policy: PolicyService
+    """The content policy (``BLOCKED_WORDS_FILE``): checks, counts for /stats, admin logs."""
+    shares: ShareStore
+    """Share links: «🔗 Share» under a video, ``/start <token>``."""
 
 
 @dataclass(frozen=True)

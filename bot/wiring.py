@@ -17,13 +17,17 @@ from bot.context import AppContext
 from bot.handlers import setup_routers
 from bot.middlewares import setup_middlewares
 from bot.notify.status import StatusHub
+from bot.policy import ContentPolicy
 from bot.services.admission import Admission
 from bot.services.cancel import CancelService
 from bot.services.drafts import PromptDrafts
 from bot.services.pause import PauseSwitch
+from bot.services.policy import PolicyService
 from bot.services.requests import RequestService, WorkerControl
 from bot.storage.drafts import DraftStore
 from bot.storage.jobs import JobStore
+from bot.storage.policy import PolicyCounts
+from bot.storage.shares import ShareStore
 from bot.storage.users import UserStore
 from bot.storage.videos import LocalVideoStore, S3VideoStore, VideoStore
 
@@ -50,10 +54,14 @@ def build_context(
     room: Callable[[], Awaitable[bool]] | None = None,
     started_at: float | None = None,
     improver: PromptImprover | None = None,
+    policy: PolicyService | None = None,
 ) -> AppContext:
     """The one :class:`AppContext`: the request, cancel and pause services over the stores.
     ``improver``: the prompt improver this process runs (None in a front end without the
-    model, or without ``PROMPT_MODEL``)."""
+    model, or without ``PROMPT_MODEL``); ``policy``: the content policy (none given = one read
+    from ``BLOCKED_WORDS_FILE``)."""
+    if policy is None:
+        policy = PolicyService(ContentPolicy(settings.blocked_words_file), PolicyCounts(jobs.conn))
     requests = RequestService(
         jobs=jobs,
         users=users,
@@ -63,6 +71,7 @@ def build_context(
         status=status,
         pause=pause,
         worker=worker,
+        policy=policy,
     )
     return AppContext(
         settings=settings,
@@ -82,6 +91,8 @@ def build_context(
             settings=settings,
             improver=improver,
         ),
+        policy=policy,
+        shares=ShareStore(jobs.conn),
     )
 
 

@@ -18,12 +18,14 @@ from bot.handlers import (
     improve,
     queue,
     settings,
+    share,
     start,
 )
 
 
 def setup_routers() -> list[Router]:
     return [
+        share.router(),  # /start <token> before the plain /start
         start.router(),
         admin.router(),
         queue.router(),

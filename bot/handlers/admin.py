@@ -20,6 +20,7 @@ from bot.services.admission import start_of_utc_day
 from bot.storage.janitor import disk_usage
 from bot.telegram.filters import IsAdmin
 from bot.texts import admin as admin_texts
+from bot.texts import policy as policy_texts
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ async def on_stats(message: Message, app: AppContext) -> None:
         paused=await app.pause.is_paused(),
         disk=disk,
     )
+    try:  # what the content policy refused (policy_counts): today and in total
+        text += "\n" + policy_texts.stats_line(await app.policy.counts.counts())
+    except Exception:
+        log.exception("/stats: cannot read the content policy's counts")
     await message.answer(text)
     buckets = await app.jobs.hourly(now - DEFAULT_DAYS * 86400)
     png = await render_chart(buckets, admin_texts.chart_labels(DEFAULT_DAYS), DEFAULT_DAYS)

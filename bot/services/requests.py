@@ -17,6 +17,11 @@ like every request). Without an explicit choice the user's /settings decide
 (:func:`bot.services.preferences.improve_mode`): "always", and "ask" where no draft was shown (a
 front end without the model), mark the job ``improve``.
 
+Content policy (``bot/services/policy.py``): every request's prompt and the negative prompt its
+user wrote are checked in :meth:`RequestService._admit`, the one step all entry points share, before
+the limits; a match is refused with a neutral text (never quoting it), counted and logged, and
+queues nothing.
+
 Replays (``bot/telegram/updates.py``): a job carries the id of the update that asked for it. An
 update handled again after a crash finds its job instead of being checked against the limits and
 queued a second time; it is announced only if the first run died before announcing it.
@@ -32,6 +37,8 @@ from bot.i18n import use_locale
 from bot.services.cost import CostMeter
 from bot.services.preferences import improve_mode, quality_options, to_personal
 from bot.storage.jobs import JobSource
+from bot.storage.policy import PolicyKind
+from bot.texts import policy as policy_texts
 from bot.texts import requests as request_texts
 from pipeline.options import (
     GenerationOptions,
@@ -49,6 +56,7 @@ if TYPE_CHECKING:
     from bot.notify.status import StatusHub
     from bot.services.admission import Admission
     from bot.services.pause import PauseSwitch
+    from bot.services.policy import PolicyService
     from bot.storage.jobs import Job, JobStore
     from bot.storage.users import UserStore
 
@@ -99,7 +107,9 @@ class RequestService:
         status: StatusHub,
         pause: PauseSwitch,
         worker: WorkerControl,
+        policy: PolicyService | None = None,
     ) -> None:
+        self.policy = policy
         self.jobs = jobs
         self.users = users
         self.settings = settings
@@ -189,6 +199,26 @@ class RequestService:
             improve=source.improve,
         )
 
+    async def remix(self, actor: Actor, source: Job, origin: Origin) -> Admitted:
+        """A shared request (``/start <token>``) rendered for ``actor``: the same prompt and
+        options as ``source``, seed included, as a new request of theirs — their limits, budgets
+        and the content policy, checked against today's bounds exactly like :meth:`repeat`."""
+        replayed = await self._replayed(origin.update_id)
+        if replayed is not None:
+            return Admitted(job=replayed, replayed=True)
+        try:
+            options = self._resolve(source.prompt, source.options.to_overrides())
+        except OptionError as error:
+            return Admitted(refusal=self._option_error(error))
+        return await self._admit(actor, options, source.translate, origin, JobSource.SHARE)
+
+    def user_negative(self, options: GenerationOptions) -> str:
+        """The negative prompt a user wrote: the model's own default one is the operator's
+        text, not the user's, and is never refused."""
+        negative = options.negative_prompt or ""
+        default = self.model.defaults.negative_prompt or ""
+        return "" if negative.strip() == default.strip() else negative
+
     def cost_meter(self) -> CostMeter:
         """Costs in ordinary videos on the loaded model (its default job in
         ``DEFAULT_QUALITY`` = 1)."""
@@ -225,6 +255,14 @@ class RequestService:
         prompt_en: str | None = None,
         improve: bool = False,
     ) -> Admitted:
+        if self.policy is not None:
+            verdict = await self.policy.screen(
+                actor.user_id,
+                (options.prompt, self.user_negative(options)),
+                kind=PolicyKind.PROMPT,
+            )
+            if verdict.blocked:
+                return Admitted(refusal=policy_texts.refused())
         # Only the check and the insert hold the lock: a slow reply (a 429 wait) must not hold
         # up other users' requests.
         cost = self.cost_meter().cost(options)

@@ -59,6 +59,8 @@ class JobStatus:
 class JobSource:
     REQUEST = "request"
     REPEAT = "repeat"
+    SHARE = "share"
+    """Rendered from someone's share link (``/start <token>``) for the person who opened it."""
 
 
 class FailReason:
@@ -74,6 +76,11 @@ class FailReason:
     VIDEO_MISSING = "video_missing"
     BLOCKED = "blocked"
     """The user blocked the bot (``undeliverable``)."""
+    CONTENT_POLICY = "content_policy"
+    """The prompt sent to the model (its translation) matched ``BLOCKED_WORDS_FILE`` in the
+    worker, before rendering (``failed``, not charged: ``JobStore.refuse_claimed``)."""
+    WITHHELD = "withheld"
+    """``NSFW_MODEL`` flagged the finished video: never sent, its files deleted."""
     OVER_LIMIT = "over_limit"
     """Claimed, but the current limits no longer allow its options (the operator lowered
     ``MAX_*`` while it waited): stored as ``over_limit:<option>[:<maximum>]`` (:meth:`over_limit`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.i18n import _, duration, ngettext
 from bot.storage.jobs import FailReason
 from bot.texts import CAPTION_LIMIT, progress_bar, shorten
+from bot.texts import policy as policy_texts
 from bot.texts import requests as request_texts
 from pipeline.progress import Stage
 
@@ -114,6 +115,10 @@ def failure(reason: str | None) -> str:
             "😔 The video was ready, but the file was lost when the bot restarted. Send the "
             "request again."
         )
+    if reason == FailReason.CONTENT_POLICY:
+        return policy_texts.render_refused()
+    if reason == FailReason.WITHHELD:
+        return policy_texts.withheld()
     over_limit = FailReason.parse_over_limit(reason)
     if over_limit is not None:
         return over_limit_failure(*over_limit)

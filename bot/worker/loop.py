@@ -19,6 +19,13 @@ its current maximum — nothing is rendered, and it is not charged to the daily 
 rather than clamping: a clamped video is not the one that was asked for (fewer steps, a different
 size or length), and the user can send the request again within the new limits in one message.
 
+The content policy (``bot/worker/screening.py``): the stored prompts are checked again when the job
+is claimed (the list may have changed while it waited), the translated prompt in the render thread
+before anything is rendered — both refusals fail the job with ``FailReason.CONTENT_POLICY``, not
+charged —, and with ``NSFW_MODEL`` the finished video is classified in the render thread too: a
+flagged one is deleted and fails with ``FailReason.WITHHELD``, so it is never ``generated`` and
+never sent.
+
 On a graceful stop the running job is interrupted and *left* ``running`` in the database: the
 next start requeues it (``JobStore.recover``), exactly as after a crash. Nothing is lost.
 """
@@ -36,7 +43,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.logs import mask
 from bot.storage.jobs import FailReason, JobStatus
+from bot.storage.policy import PolicyKind
 from bot.storage.videos import LocalVideoStore
+from bot.worker.screening import PromptRefused, VideoWithheld, prompt_guard, screen_video
 from pipeline.errors import GenerationOOM, VideoTooLarge
 from pipeline.options import OptionError, resolve_options
 from pipeline.progress import GenerationCancelled, Progress, Stage
@@ -44,9 +53,11 @@ from pipeline.progress import GenerationCancelled, Progress, Stage
 if TYPE_CHECKING:
     from bot.backend import RunResultLike, VideoBackend
     from bot.services.pause import PauseSwitch
+    from bot.services.policy import PolicyService
     from bot.storage.jobs import Job, JobStore
     from bot.storage.videos import VideoStore
     from bot.worker.events import JobEvents
+    from bot.worker.screening import VideoScreen
     from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
 
 log = logging.getLogger(__name__)
@@ -126,7 +137,11 @@ class GenerationLoop:
         video_dir: Path,
         upload_limit_bytes: int,
         videos: VideoStore | None = None,
+        policy: PolicyService | None = None,
+        screen: VideoScreen | None = None,
     ) -> None:
+        self.policy = policy
+        self.screen = screen
         self.jobs = jobs
         self.videos = videos or LocalVideoStore(video_dir)
         self.backend = backend
@@ -234,18 +249,28 @@ class GenerationLoop:
             if await self.jobs.refuse_claimed(job.id, breach):
                 await self.events.failed(job, breach)
             return
+        if self.policy is not None:
+            verdict = await self.policy.screen(
+                job.user_id, (job.prompt, job.prompt_en), kind=PolicyKind.RENDER, job_id=job.id
+            )
+            if verdict.blocked:
+                await self._refuse_content(job)
+                return
         log.info("job %s: started (attempt %d)", job.id, job.attempts)
         await self.events.started(job)
         # The file name comes from the job id only, never from user text.
         output = self.video_dir / f"job-{job.id}.mp4"
         event_loop = asyncio.get_running_loop()
 
-        def on_progress(progress: Progress) -> None:  # called in the worker thread
+        def report(progress: Progress) -> None:  # called in the worker thread
             event_loop.call_soon_threadsafe(self._on_progress, job, progress)
+
+        # A blocked translation stops the run before anything is shown, stored or rendered.
+        on_progress = prompt_guard(self.policy.words if self.policy else None, report)
 
         def run() -> RunResultLike:  # in the worker thread: a broken VIDEO_DIR fails this job only
             output.parent.mkdir(parents=True, exist_ok=True)
-            return self.backend.run(
+            result = self.backend.run(
                 job.options,
                 output,
                 translate=job.translate,
@@ -255,12 +280,24 @@ class GenerationLoop:
                 prompt_en=job.prompt_en,
                 improve=job.improve,
             )
+            screen_video(self.screen, result)  # NSFW_MODEL: a flagged video is deleted here
+            return result
 
         started = time.monotonic()
         try:
             result = await event_loop.run_in_executor(self._executor, run)
         except GenerationCancelled:
             await self._interrupted(job)
+            return
+        except PromptRefused as refused:
+            if self.policy is not None:
+                await self.policy.record(
+                    PolicyKind.RENDER, job.user_id, job.id, refused.verdict.describe()
+                )
+            await self._refuse_content(job)
+            return
+        except VideoWithheld as withheld:
+            await self._withhold(job, withheld)
             return
         except VideoTooLarge as error:
             await self._failed(job, error, FailReason.TOO_LARGE)
@@ -311,6 +348,20 @@ class GenerationLoop:
         marked_here = await self.jobs.cancel(job.id) is not None
         log.info("job %s: cancelled while rendering", job.id)
         await self.events.cancelled(job, announce=marked_here)
+
+    async def _refuse_content(self, job: Job) -> None:
+        """The prompt is against the content policy: failed before rendering, not charged."""
+        if await self.jobs.refuse_claimed(job.id, FailReason.CONTENT_POLICY):
+            await self.events.failed(job, FailReason.CONTENT_POLICY)
+
+    async def _withhold(self, job: Job, withheld: VideoWithheld) -> None:
+        """``NSFW_MODEL`` flagged the video (already deleted): failed, counted, told."""
+        detail = f"video classified {withheld.label} {withheld.score:.2f}"
+        if self.policy is not None:
+            await self.policy.record(PolicyKind.VIDEO, job.user_id, job.id, detail)
+        else:
+            log.warning("job %s: video withheld: %s", job.id, detail)
+        await self._failed(job, None, FailReason.WITHHELD)
 
     async def _fail_if_running(self, job: Job) -> None:
         """After an unexpected error, never leave the job ``running`` until the next restart

@@ -198,3 +198,21 @@ async def test_check_names_the_prompt_model(
     monkeypatch.setenv("PROMPT_MODEL", str(env / "no-llm"))
     code, lines = await run_check(capsys)
     assert code == 1 and line(lines, "prompt model").startswith("prompt model: FAIL, ")
+
+
+async def test_check_reads_the_content_policy_settings(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    words = env / "blocked.txt"
+    words.write_text("# list\nвзрыв\nbomb\n", encoding="utf-8")
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(words))
+    monkeypatch.setenv("NSFW_MODEL", str(env / "no-such-classifier"))
+    code, lines = await run_check(capsys)
+    assert code == 1
+    assert line(lines, "blocked words") == f"blocked words: ok, {words}: 2 entries"
+    assert line(lines, "nsfw model").startswith("nsfw model: FAIL, ")
+    assert "взрыв" not in "\n".join(lines)
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(env / "absent.txt"))
+    monkeypatch.delenv("NSFW_MODEL")
+    code, lines = await run_check(capsys)
+    assert code == 1 and "no such file" in line(lines, "blocked words")

@@ -24,6 +24,7 @@ from bot.__main__ import build_app
 from bot.config import Settings
 from bot.storage import db
 from bot.storage.jobs import FailReason, JobStore
+from bot.texts import share as share_texts
 from bot.texts import status as status_texts
 from pipeline.export import export_mp4
 from pipeline.options import OptionOverrides, resolve_options
@@ -83,6 +84,7 @@ async def test_a_russian_message_ends_in_one_video_reply(tg: FakeTelegram, tmp_p
     buttons = [b for row in video.params["reply_markup"]["inline_keyboard"] for b in row]
     assert [b["text"] for b in buttons] == [
         status_texts.button_repeat(),
+        share_texts.button_share(),
         status_texts.button_settings(),
     ]
     assert buttons[0]["callback_data"] == "rep:1"

@@ -313,3 +313,44 @@ def test_prompt_model_blank_or_none_is_off(value: str, expected: str | None) -> 
 def test_prompt_bounds_are_checked(name: str, value: float) -> None:
     with pytest.raises(ValidationError):
         Settings(_env_file=None, bot_token=TOKEN, **{name: value})
+
+
+def test_content_policy_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Empty lines (as in .env.example) mean off; a path and a model are taken as given."""
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", "")
+    monkeypatch.setenv("NSFW_MODEL", " ")
+    settings = Settings()
+    assert settings.blocked_words_file is None and settings.nsfw_model is None
+    assert settings.nsfw_threshold == 0.5
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(tmp_path / "words.txt"))
+    monkeypatch.setenv("NSFW_MODEL", "Falconsai/nsfw_image_detection")
+    monkeypatch.setenv("NSFW_THRESHOLD", "0.8")
+    settings = Settings()
+    assert settings.blocked_words_file == tmp_path / "words.txt"
+    assert (settings.nsfw_model, settings.nsfw_threshold) == ("Falconsai/nsfw_image_detection", 0.8)
+    for bad in ("0", "1.5", "-1"):
+        monkeypatch.setenv("NSFW_THRESHOLD", bad)
+        with pytest.raises(ValidationError, match=r"(?i)nsfw_threshold"):
+            Settings()
+
+
+def test_a_missing_blocked_words_file_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import main
+
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "bot.sqlite3"))
+    monkeypatch.setenv("VIDEO_DIR", str(tmp_path / "videos"))
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(tmp_path / "absent.txt"))
+    monkeypatch.setattr("bot.__main__.load_backend", _no_model)
+    assert main([]) == 1
+    err = capfd.readouterr().err
+    assert "cannot start: BLOCKED_WORDS_FILE" in err and "absent.txt: no such file" in err
+
+
+async def _no_model(settings: Settings) -> object:
+    from bot.backend import configure
+
+    return configure(FakeBackend(), settings)

@@ -100,6 +100,7 @@ def test_compose_scale_profile_runs_a_front_end_and_one_worker_per_gpu() -> None
     """``docker compose --profile scale`` (README, "Many GPUs"): PostgreSQL, a front end without
     a GPU, and workers each pinned to its own GPU with its own id, all on the same queue."""
     import yaml  # PyYAML: a dependency of transformers and accelerate
+
     services = yaml.safe_load(COMPOSE)["services"]
     assert "profiles" not in services["bot"]  # `docker compose up` stays the one-command default
     scale = {name: s for name, s in services.items() if "scale" in s.get("profiles", [])}
