@@ -106,12 +106,18 @@ def open_image(
 
 
 def pick_aspect(width: int, height: int) -> str:
-    """The aspect of :data:`ASPECTS` closest to ``width`` : ``height`` (on a log scale, so 2:1
-    and 1:2 are as far from 1:1)."""
+    """The aspect of :data:`ASPECTS` closest to ``width`` : ``height`` on a log scale (so 2:1
+    and 1:2 are as far from 1:1). A tie — 4:3 and 3:4, exactly halfway, the shape of most phone
+    photos — keeps the photo's orientation: 16:9 or 9:16, not square."""
     import math
 
     ratio = math.log(width / height)
-    return min(ASPECTS, key=lambda name: abs(ratio - math.log(ASPECTS[name][0] / ASPECTS[name][1])))
+
+    def distance(name: str) -> tuple[float, bool]:
+        aspect_w, aspect_h = ASPECTS[name]
+        return round(abs(ratio - math.log(aspect_w / aspect_h)), 9), aspect_w == aspect_h
+
+    return min(ASPECTS, key=distance)
 
 
 def target_size(aspect: str, pixels: int, limits: ModelLimits) -> tuple[int, int]:

@@ -49,3 +49,10 @@ def tiny_kandinsky5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fakes.tiny_models import build_tiny_kandinsky5
 
     return build_tiny_kandinsky5(tmp_path_factory.mktemp("models") / "tiny-kandinsky5")
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_i2v_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fakes.tiny_i2v import build_tiny_wan_i2v
+
+    return build_tiny_wan_i2v(tmp_path_factory.mktemp("models") / "tiny-wan-i2v")
