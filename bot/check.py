@@ -162,6 +162,8 @@ async def run_checks(settings: Settings) -> list[Check]:
         check_videos(settings.video_dir),
         check_model("model", settings.t2v_model),
     ]
+    if settings.i2v_model:
+        results.append(check_model("image model", settings.i2v_model))
     if settings.translator_model.strip().lower() != "none":
         results.append(check_model("translator", settings.translator_model))
     results.append(await check_token(settings))
