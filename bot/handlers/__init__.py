@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import admin, buttons, fallback, generate, history, queue, settings, start
+from bot.handlers import (
+    admin,
+    buttons,
+    fallback,
+    generate,
+    history,
+    photo,
+    queue,
+    settings,
+    start,
+)
 
 
 def setup_routers() -> list[Router]:
@@ -19,6 +29,7 @@ def setup_routers() -> list[Router]:
         queue.router(),
         history.router(),
         settings.router(),
+        photo.router(),  # before generate: a photo captioned /generate is a photo request
         generate.router(),
         buttons.router(),
         fallback.router(),

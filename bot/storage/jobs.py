@@ -74,6 +74,8 @@ class FailReason:
     VIDEO_MISSING = "video_missing"
     BLOCKED = "blocked"
     """The user blocked the bot (``undeliverable``)."""
+    NO_IMAGE_MODEL = "no_image_model"
+    """A photo job claimed where no image-to-video model is loaded (``I2V_MODEL`` removed)."""
     OVER_LIMIT = "over_limit"
     """Claimed, but the current limits no longer allow its options (the operator lowered
     ``MAX_*`` while it waited): stored as ``over_limit:<option>[:<maximum>]`` (:meth:`over_limit`)."""

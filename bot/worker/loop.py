@@ -19,6 +19,13 @@ its current maximum — nothing is rendered, and it is not charged to the daily 
 rather than clamping: a clamped video is not the one that was asked for (fewer steps, a different
 size or length), and the user can send the request again within the new limits in one message.
 
+A photo job (its image in ``job_images``, ``bot/storage/images.py``) is checked against the
+image-to-video model's bounds and rendered with its image (``backend.run(..., image=...)``); the
+image is read from the database at claim time, so any worker sharing the database can render it.
+Only photo jobs pass ``image``: a backend without an image-to-video model never sees the argument,
+and a photo job claimed by such a worker (``I2V_MODEL`` removed since it was queued) fails with
+``FailReason.NO_IMAGE_MODEL``.
+
 On a graceful stop the running job is interrupted and *left* ``running`` in the database: the
 next start requeues it (``JobStore.recover``), exactly as after a crash. Nothing is lost.
 """
@@ -43,6 +50,7 @@ from pipeline.progress import GenerationCancelled, Progress, Stage
 if TYPE_CHECKING:
     from bot.backend import RunResultLike, VideoBackend
     from bot.services.pause import PauseSwitch
+    from bot.storage.images import ImageStore
     from bot.storage.jobs import Job, JobStore
     from bot.worker.events import JobEvents
     from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
@@ -123,8 +131,12 @@ class GenerationLoop:
         pause: PauseSwitch,
         video_dir: Path,
         upload_limit_bytes: int,
+        images: ImageStore | None = None,
     ) -> None:
+        from bot.storage.images import ImageStore
+
         self.jobs = jobs
+        self.images = images if images is not None else ImageStore(jobs.conn)
         self.backend = backend
         self.events = events
         self.pause = pause
@@ -224,7 +236,16 @@ class GenerationLoop:
         if current is None or current.status != JobStatus.RUNNING:
             log.info("job %s: cancelled before rendering began", job.id)
             return
-        breach = limit_breach(job.options, self.backend.defaults, self.backend.limits)
+        image = await self.images.get(job.id)
+        bounds: Any = self.backend
+        if image is not None:
+            bounds = self.backend.image_model
+            if bounds is None:
+                log.info("job %s: a photo job, but no image-to-video model is loaded", job.id)
+                if await self.jobs.refuse_claimed(job.id, FailReason.NO_IMAGE_MODEL):
+                    await self.events.failed(job, FailReason.NO_IMAGE_MODEL)
+                return
+        breach = limit_breach(job.options, bounds.defaults, bounds.limits)
         if breach is not None:
             log.info("job %s: refused at claim time: %s", job.id, breach)
             if await self.jobs.refuse_claimed(job.id, breach):
@@ -239,6 +260,8 @@ class GenerationLoop:
         def on_progress(progress: Progress) -> None:  # called in the worker thread
             event_loop.call_soon_threadsafe(self._on_progress, job, progress)
 
+        photo = {"image": image.data} if image is not None else {}
+
         def run() -> RunResultLike:  # in the worker thread: a broken VIDEO_DIR fails this job only
             output.parent.mkdir(parents=True, exist_ok=True)
             return self.backend.run(
@@ -249,6 +272,7 @@ class GenerationLoop:
                 cancel=cancel,
                 max_bytes=self.upload_limit_bytes,
                 prompt_en=job.prompt_en,
+                **photo,
             )
 
         started = time.monotonic()
