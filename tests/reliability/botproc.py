@@ -82,6 +82,8 @@ class StageBackend:
     - ``REL_STEP_DELAY``: seconds per denoising step.
     - ``REL_FAIL_MARK``: a prompt containing this text makes the run raise ``RuntimeError``.
     - ``REL_ENOSPC``: every write of a video fails with ``OSError(ENOSPC)`` (a full disk).
+    - ``REL_I2V``: an image-to-video model is loaded too (``I2V_MODEL``); ``images`` of runs are
+      not kept (the process is killed), only accepted.
     """
 
     reads_russian = False
@@ -99,6 +101,11 @@ class StageBackend:
         self.step_delay = float(os.environ.get("REL_STEP_DELAY", "0") or 0)
         self.fail_mark = os.environ.get("REL_FAIL_MARK", "")
         self.enospc = bool(os.environ.get("REL_ENOSPC"))
+        self.image_model: Any = None
+        if os.environ.get("REL_I2V"):
+            from bot.backend import ImageModel
+
+            self.image_model = ImageModel(DEFAULTS, LIMITS)
         self._paused = False
 
     def _pause(self, stage: str, output: Path) -> None:
@@ -120,7 +127,10 @@ class StageBackend:
         cancel: threading.Event | None = None,
         max_bytes: int | None = None,
         prompt_en: str | None = None,
+        image: bytes | None = None,
     ) -> StageResult:
+        if image is not None and self.image_model is None:
+            raise RuntimeError("no image-to-video model is loaded (I2V_MODEL)")
         start = time.perf_counter()
 
         def report(stage: Stage, step: int, total: int, detail: str | None = None) -> None:
