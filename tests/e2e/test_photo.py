@@ -107,10 +107,12 @@ async def test_image_sent_as_a_file_and_a_captioned_command(
         )  # fmt: skip
         tg.push_photo(data=images.solid(160, 90, BLUE), caption="/gen волны на море")
         await tg.wait_for(lambda: len(tg.videos(ALICE)) == 2, timeout=20)
-        first, second = await app.jobs.get(1), await app.jobs.get(2)
-    assert first is not None and (first.options.width, first.options.height) == (64, 64)
-    assert second is not None and second.prompt == "волны на море"
-    assert [len(rows) for rows in [image_rows(tmp_path / "bot.sqlite3")]] == [2]
+        jobs = {job.prompt: job for job in await app.jobs.user_jobs(ALICE)}
+    assert sorted(jobs) == ["волны на море", "кот прыгает"]  # the command is not the prompt
+    square, wide = jobs["кот прыгает"], jobs["волны на море"]
+    assert (square.options.width, square.options.height) == (64, 64)
+    assert (wide.options.width, wide.options.height) == (80, 48)
+    assert len(image_rows(tmp_path / "bot.sqlite3")) == 2
 
 
 def photo_texts_ru(text: object) -> str:

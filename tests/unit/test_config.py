@@ -241,8 +241,15 @@ def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> N
 
     seen: dict[str, object] = {}
 
-    def fake_load(config, translator_model=None, translator_device="cpu", translator_revision=None):
+    def fake_load(
+        config,
+        translator_model=None,
+        translator_device="cpu",
+        translator_revision=None,
+        image_config=None,
+    ):
         seen.update(revision=config.revision, translator_revision=translator_revision)
+        seen["image_model"] = image_config.model if image_config is not None else None
         return FakeBackend()
 
     monkeypatch.setattr(TextToVideo, "load", staticmethod(fake_load))
@@ -250,10 +257,11 @@ def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("T2V_MODEL_REVISION", "a1b2c3d")
     monkeypatch.setenv("TRANSLATOR_REVISION", "v1.0")
     backend._load_text_to_video(Settings())
-    assert seen == {"revision": "a1b2c3d", "translator_revision": "v1.0"}
+    assert seen == {"revision": "a1b2c3d", "translator_revision": "v1.0", "image_model": None}
     monkeypatch.setenv("T2V_MODEL_REVISION", "")
+    monkeypatch.setenv("I2V_MODEL", "/models/wan-ti2v")  # I2V_MODEL is loaded with the model
     backend._load_text_to_video(Settings())
-    assert seen["revision"] is None
+    assert seen["revision"] is None and seen["image_model"] == "/models/wan-ti2v"
 
 
 def test_the_generator_passes_the_revision_to_diffusers(monkeypatch: pytest.MonkeyPatch) -> None:
