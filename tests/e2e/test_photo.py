@@ -205,3 +205,47 @@ async def test_history_marks_photo_jobs(tg: FakeTelegram, tmp_path: Path) -> Non
     lines = text.splitlines()
     assert any(f"{photo_texts.PHOTO_MARK} «кот с фото»" in line for line in lines)
     assert not any(photo_texts.PHOTO_MARK in line for line in lines if "собака" in line)
+
+
+@pytest.mark.slow
+async def test_real_tiny_i2v_model_through_the_bot(
+    tg: FakeTelegram, tmp_path: Path, tiny_wan_dir: Path, tiny_wan_i2v_dir: Path
+) -> None:
+    """The real loader (``load_backend``: T2V_MODEL, then I2V_MODEL) on tiny random Wan
+    checkpoints: a photo with a Russian caption comes back as one video of the photo's aspect,
+    and the image model's VAE was given the photo (the random VAE does not keep colours, so the
+    conditioning input is what is checked)."""
+    import torch
+
+    from bot.__main__ import build_app
+    from tests.fakes.telegram import bot_settings
+
+    settings = bot_settings(
+        tg, tmp_path, t2v_model=str(tiny_wan_dir), i2v_model=str(tiny_wan_i2v_dir),
+        device="cpu", default_size="64x64", default_frames=5, default_steps=2,
+        default_quality="best",
+    )  # fmt: skip
+    app = await build_app(settings)  # the real load_backend → pipeline.text2video
+    seen: list[torch.Tensor] = []
+    pipe = app.worker.backend.inner.image_generator.pipe
+    handle = pipe.vae.encoder.register_forward_pre_hook(
+        lambda _m, args: seen.append(args[0].detach())
+    )
+    task = asyncio.create_task(app.run(handle_signals=False))
+    try:
+        await asyncio.wait_for(app.started.wait(), timeout=30)
+        tg.push_photo(data=images.solid(320, 180, RED), caption="кот поворачивает голову")
+        (video,) = await tg.wait_for(lambda: tg.videos(ALICE), timeout=120)
+        job = await app.jobs.get(1)
+    finally:
+        handle.remove()
+        await app.stop()
+        await task
+    path = tmp_path / "got.mp4"
+    path.write_bytes(video.file("video").data)
+    mp4 = read_mp4(path)
+    assert job is not None and job.status == "delivered"
+    assert (len(mp4.frames), mp4.width, mp4.height) == (5, 80, 64)  # 64 px: the smallest side
+    assert len(seen) == 1 and tuple(seen[0].shape[-2:]) == (64, 80)
+    pixels = ((seen[0][0, :, 0].mean(dim=(1, 2)) + 1) * 127.5).tolist()
+    assert pixels == pytest.approx(RED, abs=3)
