@@ -249,3 +249,22 @@ async def test_real_tiny_i2v_model_through_the_bot(
     assert len(seen) == 1 and tuple(seen[0].shape[-2:]) == (64, 80)
     pixels = ((seen[0][0, :, 0].mean(dim=(1, 2)) + 1) * 127.5).tolist()
     assert pixels == pytest.approx(RED, abs=3)
+
+
+async def test_another_variant_of_a_photo_job_animates_the_same_photo(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """«🔁 Ещё вариант» under a photo job's video: the same photo, a new seed, no new download."""
+    backend = i2v_backend()
+    async with running_bot(tg, tmp_path, backend) as app:
+        tg.push_photo(data=images.solid(180, 320, BLUE), caption="кот моргает")
+        (video,) = await tg.wait_for(lambda: tg.videos(ALICE), timeout=20)
+        tg.push_callback("rep:1", message_id=video.result["message_id"])
+        await tg.wait_for(lambda: len(tg.videos(ALICE)) == 2, timeout=20)
+        first, second = await app.jobs.get(1), await app.jobs.get(2)
+    assert first is not None and second is not None
+    assert second.prompt == first.prompt and second.options.seed != first.options.seed
+    assert (second.options.width, second.options.height) == (48, 80)
+    assert backend.images[0] == backend.images[1] is not None
+    assert len(tg.downloads) == 1
+    assert [row[0] for row in image_rows(tmp_path / "bot.sqlite3")] == [1, 2]
