@@ -5,7 +5,7 @@ as durable as the job and travel with it — written in the same transaction as 
 crash leaves both or neither), read by whichever worker claims the job, even on another machine
 sharing the database — while ``SELECT * FROM jobs``, which every queue view runs, never drags a
 few hundred kilobytes per row along. The fitted PNG is small (832×480 ≈ 0.3–0.6 MB), and the
-row goes with the job (``ON DELETE CASCADE``) or with ``DATA_RETENTION_DAYS`` (:meth:`forget`).
+row goes with the job (``ON DELETE CASCADE``) or with ``DATA_RETENTION_DAYS`` (:meth:`forget_before`).
 """
 
 from __future__ import annotations
@@ -87,13 +87,18 @@ class ImageStore:
         )
         return {row["job_id"] for row in rows}
 
-    async def forget(self, job_ids: Iterable[int]) -> int:
-        """Delete the images of ``job_ids`` (retention); returns how many were deleted."""
-        ids = list(job_ids)
-        if not ids:
-            return 0
-        marks = ", ".join("?" for _ in ids)
+    async def forget_before(self, before_ts: float) -> int:
+        """``DATA_RETENTION_DAYS``: delete the photos of jobs that ended (delivered, cancelled,
+        failed, undeliverable) before ``before_ts``; returns how many were deleted. The photo of
+        a job still queued, rendering or awaiting delivery always stays."""
+        from bot.storage.jobs import JobStatus
+
+        final = JobStatus.FINAL
+        marks = ", ".join("?" for _ in final)
         async with self.conn.execute(
-            f"DELETE FROM job_images WHERE job_id IN ({marks})", ids
+            "DELETE FROM job_images WHERE job_id IN (SELECT id FROM jobs"
+            f" WHERE status IN ({marks})"
+            " AND COALESCE(finished_at, generated_at, created_at) < ?)",
+            (*final, before_ts),
         ) as cursor:
             return cursor.rowcount
