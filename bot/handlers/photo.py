@@ -3,14 +3,17 @@ private chat, a photo whose caption is ``/generate …`` anywhere, or ``/generat
 reply to a photo. All go through :meth:`bot.services.requests.RequestService.submit_photo`.
 
 The photo is fetched the Bot API way (``getFile``, then the file URL of the configured
-``TELEGRAM_API_URL``, aiogram's ``Bot.download_file``), never before the service asks for it,
-and never when Telegram's ``file_size`` already says it is too large.
+``TELEGRAM_API_URL``, aiogram's ``Bot.download_file``; a self-hosted server in ``--local`` mode
+answers an absolute path on a shared disk instead, read from there), never before the service
+asks for it, and never when Telegram's ``file_size`` already says it is too large.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import os
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
@@ -39,6 +42,16 @@ def picture_of(message: Message | None) -> PhotoSize | Document | None:
     return message.document
 
 
+def read_local(path: str, max_bytes: int) -> bytes:
+    """A file a self-hosted Bot API server in ``--local`` mode stored on a disk the bot shares
+    (``getFile`` then answers an absolute path and serves no download)."""
+    with open(path, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageError("too_large", f"more than {max_bytes} bytes")
+    return data
+
+
 def fetcher(bot: Bot, picture: PhotoSize | Document) -> PhotoFetch:
     """Downloads ``picture`` once the service asks, refusing by the sizes Telegram states
     before a byte is downloaded."""
@@ -55,6 +68,8 @@ def fetcher(bot: Bot, picture: PhotoSize | Document) -> PhotoFetch:
                 raise ImageError("too_large", f"{file.file_size} bytes")
             if not file.file_path:
                 raise PhotoUnavailable("getFile gave no file_path")
+            if os.path.isabs(file.file_path):  # a self-hosted server in --local mode
+                return await asyncio.to_thread(read_local, file.file_path, max_bytes)
             buffer = io.BytesIO()
             await bot.download_file(file.file_path, buffer, timeout=DOWNLOAD_TIMEOUT)
         except TelegramAPIError as error:

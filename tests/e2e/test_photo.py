@@ -268,3 +268,18 @@ async def test_another_variant_of_a_photo_job_animates_the_same_photo(
     assert backend.images[0] == backend.images[1] is not None
     assert len(tg.downloads) == 1
     assert [row[0] for row in image_rows(tmp_path / "bot.sqlite3")] == [1, 2]
+
+
+async def test_self_hosted_local_mode_photo_is_read_from_the_shared_disk(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """A self-hosted Bot API server started with ``--local`` answers ``getFile`` with an absolute
+    path on its disk (shared with the bot) and serves no download."""
+    tg.local_files_dir = tmp_path / "bot-api-files"
+    tg.local_files_dir.mkdir()
+    backend = i2v_backend()
+    async with running_bot(tg, tmp_path, backend):
+        tg.push_photo(data=images.solid(64, 64, RED), caption="кот бежит")
+        await tg.wait_for(lambda: tg.videos(ALICE), timeout=20)
+    assert tg.calls_of("getFile") and not tg.downloads
+    assert backend.images[0] is not None

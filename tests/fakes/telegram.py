@@ -218,6 +218,9 @@ class FakeTelegram:
         """The ``file_path`` of every download the bot made, in order."""
         self.download_hook: Callable[[str], Awaitable[None] | None] | None = None
         """Called with each download's path before it is answered."""
+        self.local_files_dir: Any = None
+        """A directory (``pathlib.Path``): ``getFile`` answers as a self-hosted Bot API server in
+        ``--local`` mode does — the file is written there and its absolute path returned."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -969,6 +972,10 @@ class FakeTelegram:
         }
         if file_id in self.files:
             result["file_size"] = len(self.files[file_id])
+            if self.local_files_dir is not None:
+                path = self.local_files_dir / file_id
+                path.write_bytes(self.files[file_id])
+                result["file_path"] = str(path.resolve())
         return result
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
