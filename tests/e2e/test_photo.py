@@ -283,3 +283,22 @@ async def test_self_hosted_local_mode_photo_is_read_from_the_shared_disk(
         await tg.wait_for(lambda: tg.videos(ALICE), timeout=20)
     assert tg.calls_of("getFile") and not tg.downloads
     assert backend.images[0] is not None
+
+
+async def test_photo_job_left_when_i2v_model_is_removed_fails_with_a_message(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """Queued with I2V_MODEL, then the operator restarts without it: the photo job is not
+    rendered by the text model; it fails at its turn and the user is told why."""
+    import threading
+
+    backend = FakeBackend(image_model=FAKE_IMAGE_MODEL, gate=threading.Event())
+    async with running_bot(tg, tmp_path, backend):
+        tg.push_photo(data=images.solid(64, 64, RED), caption="кот бежит")
+        await asyncio.to_thread(backend.started.wait, 10)  # rendering, held at the gate
+    text_only = FakeBackend()
+    async with running_bot(tg, tmp_path, text_only) as app:
+        await tg.wait_for(lambda: any("отключили" in t for t in tg.texts_to(ALICE)), timeout=20)
+        job = await app.jobs.get(1)
+    assert job is not None and job.status == "failed" and job.error == "no_image_model"
+    assert text_only.runs == [] and not tg.videos(ALICE)
