@@ -19,7 +19,7 @@ from tests.e2e.harness import reply_to, running_bot
 from tests.fakes import images
 from tests.fakes.backend import FAKE_IMAGE_MODEL, FakeBackend
 from tests.fakes.mp4 import read_mp4
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import MODES, FakeTelegram
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +48,7 @@ def mean_colour(frame: np.ndarray) -> list[float]:
     return frame.reshape(-1, 3).mean(axis=0).tolist()
 
 
+@pytest.mark.parametrize("mode", MODES)
 async def test_photo_with_russian_caption_comes_back_as_one_video(
     tg: FakeTelegram, tmp_path: Path
 ) -> None:
