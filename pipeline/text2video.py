@@ -65,8 +65,6 @@ class TextToVideo:
     ):
         self.generator = generator
         self.translator = translator
-        if image_generator is None and generator.takes_image:
-            image_generator = generator  # the CLI's --image with only I2V_MODEL loaded
         self.image_generator = image_generator
 
     @classmethod
@@ -81,7 +79,8 @@ class TextToVideo:
         """Load the video model (then the image-to-video model of ``image_config``, if any),
         and the translator only if one of them does not read Russian."""
         generator = VideoGenerator.load(config)
-        image_generator = None
+        # The CLI's --image loads only the image-to-video model: it serves photo runs itself.
+        image_generator = generator if generator.takes_image else None
         if image_config is not None:
             image_generator = VideoGenerator.load(image_config)
             if not image_generator.takes_image:
