@@ -303,3 +303,24 @@ async def test_photo_job_left_when_i2v_model_is_removed_fails_with_a_message(
         job = await app.jobs.get(1)
     assert job is not None and job.status == "failed" and job.error == "no_image_model"
     assert text_only.runs == [] and not tg.videos(ALICE)
+
+
+async def test_in_a_group_only_a_photo_captioned_with_the_command_is_a_request(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    group = -100500
+    backend = i2v_backend()
+    async with running_bot(tg, tmp_path, backend) as app:
+        tg.push_photo(
+            data=images.solid(64, 64, RED), caption="просто фото из отпуска",
+            chat_id=group, chat_type="group",
+        )  # fmt: skip
+        tg.push_photo(
+            data=images.solid(64, 64, BLUE), caption="/generate волны бьются о скалы",
+            chat_id=group, chat_type="group",
+        )  # fmt: skip
+        await tg.wait_for(lambda: tg.videos(group), timeout=20)
+        await asyncio.sleep(0.3)
+        jobs = await app.jobs.user_jobs(ALICE)
+    assert [job.prompt for job in jobs] == ["волны бьются о скалы"]
+    assert len(tg.downloads) == 1 and len(tg.videos(group)) == 1
