@@ -131,3 +131,40 @@ def test_cli_bad_photo_is_one_line_before_loading(
     code = main(["кот", "--image", str(photo), "--i2v-model", str(tmp_path / "no-such-model")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("fixture", "pipeline_class"),
+    [
+        ("tiny_wan21_i2v_dir", "WanImageToVideoPipeline"),  # CLIP image encoder, Wan 2.1 I2V
+        ("tiny_ltx_i2v_dir", "LTXImageToVideoPipeline"),
+    ],
+)
+def test_other_image_to_video_families(
+    fixture: str, pipeline_class: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Wan 2.1 I2V (a CLIP vision encoder reads the photo too) and LTX-Video's image-to-video,
+    loaded alone (as the CLI's --image does): the photo reaches the VAE, the MP4 decodes to the
+    requested frames at the fitted size, within the family's side rule."""
+    model_dir: Path = request.getfixturevalue(fixture)
+    t2v = TextToVideo.load(GeneratorConfig(model=str(model_dir), device="cpu"), "none")
+    model = t2v.image_model
+    assert model is not None and type(t2v.generator.pipe).__name__ == pipeline_class
+    fitted = prepare_image(images.solid(160, 90, RED), 64 * 64, model.limits)
+    assert fitted.width % model.limits.side_multiple == 0
+    options = resolve_options(
+        "кот",
+        OptionOverrides(seed=2, steps=2, frames=9, width=fitted.width, height=fitted.height),
+        model.defaults,
+        model.limits,
+    )
+    seen: list[torch.Tensor] = []
+    vae_encoder = t2v.generator.pipe.vae.encoder
+    handle = vae_encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    try:
+        result = t2v.run(options, tmp_path / "out.mp4", image=fitted.data)
+    finally:
+        handle.remove()
+    assert decoded(result.video.path).shape == (9, fitted.height, fitted.width, 3)
+    first = seen[0][0, :, 0]  # the photo: the first frame of what the VAE encodes
+    assert ((first.mean(dim=(1, 2)) + 1) * 127.5).tolist() == pytest.approx(RED, abs=3)
