@@ -105,7 +105,11 @@ async def submit_photo(
 async def on_photo(
     message: Message, app: AppContext, actor: Actor, event_update: Update, bot: Bot
 ) -> None:
-    """A photo or an image file in a private chat: its caption is the request."""
+    """A photo or an image file in a private chat: its caption is the request. In an album
+    (``media_group_id``) the caption rides on one item: the others are left unanswered, so an
+    album of five photos gets one answer, not four "add a caption" hints."""
+    if message.media_group_id and not message.caption:
+        return
     picture = picture_of(message)
     assert picture is not None  # the filter
     await submit_photo(message, picture, message.caption or "", app, actor, event_update, bot)

@@ -324,3 +324,18 @@ async def test_in_a_group_only_a_photo_captioned_with_the_command_is_a_request(
         jobs = await app.jobs.user_jobs(ALICE)
     assert [job.prompt for job in jobs] == ["волны бьются о скалы"]
     assert len(tg.downloads) == 1 and len(tg.videos(group)) == 1
+
+
+async def test_an_album_with_one_caption_is_one_request(tg: FakeTelegram, tmp_path: Path) -> None:
+    backend = i2v_backend()
+    async with running_bot(tg, tmp_path, backend) as app:
+        tg.push_photo(data=images.solid(64, 64, RED), caption="кот", media_group_id="album1")
+        for colour in (BLUE, RED):
+            tg.push_photo(data=images.solid(64, 64, colour), media_group_id="album1")
+        await tg.wait_for(lambda: tg.videos(ALICE), timeout=20)
+        await asyncio.sleep(0.5)
+        jobs = await app.jobs.user_jobs(ALICE)
+    assert len(jobs) == 1 and len(tg.downloads) == 1
+    with use_locale("ru"):
+        hint = photo_texts.photo_needs_caption()
+    assert hint not in tg.texts_to(ALICE)
