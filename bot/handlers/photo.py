@@ -15,6 +15,7 @@ import io
 import logging
 import os
 
+import aiohttp
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from aiogram.filters import Command, CommandObject
@@ -76,7 +77,7 @@ def fetcher(bot: Bot, picture: PhotoSize | Document) -> PhotoFetch:
             if "too big" in str(error).lower():  # the cloud API serves files up to 20 MB
                 raise ImageError("too_large", str(error)) from error
             raise PhotoUnavailable(f"{type(error).__name__}: {error}") from error
-        except (TelegramNetworkError, OSError, TimeoutError) as error:
+        except (TelegramNetworkError, aiohttp.ClientError, OSError, TimeoutError) as error:
             raise PhotoUnavailable(f"{type(error).__name__}: {error}") from error
         data = buffer.getvalue()
         if len(data) > max_bytes:

@@ -339,3 +339,22 @@ async def test_an_album_with_one_caption_is_one_request(tg: FakeTelegram, tmp_pa
     with use_locale("ru"):
         hint = photo_texts.photo_needs_caption()
     assert hint not in tg.texts_to(ALICE)
+
+
+async def test_telegram_failing_to_hand_over_the_photo(tg: FakeTelegram, tmp_path: Path) -> None:
+    """The download fails (404), or the cloud API refuses a file over 20 MB at ``getFile``:
+    each answered, nothing queued; the next photo works."""
+    async with running_bot(tg, tmp_path, i2v_backend()) as app:
+        gone = tg.push_message(
+            None, photo=[{"file_id": "gone", "file_unique_id": "g", "width": 64, "height": 64}],
+            caption="кот",
+        )  # fmt: skip
+        first = await reply_to(tg, ALICE, gone)
+        tg.fail("getFile", status=400, description="Bad Request: file is too big")
+        big = tg.push_photo(data=images.solid(64, 64, RED), caption="кот")
+        second = await reply_to(tg, ALICE, big)
+        assert await app.jobs.get(1) is None
+        tg.push_photo(data=images.solid(64, 64, RED), caption="кот")
+        await tg.wait_for(lambda: tg.videos(ALICE), timeout=20)
+    assert first == photo_texts_ru(photo_texts.photo_download_failed)
+    assert second == photo_error("too_large")
