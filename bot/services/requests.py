@@ -152,9 +152,19 @@ class RequestService:
             parsed = parse_request(text)
             overrides = parsed.overrides.merged_over(personal.overrides)
             # Options are checked at the model's own size first: a bad option costs no download.
-            self._resolve(parsed.prompt, overrides, image_model)
+            estimate = self._resolve(parsed.prompt, overrides, image_model)
         except OptionError as error:
             return Admitted(refusal=self._option_error(error, image_model))
+        # Nor does a request the limits refuse anyway (checked again, under the lock, at the
+        # insert: the fitted size has about the same area, so about the same cost).
+        early = await self.admission.check(
+            actor.user_id,
+            is_admin=actor.is_admin,
+            cost=self.cost_meter().cost(estimate),
+            chat_id=origin.chat_id,
+        )
+        if early is not None:
+            return Admitted(refusal=early.text())
         try:
             data = await fetch(self.max_image_bytes)
             width = overrides.width or image_model.defaults.width

@@ -358,3 +358,21 @@ async def test_telegram_failing_to_hand_over_the_photo(tg: FakeTelegram, tmp_pat
         await tg.wait_for(lambda: tg.videos(ALICE), timeout=20)
     assert first == photo_texts_ru(photo_texts.photo_download_failed)
     assert second == photo_error("too_large")
+
+
+async def test_a_photo_over_the_limits_is_refused_before_download(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    import threading
+
+    backend = FakeBackend(image_model=FAKE_IMAGE_MODEL, gate=threading.Event())
+    async with running_bot(tg, tmp_path, backend, max_active_jobs_per_user=1) as app:
+        tg.push_message("собака бежит")
+        await asyncio.to_thread(backend.started.wait, 10)
+        request = tg.push_photo(data=images.solid(64, 64, RED), caption="кот бежит")
+        answer = await reply_to(tg, ALICE, request)
+        assert await app.jobs.get(2) is None
+        backend.gate.set()
+    with use_locale("ru"):
+        assert answer == request_texts.limit_active(1)
+    assert not tg.downloads and not tg.calls_of("getFile")
