@@ -70,6 +70,25 @@ class PromptImprover(Protocol):
         ...
 
 
+class ImageModelInfo(Protocol):
+    """The image-to-video model (``I2V_MODEL``) as photo requests see it
+    (``pipeline.text2video.ImageModel``)."""
+
+    @property
+    def defaults(self) -> GenerationDefaults: ...
+
+    @property
+    def limits(self) -> ModelLimits: ...
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """An :class:`ImageModelInfo` with the operator's ``DEFAULT_*``/``MAX_*`` applied."""
+
+    defaults: GenerationDefaults
+    limits: ModelLimits
+
+
 class ModelInfo(Protocol):
     """What the Telegram side needs to know of the model: no rendering."""
 
@@ -90,6 +109,12 @@ class ModelInfo(Protocol):
 
     def device_info(self) -> str: ...
 
+    @property
+    def image_model(self) -> ImageModelInfo | None:
+        """The image-to-video model's defaults and bounds when ``I2V_MODEL`` is loaded, else
+        None (photo requests are then answered that photos are not animated here)."""
+        ...
+
 
 class VideoBackend(ModelInfo, Protocol):
     """Any object shaped like ``pipeline.text2video.TextToVideo``. ``run`` blocks: call it from
@@ -106,9 +131,12 @@ class VideoBackend(ModelInfo, Protocol):
         max_bytes: int | None = None,
         prompt_en: str | None = None,
         improve: bool = False,
+        image: bytes | None = None,
     ) -> RunResultLike:
         """``improve``: the prompt improver writes the English prompt (when ``prompt_en`` is
-        None), in the stage of translation; the translation is its fallback."""
+        None), in the stage of translation; the translation is its fallback. ``image``: the
+        fitted photo of a photo job (PNG bytes), rendered by the image-to-video model; the loop
+        passes it only for photo jobs."""
         ...
 
     @property
@@ -154,6 +182,7 @@ class ConfiguredBackend:
     inner: VideoBackend
     defaults: GenerationDefaults
     limits: ModelLimits
+    image_model: ImageModel | None = None
 
     @property
     def reads_russian(self) -> bool:
@@ -226,14 +255,24 @@ def configure(backend: VideoBackend, settings: Settings) -> ConfiguredBackend:
         defaults, limits = apply_overrides(
             backend.defaults, backend.limits, defaults_override, limits_override
         )
+        image_model = None
+        inner_image = backend.image_model
+        if inner_image is not None:  # the same settings bound photo jobs
+            image_model = ImageModel(
+                *apply_overrides(
+                    inner_image.defaults, inner_image.limits, defaults_override, limits_override
+                )
+            )
     except ValueError as error:
         cause = error.__cause__
         option = cause.option if isinstance(cause, OptionError) else None
         raise SettingsDoNotFit(str(error), option) from error
-    return ConfiguredBackend(backend, defaults, limits)
+    return ConfiguredBackend(backend, defaults, limits, image_model)
 
 
 def _load_text_to_video(settings: Settings) -> VideoBackend:
+    from dataclasses import replace
+
     from pipeline.generator import GeneratorConfig
     from pipeline.text2video import TextToVideo
 
@@ -250,6 +289,20 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         fast_transformer=settings.fast_transformer,
         fast_steps=settings.fast_steps,
     )
+    # I2V_MODEL: loaded second, so its memory mode is chosen from what the text model left free
+    # (pipeline.text2video.TextToVideo). The fast tier's weights belong to the text model.
+    image_config = (
+        replace(
+            config,
+            model=settings.i2v_model,
+            revision=None,
+            fast_lora=None,
+            fast_transformer=None,
+            cache_ratios=None,
+        )
+        if settings.i2v_model
+        else None
+    )
     return TextToVideo.load(
         config,
         translator_model=settings.translator_model,
@@ -259,6 +312,7 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         prompt_device=settings.prompt_device,
         prompt_max_tokens=settings.prompt_max_tokens,
         prompt_timeout=settings.prompt_timeout,
+        image_config=image_config,
     )
 
 
@@ -291,7 +345,12 @@ async def load_backend(settings: Settings) -> ConfiguredBackend:
     """Load the video model and the translator once, off the event loop, and warm the model up
     on a GPU (:func:`warm_up`); raises ``pipeline.errors.ModelLoadError`` with a one-line reason
     when loading fails."""
-    log.info("Loading %s (translator: %s)…", settings.t2v_model, settings.translator_model)
+    log.info(
+        "Loading %s (image-to-video: %s, translator: %s)…",
+        settings.t2v_model,
+        settings.i2v_model or "none",
+        settings.translator_model,
+    )
     inner = await asyncio.to_thread(_load_text_to_video, settings)
     backend = configure(inner, settings)
     await warm_up(backend)

@@ -194,6 +194,8 @@ async def run_checks(settings: Settings) -> list[Check]:
     if settings.video_store:
         results.append(await check_video_store(settings))
     results.append(check_model("model", settings.t2v_model))
+    if settings.i2v_model:
+        results.append(check_model("image model", settings.i2v_model))
     if settings.translator_model.strip().lower() != "none":
         results.append(check_model("translator", settings.translator_model))
     if settings.prompt_model:  # PROMPT_MODEL: a transformers config.json, like the translator

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     # --- models
     t2v_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
     t2v_model_revision: str | None = None
+    i2v_model: str | None = None
+    """``I2V_MODEL``: Hub id or local directory of a diffusers image-to-video pipeline (Wan 2.1
+    I2V, Wan 2.2 TI2V 5B, LTX-Video I2V): photo requests. Unset: photos are answered that the
+    bot does not animate them."""
     """Branch, tag or commit of ``T2V_MODEL`` on the Hub (pin it in production)."""
     translator_model: str = "Helsinki-NLP/opus-mt-tc-big-zle-en"
     translator_revision: str | None = None
@@ -219,6 +223,7 @@ class Settings(BaseSettings):
         "fast_transformer",
         "fast_steps",
         "t2v_model_revision",
+        "i2v_model",
         "translator_revision",
         "metrics_listen",
         "blocked_words_file",

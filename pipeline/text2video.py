@@ -35,6 +35,15 @@ DEFAULT_TRANSLATOR = "Helsinki-NLP/opus-mt-tc-big-zle-en"
 
 
 @dataclass(frozen=True)
+class ImageModel:
+    """The image-to-video model as requests see it: its own defaults and bounds (a photo's
+    video size is fitted within them, :func:`pipeline.image.photo_size`)."""
+
+    defaults: GenerationDefaults
+    limits: ModelLimits
+
+
+@dataclass(frozen=True)
 class RunResult:
     video: VideoFile
     prompt_en: str  # the prompt the video model was given (the text itself if not translated)
@@ -43,16 +52,28 @@ class RunResult:
 
 
 class TextToVideo:
-    """Russian or English text → MP4, with the loaded model's defaults and limits."""
+    """Russian or English text (and, with an image-to-video model, a photo) → MP4, with the
+    loaded models' defaults and limits.
+
+    ``generator`` renders text requests; ``image_generator`` (``I2V_MODEL``), when loaded,
+    renders photo requests (``run(..., image=...)``). Both are loaded at start, the
+    image-to-video model second: its memory mode is chosen from the VRAM the text model left
+    free (:func:`pipeline.memory.choose_memory_mode`), so on a GPU too small for both resident
+    it is offloaded to the CPU between its calls instead of failing the start — the trade-off
+    is a slower photo job, never a slower text job. Loading at start rather than at the first
+    photo: a bad ``I2V_MODEL`` fails the start in one line, and no user waits minutes for a load.
+    """
 
     def __init__(
         self,
         generator: VideoGenerator,
         translator: Translator | None = None,
+        image_generator: VideoGenerator | None = None,
         improver: PromptImprover | None = None,
     ):
         self.generator = generator
         self.translator = translator
+        self.image_generator = image_generator
         self.improver = improver
 
     @classmethod
@@ -62,18 +83,30 @@ class TextToVideo:
         translator_model: str | None = DEFAULT_TRANSLATOR,
         translator_device: str = "cpu",
         translator_revision: str | None = None,
+        image_config: GeneratorConfig | None = None,
         *,
         prompt_model: str | None = None,
         prompt_device: str = "auto",
         prompt_max_tokens: int | None = None,
         prompt_timeout: float | None = None,
     ) -> TextToVideo:
-        """Load the video model, the translator only if the model does not read Russian, and the
-        prompt improver when ``prompt_model`` names one. An improver that cannot be loaded is
-        logged and left out (every run then translates plainly): a nicety never stops the bot."""
+        """Load the video model (then the image-to-video model of ``image_config``, if any),
+        the translator only if one of them does not read Russian, and the prompt improver when
+        ``prompt_model`` names one. An improver that cannot be loaded is logged and left out
+        (every run then translates plainly): a nicety never stops the bot."""
         generator = VideoGenerator.load(config)
+        # The CLI's --image loads only the image-to-video model: it serves photo runs itself.
+        image_generator = generator if generator.takes_image else None
+        if image_config is not None:
+            image_generator = VideoGenerator.load(image_config)
+            if not image_generator.takes_image:
+                raise ModelLoadError(
+                    f"I2V_MODEL {image_config.model} is not an image-to-video pipeline"
+                    f" ({type(image_generator.pipe).__name__} takes no image)"
+                )
         translator = None
-        if not generator.preset.reads_russian:
+        models = [generator, *([image_generator] if image_generator is not None else [])]
+        if not all(m.preset.reads_russian for m in models):
             translator = load_translator(
                 translator_model, device=translator_device, revision=translator_revision
             )
@@ -90,7 +123,15 @@ class TextToVideo:
                 improver = load_improver(prompt_model, prompt_device, **bounds)
             except ModelLoadError as error:
                 log.error("prompt improver off, plain translation instead: %s", error)
-        return cls(generator, translator, improver)
+        return cls(generator, translator, image_generator, improver)
+
+    @property
+    def image_model(self) -> ImageModel | None:
+        """What photo requests get (defaults, limits of the image-to-video model); None when
+        no image-to-video model is loaded."""
+        if self.image_generator is None:
+            return None
+        return ImageModel(self.image_generator.defaults, self.image_generator.limits)
 
     @property
     def defaults(self) -> GenerationDefaults:
@@ -154,9 +195,13 @@ class TextToVideo:
         on CPU."""
         return self.generator.memory_stats()
 
-    def prompt_for_model(self, text: str, translate: bool = True) -> str:
-        """English when ``text`` holds Cyrillic and the model does not read Russian, else ``text``."""
-        if not translate or self.reads_russian or not has_cyrillic(text):
+    def prompt_for_model(
+        self, text: str, translate: bool = True, generator: VideoGenerator | None = None
+    ) -> str:
+        """English when ``text`` holds Cyrillic and the model (``generator``, default the text
+        model) does not read Russian, else ``text``."""
+        reads_russian = (generator or self.generator).preset.reads_russian
+        if not translate or reads_russian or not has_cyrillic(text):
             return text
         if self.translator is None:
             log.warning("translation disabled: the video model gets Cyrillic text as is")
@@ -186,10 +231,19 @@ class TextToVideo:
         max_bytes: int | None = None,
         prompt_en: str | None = None,
         improve: bool = False,
+        image: bytes | None = None,
     ) -> RunResult:
         """Translate (or, with ``improve``, improve), generate and encode; ``prompt_en`` skips
-        that stage (a prompt chosen earlier, or a retried job)."""
+        that stage (a prompt chosen earlier, or a retried job).
+
+        ``image``: the fitted photo (PNG bytes, :func:`pipeline.image.prepare_image`) of a
+        photo request: rendered by the image-to-video model."""
         start = time.perf_counter()
+        generator = self.generator
+        if image is not None:
+            if self.image_generator is None:
+                raise ModelLoadError("no image-to-video model is loaded (I2V_MODEL)")
+            generator = self.image_generator
 
         def report(progress: Progress) -> None:
             if on_progress is not None:
@@ -203,7 +257,7 @@ class TextToVideo:
             if improve and translate:
                 prompt_en = self.improve_prompt(options.prompt).text
             else:
-                prompt_en = self.prompt_for_model(options.prompt, translate)
+                prompt_en = self.prompt_for_model(options.prompt, translate, generator)
         translated = time.perf_counter()
         report_stage(Stage.TRANSLATE, 1, detail=prompt_en)
         if cancel is not None and cancel.is_set():
@@ -214,8 +268,8 @@ class TextToVideo:
         def shifted(progress: Progress) -> None:
             report(replace(progress, elapsed=progress.elapsed + offset))
 
-        video = self.generator.generate(
-            options, prompt_en=prompt_en, on_progress=shifted, cancel=cancel
+        video = generator.generate(
+            options, prompt_en=prompt_en, on_progress=shifted, cancel=cancel, image=image
         )
         encode_start = time.perf_counter()
         report_stage(Stage.ENCODE_VIDEO, 0)

@@ -16,6 +16,7 @@ from bot.handlers import (
     generate,
     history,
     improve,
+    photo,
     queue,
     settings,
     share,
@@ -31,6 +32,7 @@ def setup_routers() -> list[Router]:
         queue.router(),
         history.router(),
         settings.router(),
+        photo.router(),  # before generate: a photo captioned /generate is a photo request
         generate.router(),
         improve.router(),
         buttons.router(),

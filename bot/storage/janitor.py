@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.storage.images import ImageStore
 from bot.storage.videos import VideoStoreError, is_s3_uri
 
 if TYPE_CHECKING:
@@ -285,17 +286,21 @@ class Janitor:
 
     async def forget_old_texts(self) -> tuple[int, int]:
         """With ``DATA_RETENTION_DAYS``: blank the prompts of jobs and the names of users older
-        than that; returns (jobs, users) changed."""
+        than that, and delete the photos of photo jobs (``job_images``); returns (jobs, users)
+        changed."""
         if self.data_retention_days <= 0:
             return 0, 0
         cutoff = self.clock() - self.data_retention_days * DAY
         jobs = await self.jobs.forget_prompts(cutoff)
         users = await self.users.forget_names(cutoff) if self.users is not None else 0
-        if jobs or users:
+        photos = await ImageStore(self.jobs.conn).forget_before(cutoff)
+        if jobs or users or photos:
             log.info(
-                "janitor: DATA_RETENTION_DAYS: texts of %d jobs, names of %d users forgotten",
+                "janitor: DATA_RETENTION_DAYS: texts of %d jobs, names of %d users, photos of"
+                " %d jobs forgotten",
                 jobs,
                 users,
+                photos,
             )
         return jobs, users
 

@@ -81,6 +81,8 @@ class FailReason:
     worker, before rendering (``failed``, not charged: ``JobStore.refuse_claimed``)."""
     WITHHELD = "withheld"
     """``NSFW_MODEL`` flagged the finished video: never sent, its files deleted."""
+    NO_IMAGE_MODEL = "no_image_model"
+    """A photo job claimed where no image-to-video model is loaded (``I2V_MODEL`` removed)."""
     OVER_LIMIT = "over_limit"
     """Claimed, but the current limits no longer allow its options (the operator lowered
     ``MAX_*`` while it waited): stored as ``over_limit:<option>[:<maximum>]`` (:meth:`over_limit`)."""

@@ -119,6 +119,11 @@ def failure(reason: str | None) -> str:
         return policy_texts.render_refused()
     if reason == FailReason.WITHHELD:
         return policy_texts.withheld()
+    if reason == FailReason.NO_IMAGE_MODEL:
+        return _(
+            "😔 Photos are no longer animated here: the image-to-video model was switched off "
+            "while your request waited. Describe the video in words instead."
+        )
     over_limit = FailReason.parse_over_limit(reason)
     if over_limit is not None:
         return over_limit_failure(*over_limit)

@@ -26,6 +26,13 @@ charged —, and with ``NSFW_MODEL`` the finished video is classified in the ren
 flagged one is deleted and fails with ``FailReason.WITHHELD``, so it is never ``generated`` and
 never sent.
 
+A photo job (its image in ``job_images``, ``bot/storage/images.py``) is checked against the
+image-to-video model's bounds and rendered with its image (``backend.run(..., image=...)``); the
+image is read from the database at claim time, so any worker sharing the database can render it.
+Only photo jobs pass ``image``: a backend without an image-to-video model never sees the argument,
+and a photo job claimed by such a worker (``I2V_MODEL`` removed since it was queued) fails with
+``FailReason.NO_IMAGE_MODEL``.
+
 On a graceful stop the running job is interrupted and *left* ``running`` in the database: the
 next start requeues it (``JobStore.recover``), exactly as after a crash. Nothing is lost.
 """
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
     from bot.backend import RunResultLike, VideoBackend
     from bot.services.pause import PauseSwitch
     from bot.services.policy import PolicyService
+    from bot.storage.images import ImageStore
     from bot.storage.jobs import Job, JobStore
     from bot.storage.videos import VideoStore
     from bot.worker.events import JobEvents
@@ -139,11 +147,15 @@ class GenerationLoop:
         videos: VideoStore | None = None,
         policy: PolicyService | None = None,
         screen: VideoScreen | None = None,
+        images: ImageStore | None = None,
     ) -> None:
+        from bot.storage.images import ImageStore
+
         self.policy = policy
         self.screen = screen
         self.jobs = jobs
         self.videos = videos or LocalVideoStore(video_dir)
+        self.images = images if images is not None else ImageStore(jobs.conn)
         self.backend = backend
         self.events = events
         self.pause = pause
@@ -243,7 +255,16 @@ class GenerationLoop:
         if current is None or current.status != JobStatus.RUNNING:
             log.info("job %s: cancelled before rendering began", job.id)
             return
-        breach = limit_breach(job.options, self.backend.defaults, self.backend.limits)
+        image = await self.images.get(job.id)
+        bounds: Any = self.backend
+        if image is not None:
+            bounds = self.backend.image_model
+            if bounds is None:
+                log.info("job %s: a photo job, but no image-to-video model is loaded", job.id)
+                if await self.jobs.refuse_claimed(job.id, FailReason.NO_IMAGE_MODEL):
+                    await self.events.failed(job, FailReason.NO_IMAGE_MODEL)
+                return
+        breach = limit_breach(job.options, bounds.defaults, bounds.limits)
         if breach is not None:
             log.info("job %s: refused at claim time: %s", job.id, breach)
             if await self.jobs.refuse_claimed(job.id, breach):
@@ -267,6 +288,7 @@ class GenerationLoop:
 
         # A blocked translation stops the run before anything is shown, stored or rendered.
         on_progress = prompt_guard(self.policy.words if self.policy else None, report)
+        photo = {"image": image.data} if image is not None else {}
 
         def run() -> RunResultLike:  # in the worker thread: a broken VIDEO_DIR fails this job only
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -279,6 +301,7 @@ class GenerationLoop:
                 max_bytes=self.upload_limit_bytes,
                 prompt_en=job.prompt_en,
                 improve=job.improve,
+                **photo,
             )
             screen_video(self.screen, result)  # NSFW_MODEL: a flagged video is deleted here
             return result

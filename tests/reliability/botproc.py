@@ -85,6 +85,8 @@ class StageBackend:
     - ``REL_STEP_DELAY``: seconds per denoising step.
     - ``REL_FAIL_MARK``: a prompt containing this text makes the run raise ``RuntimeError``.
     - ``REL_ENOSPC``: every write of a video fails with ``OSError(ENOSPC)`` (a full disk).
+    - ``REL_I2V``: an image-to-video model is loaded too (``I2V_MODEL``); ``images`` of runs are
+      not kept (the process is killed), only accepted.
     """
 
     reads_russian = False
@@ -102,6 +104,11 @@ class StageBackend:
         self.step_delay = float(os.environ.get("REL_STEP_DELAY", "0") or 0)
         self.fail_mark = os.environ.get("REL_FAIL_MARK", "")
         self.enospc = bool(os.environ.get("REL_ENOSPC"))
+        self.image_model: Any = None
+        if os.environ.get("REL_I2V"):
+            from bot.backend import ImageModel
+
+            self.image_model = ImageModel(DEFAULTS, LIMITS)
         self._paused = False
         self.can_improve = bool(os.environ.get("REL_IMPROVE"))
         self.improvements = 0
@@ -134,7 +141,10 @@ class StageBackend:
         max_bytes: int | None = None,
         prompt_en: str | None = None,
         improve: bool = False,
+        image: bytes | None = None,
     ) -> StageResult:
+        if image is not None and self.image_model is None:
+            raise RuntimeError("no image-to-video model is loaded (I2V_MODEL)")
         start = time.perf_counter()
 
         def report(stage: Stage, step: int, total: int, detail: str | None = None) -> None:

@@ -242,9 +242,15 @@ def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> N
     seen: dict[str, object] = {}
 
     def fake_load(
-        config, translator_model=None, translator_device="cpu", translator_revision=None, **prompt
+        config,
+        translator_model=None,
+        translator_device="cpu",
+        translator_revision=None,
+        image_config=None,
+        **prompt,
     ):
         seen.update(revision=config.revision, translator_revision=translator_revision)
+        seen["image_model"] = image_config.model if image_config is not None else None
         seen.update(prompt)
         return FakeBackend()
 
@@ -257,6 +263,7 @@ def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> N
     assert seen == {
         "revision": "a1b2c3d",
         "translator_revision": "v1.0",
+        "image_model": None,
         # the prompt improver's settings reach the loader too
         "prompt_model": "Qwen/Qwen2.5-1.5B-Instruct",
         "prompt_device": "auto",
@@ -264,8 +271,9 @@ def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> N
         "prompt_timeout": 20.0,
     }
     monkeypatch.setenv("T2V_MODEL_REVISION", "")
+    monkeypatch.setenv("I2V_MODEL", "/models/wan-ti2v")  # I2V_MODEL is loaded with the model
     backend._load_text_to_video(Settings())
-    assert seen["revision"] is None
+    assert seen["revision"] is None and seen["image_model"] == "/models/wan-ti2v"
 
 
 def test_the_generator_passes_the_revision_to_diffusers(monkeypatch: pytest.MonkeyPatch) -> None:
