@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def recover(jobs: JobStore, events: TelegramJobEvents, max_attempts: int) -> list[Job]:
-    """Recover the queue and start delivering undelivered videos; return the jobs whose users
-    must be told (pass them to :func:`notify_recovered`, which may take a while)."""
-    recovery = await jobs.recover(max_attempts=max_attempts)
+async def recover(
+    jobs: JobStore, events: TelegramJobEvents, max_attempts: int, worker_id: str | None = None
+) -> list[Job]:
+    """Recover the queue (this process's own interrupted jobs: ``JobStore.recover`` with the
+    embedded worker's ``worker_id``) and start delivering undelivered videos; return the jobs
+    whose users must be told (pass them to :func:`notify_recovered`, which may take a while)."""
+    recovery = await jobs.recover(max_attempts=max_attempts, worker_id=worker_id)
     if recovery.requeued or recovery.failed or recovery.undelivered:
         log.info(
             "recovery: %d requeued, %d failed, %d to deliver",

@@ -522,23 +522,34 @@ class JobStore:
         job is reaped once (it is no longer ``running`` afterwards). Jobs without a lease
         (:meth:`claim_next`) are left to :meth:`recover`."""
         now = now_sql(self.conn)
-        expired = f"status = ? AND lease_until IS NOT NULL AND lease_until < {now}"
+        return await self._take_back(
+            f"lease_until IS NOT NULL AND lease_until < {now}", (), max_attempts
+        )
+
+    async def take_back(self, worker_id: str, max_attempts: int = 3) -> Reaped:
+        """A worker starting again under the same ``WORKER_ID`` takes back what it was running
+        when it stopped (crash, kill), at once instead of after the lease: requeued, or failed
+        after ``max_attempts`` claims. Other workers' jobs are never touched."""
+        return await self._take_back("worker_id = ?", (worker_id,), max_attempts)
+
+    async def _take_back(self, where: str, params: tuple[Any, ...], max_attempts: int) -> Reaped:
         async with transaction(self.conn):
             failed_rows = await self.conn.execute_fetchall(
                 "UPDATE jobs SET status = ?, error = ?, finished_at = ?, lease_until = NULL"
-                f" WHERE {expired} AND attempts >= ? RETURNING *",
+                f" WHERE status = ? AND {where} AND attempts >= ? RETURNING *",
                 (
                     JobStatus.FAILED,
                     FailReason.INTERRUPTED,
                     self.clock(),
                     JobStatus.RUNNING,
+                    *params,
                     max_attempts,
                 ),
             )
             requeued_rows = await self.conn.execute_fetchall(
                 f"UPDATE jobs SET status = ?, progress = 0, started_at = NULL, {LEASE_CLEARED_SQL}"
-                f" WHERE {expired} RETURNING *",
-                (JobStatus.QUEUED, JobStatus.RUNNING),
+                f" WHERE status = ? AND {where} RETURNING *",
+                (JobStatus.QUEUED, JobStatus.RUNNING, *params),
             )
         return Reaped(_sorted_jobs(requeued_rows), _sorted_jobs(failed_rows))
 
