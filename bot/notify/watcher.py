@@ -156,7 +156,7 @@ class JobWatcher:
             remember = False
             if seen is not None:
                 log.info("job %s: back in the queue (attempt %d ended)", job.id, job.attempts)
-                self._spawn(renew_status(self.jobs, self.status, job.id), f"renew-{job.id}")
+                await renew_status(self.jobs, self.status, job.id)  # before what follows
                 self.events.queue_moved()
         else:
             remember = False

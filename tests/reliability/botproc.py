@@ -86,6 +86,8 @@ class StageBackend:
     - ``REL_STEP_DELAY``: seconds per denoising step.
     - ``REL_FAIL_MARK``: a prompt containing this text makes the run raise ``RuntimeError``.
     - ``REL_ENOSPC``: every write of a video fails with ``OSError(ENOSPC)`` (a full disk).
+    - ``REL_STEP_MARKS``: after each denoising step, ``<REL_MARK_DIR>/steps-<output name>``
+      holds the number of steps done (how far a cancelled run got).
     """
 
     reads_russian = False
@@ -103,6 +105,7 @@ class StageBackend:
         self.step_delay = float(os.environ.get("REL_STEP_DELAY", "0") or 0)
         self.fail_mark = os.environ.get("REL_FAIL_MARK", "")
         self.enospc = bool(os.environ.get("REL_ENOSPC"))
+        self.step_marks = bool(os.environ.get("REL_STEP_MARKS"))
         self._paused = False
 
     def _pause(self, stage: str, output: Path) -> None:
@@ -147,6 +150,8 @@ class StageBackend:
             if self.step_delay:
                 time.sleep(self.step_delay)
             report(Stage.DENOISE, step, options.steps)
+            if self.step_marks:
+                (self.mark_dir / f"steps-{output.name}").write_text(str(step))
             if step == 1:
                 self._pause("denoise", output)
         check_cancel()
