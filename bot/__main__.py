@@ -158,9 +158,7 @@ class App:
         # Updates stored but never fully handled (a kill -9 mid-handler): before new ones.
         await self.dp.replay_pending(bot)
         self.started.set()
-        log.info(
-            "bot started (ROLE=%s); model on %s", settings.role, context.model.device_info()
-        )
+        log.info("bot started (ROLE=%s); model on %s", settings.role, context.model.device_info())
 
     async def on_shutdown(self) -> None:
         log.info("stopping: the running job resumes at the next start")

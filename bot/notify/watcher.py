@@ -150,7 +150,9 @@ class JobWatcher:
                 seen = None
             self._progress(job, seen)
         elif job.status == JobStatus.GENERATED:
-            if seen is not None and seen.status != JobStatus.GENERATED or seen is None and not first:
+            if (seen is not None and seen.status != JobStatus.GENERATED) or (
+                seen is None and not first
+            ):
                 await self.events.generated(job)
         elif job.status == JobStatus.QUEUED:
             remember = False

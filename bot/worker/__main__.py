@@ -49,7 +49,9 @@ async def run(settings: WorkerSettings, backend: VideoBackend | None = None) -> 
     conn = await db.connect(settings.database_path)
     try:
         await db.migrate(conn)
-        model = configure(backend, settings) if backend is not None else await load_backend(settings)
+        model = (
+            configure(backend, settings) if backend is not None else await load_backend(settings)
+        )
         worker_id = settings.standalone_worker_id
         jobs = JobStore(conn)
         presence = WorkerPresence(WorkerStore(conn), worker_id, model, settings.lease_seconds / 3)

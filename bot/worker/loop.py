@@ -383,7 +383,7 @@ class GenerationLoop:
         if run_state.lost:
             log.warning("job %s: rendered after its lease was lost; result discarded", job.id)
             with contextlib.suppress(OSError):
-                Path(result.video.path).unlink()
+                await asyncio.to_thread(Path(result.video.path).unlink)
             return
         if result.prompt_en and result.prompt_en != job.prompt_en:
             await self.jobs.set_prompt_en(job.id, result.prompt_en, attempt=job.attempts)

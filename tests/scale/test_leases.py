@@ -136,7 +136,9 @@ async def test_reap_fails_after_max_attempts(a: JobStore) -> None:
     for attempt in range(1, 3):
         claimed = await a.claim(f"w{attempt}", EXPIRED)
         assert claimed.attempts == attempt
-        assert [j.id for j in (await a.reap(max_attempts=2)).requeued] == ([job.id] if attempt < 2 else [])
+        assert [j.id for j in (await a.reap(max_attempts=2)).requeued] == (
+            [job.id] if attempt < 2 else []
+        )
     failed = await a.get(job.id)
     assert (failed.status, failed.error, failed.attempts) == ("failed", FailReason.INTERRUPTED, 2)
 

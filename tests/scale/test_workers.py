@@ -51,7 +51,7 @@ def resumed_notice() -> str:
 
 
 def notices(tg: FaultyTelegram, chat_id: int) -> int:
-    """"Continues" notices the user received (new messages; later edits change their text)."""
+    """ "Continues" notices the user received (new messages; later edits change their text)."""
     calls = tg.calls_of("sendMessage", chat_id, ok=True)
     return sum(resumed_notice() in str(c.params.get("text", "")) for c in calls)
 
