@@ -9,6 +9,7 @@ every video exactly once, one "continues" notice for a re-run, and the attempts 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -20,6 +21,7 @@ import pytest
 from bot.i18n import use_locale
 from bot.texts import status as status_texts
 from tests.reliability.harness import (
+    ADMIN_ID,
     BotProcess,
     FaultyTelegram,
     ForkServer,
@@ -217,5 +219,61 @@ async def test_sigterm_gives_the_job_to_another_worker_at_once(
             row = db_jobs(data / "bot.sqlite3")[0]
             assert (row["status"], row["worker_id"], row["attempts"]) == ("delivered", "w2", 2)
             assert notices(tg, USER_A) == 1
+        finally:
+            stop_all(*procs)
+
+
+async def test_workers_honour_the_stored_pause(fork_server: ForkServer, tmp_path: Path) -> None:
+    """/pause on the front end holds a worker in another process; /resume lets it go on."""
+    data = tmp_path
+    async with FaultyTelegram() as tg:
+        w1 = fork_server.spawn(worker_env(tg, data, "w1"), data / "w1.log")
+        fe = fork_server.spawn(frontend_env(tg, data), data / "fe.log")
+        procs = [w1, fe]
+        try:
+            await wait_ready(tg, fe)
+            tg.push_message("/pause", user_id=ADMIN_ID)
+            await wait_for(lambda: tg.calls_of("sendMessage", ADMIN_ID), 10, "/pause answered")
+            tg.push_message("кот играет на пианино", user_id=USER_A)
+            await wait_for(
+                lambda: (db_jobs(data / "bot.sqlite3") or [{}])[0].get("status_message_id"),
+                10,
+                "job acknowledged",
+            )
+            # Several of the worker's looks at the queue go by (it polls every second).
+            await wait_for(lambda: w1.output().count("generation loop started") == 1, 10, "w1")
+            for _ in range(3):
+                await asyncio.sleep(1.0)
+                assert db_jobs(data / "bot.sqlite3")[0]["status"] == "queued"
+            tg.push_message("/resume", user_id=ADMIN_ID)
+            await wait_for(lambda: tg.videos(USER_A), 20, "delivered after /resume")
+        finally:
+            stop_all(*procs)
+
+
+async def test_the_embedded_bot_follows_an_extra_worker(
+    fork_server: ForkServer, tmp_path: Path
+) -> None:
+    """``ROLE=all`` with one more ``python -m bot.worker`` on the same database: the extra
+    worker's job is reported and delivered by the bot, the embedded one's as before."""
+    data = tmp_path
+    async with FaultyTelegram() as tg:
+        env = bot_env(tg, data, lease_seconds=LEASE, rel_step_delay=0.5)
+        bot = fork_server.spawn(env, data / "bot.log")
+        procs = [bot]
+        try:
+            await wait_ready(tg, bot)
+            tg.push_message("/gen кот играет на пианино --steps 10", user_id=USER_A)
+            await wait_for(
+                lambda: (db_jobs(data / "bot.sqlite3") or [{}])[0].get("stage") == "denoise",
+                15,
+                "the embedded worker renders A",
+            )
+            w1 = fork_server.spawn(worker_env(tg, data, "w1"), data / "w1.log")
+            procs.append(w1)
+            tg.push_message("собака в космосе", user_id=USER_B)
+            rows = await delivered_once(tg, data, *procs)
+            assert rows[0]["worker_id"].endswith(":bot") and rows[1]["worker_id"] == "w1"
+            assert notices(tg, USER_A) == notices(tg, USER_B) == 0
         finally:
             stop_all(*procs)
