@@ -353,7 +353,8 @@ webhook server, with WEBHOOK_URL) until SIGTERM or Ctrl+C."""
 
 EPILOG = """\
 entry points of this package:
-  python -m bot, t2v-bot          this bot (the same program)
+  python -m bot, t2v-bot          this bot (the same program; ROLE=frontend: Telegram only)
+  python -m bot.worker            one GPU worker for a ROLE=frontend bot (no BOT_TOKEN)
   python -m pipeline, t2v         one video from the command line, no Telegram (--help)
   python -m bot.observability.probe
                                   the container health check: asks /healthz on METRICS_LISTEN

@@ -160,10 +160,15 @@ async def run_checks(settings: Settings) -> list[Check]:
     results = [
         await check_database(settings.database_path),
         check_videos(settings.video_dir),
-        check_model("model", settings.t2v_model),
     ]
-    if settings.translator_model.strip().lower() != "none":
-        results.append(check_model("translator", settings.translator_model))
+    if settings.role == "frontend":  # the workers load the model; this machine needs no weights
+        results.append(
+            Check("model", True, "not loaded here (ROLE=frontend: python -m bot.worker)")
+        )
+    else:
+        results.append(check_model("model", settings.t2v_model))
+        if settings.translator_model.strip().lower() != "none":
+            results.append(check_model("translator", settings.translator_model))
     results.append(await check_token(settings))
     return results
 

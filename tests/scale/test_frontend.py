@@ -11,7 +11,7 @@ from bot.storage import db
 from bot.storage.workers import WorkerStore, model_info_dict
 from tests.fakes.backend import FakeBackend
 from tests.fakes.telegram import FakeTelegram
-from tests.reliability.harness import REPO, bot_env
+from tests.reliability.harness import REPO, base_env, bot_env
 
 SCRIPT = """
 import asyncio, sys
@@ -52,3 +52,21 @@ async def test_frontend_never_imports_torch(tmp_path: Path) -> None:
     assert "TORCH False DIFFUSERS False" in text, text[-3000:]
     # No loop in this process, and the bounds are the registered worker's.
     assert f"WORKER True MAX_STEPS {backend.limits.max_steps}" in text, text[-3000:]
+
+
+def test_a_worker_needs_no_token_and_names_a_bad_setting(tmp_path: Path) -> None:
+    """``python -m bot.worker`` reads the same settings without ``BOT_TOKEN``; a wrong value is
+    named (exit 2) before any model is loaded."""
+    import subprocess
+
+    env = {k: v for k, v in base_env().items() if not k.startswith("BOT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.worker"],
+        cwd=tmp_path,
+        env={**env, "LEASE_SECONDS": "0", "DATABASE_PATH": str(tmp_path / "db.sqlite3")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "LEASE_SECONDS" in result.stderr and "BOT_TOKEN" not in result.stderr
