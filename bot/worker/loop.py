@@ -187,7 +187,6 @@ class GenerationLoop:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         self._wake = asyncio.Event()
         self._cancels: dict[int, threading.Event] = {}
-        self._runs: dict[int, _Run] = {}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -265,13 +264,11 @@ class GenerationLoop:
                 await self._fail_if_running(job)
             finally:
                 self._cancels.pop(job.id, None)
-                self._runs.pop(job.id, None)
                 self.current_job_id = None
         log.info("generation loop stopped")
 
     async def _generate(self, job: Job) -> None:
         run_state = _Run(job)
-        self._runs[job.id] = run_state
         heartbeat: asyncio.Task[None] | None = None
         if self.worker_id is not None and self.lease_seconds is not None:
             heartbeat = asyncio.create_task(self._heartbeat(run_state), name=f"heartbeat-{job.id}")
