@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.5
 """Seconds between two looks at the workers' rows."""
+CLAIM_MARGIN = 2.0
+"""Seconds before the previous look from which claims are read again (a claim's statement may
+commit a moment after the clock it stamped): a job claimed and ended between two looks is seen."""
+ENDED_KEPT = 1000
+"""Ended jobs remembered as reported, so a re-read one is not reported twice."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class JobWatcher:
         self.local_worker_id = local_worker_id
         self.interval = interval
         self._seen: dict[int, _Seen] = {}
+        self._ended: dict[int, None] = {}  # insertion-ordered set of ended jobs already handled
+        self._since: float | None = None
         self._first = True
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -125,7 +132,9 @@ class JobWatcher:
     async def poll(self) -> None:
         """Read the running and generated jobs and the ones seen last time; report changes."""
         first, self._first = self._first, False
-        rows = await self.jobs.watched(self._seen)
+        now = await self.jobs.db_now()
+        rows = await self.jobs.watched(self._seen, self._since)
+        self._since = now - CLAIM_MARGIN
         present = {job.id for job in rows}
         for job_id in [j for j in self._seen if j not in present]:
             del self._seen[job_id]
@@ -162,14 +171,25 @@ class JobWatcher:
                 self.events.queue_moved()
         else:
             remember = False
-            if seen is not None and job.status == JobStatus.FAILED:
+            # Ended while a worker had it: seen running, or claimed and ended between two looks.
+            # (A generated job that fails or ends here was ended by this front end's delivery,
+            # which told the user itself.)
+            by_worker = seen.status == JobStatus.RUNNING if seen is not None else not first
+            fresh = job.id not in self._ended and by_worker
+            self._ended_now(job.id)
+            if fresh and job.status == JobStatus.FAILED:
                 self._spawn(self.events.failed(job, job.error or ""), f"failed-{job.id}")
-            elif seen is not None and job.status == JobStatus.CANCELLED:
+            elif fresh and job.status == JobStatus.CANCELLED and seen is not None:
                 self._spawn(self.events.cancelled(job, announce=False), f"cancelled-{job.id}")
         if remember:
             self._seen[job.id] = _Seen(job.status, job.attempts, job.stage, job.step, job.prompt_en)
         else:
             self._seen.pop(job.id, None)
+
+    def _ended_now(self, job_id: int) -> None:
+        self._ended[job_id] = None
+        while len(self._ended) > ENDED_KEPT:
+            del self._ended[next(iter(self._ended))]
 
     def _progress(self, job: Job, seen: _Seen | None) -> None:
         """The heartbeat's stage and step as the pipeline's :class:`Progress` reports."""

@@ -698,15 +698,24 @@ class JobStore:
             _sorted_jobs(requeued_rows), _sorted_jobs(failed_rows), _sorted_jobs(undelivered_rows)
         )
 
-    async def watched(self, ids: Iterable[int]) -> list[Job]:
+    async def watched(self, ids: Iterable[int], since: float | None = None) -> list[Job]:
         """The jobs a front end follows (``bot/notify/watcher.py``): every running or generated
-        job, and the jobs ``ids`` whatever their status now (to see them end)."""
+        job, the jobs ``ids`` whatever their status now (to see them end), and with ``since``
+        (database clock) every job claimed since then, so one that a worker claimed and ended
+        between two looks (refused at claim time, failed at once) is seen too."""
         wanted = tuple(ids)
         extra = f" OR id IN ({_placeholders(wanted)})" if wanted else ""
+        params: tuple[Any, ...] = (JobStatus.RUNNING, JobStatus.GENERATED, *wanted)
+        if since is not None:
+            extra += " OR heartbeat_at >= ?"
+            params += (since,)
         return await self._many(
-            f"SELECT * FROM jobs WHERE status IN (?, ?){extra} ORDER BY id",
-            (JobStatus.RUNNING, JobStatus.GENERATED, *wanted),
+            f"SELECT * FROM jobs WHERE status IN (?, ?){extra} ORDER BY id", params
         )
+
+    async def db_now(self) -> float:
+        """The database clock, UNIX seconds (``bot/storage/clock.py``)."""
+        return float(await self._scalar(f"SELECT {now_sql(self.conn)}"))
 
     # ------------------------------------------------------------ queue views
 

@@ -277,3 +277,30 @@ async def test_the_embedded_bot_follows_an_extra_worker(
             assert notices(tg, USER_A) == notices(tg, USER_B) == 0
         finally:
             stop_all(*procs)
+
+
+async def test_a_job_a_worker_refuses_at_claim_time_is_reported(
+    fork_server: ForkServer, tmp_path: Path
+) -> None:
+    """A worker with lower limits refuses a job at once (claimed and failed between two looks
+    of the front end): the user still gets the reason."""
+    data = tmp_path
+    async with FaultyTelegram() as tg:
+        w0 = fork_server.spawn(worker_env(tg, data, "w0"), data / "w0.log")
+        fe = fork_server.spawn(frontend_env(tg, data), data / "fe.log")
+        procs = [w0, fe]
+        try:
+            await wait_ready(tg, fe)  # it validates with w0's limits (50 steps)
+            assert await w0.terminate() == 0
+            low = {"max_steps": 3, "default_steps": 2}
+            w1 = fork_server.spawn(worker_env(tg, data, "w1", **low), data / "w1.log")
+            procs.append(w1)
+            tg.push_message("/gen кот играет на пианино --steps 8", user_id=USER_A)
+            rows = await all_final(data, 1, *procs)
+            assert (rows[0]["status"], rows[0]["error"]) == ("failed", "over_limit:steps:3")
+            with use_locale("ru"):
+                reason = status_texts.failure("over_limit:steps:3")
+            await wait_for(lambda: reason in tg.texts_to(USER_A), 10, "the reason told")
+            assert tg.texts_to(USER_A).count(reason) == 1
+        finally:
+            stop_all(*procs)
