@@ -153,7 +153,7 @@ class JobWatcher:
             if seen is None or seen.status != JobStatus.RUNNING or seen.attempts != job.attempts:
                 if seen is not None and seen.attempts < job.attempts:
                     # Re-run after its worker died, claimed again before we saw it queued.
-                    await renew_status(self.jobs, self.status, job.id)
+                    await renew_status(self.jobs, self.status, job.id, worker_stopped=True)
                 await self.events.started(job)
                 self.events.queue_moved()
                 seen = None
@@ -167,7 +167,9 @@ class JobWatcher:
             remember = False
             if seen is not None:
                 log.info("job %s: back in the queue (attempt %d ended)", job.id, job.attempts)
-                await renew_status(self.jobs, self.status, job.id)  # before what follows
+                await renew_status(
+                    self.jobs, self.status, job.id, worker_stopped=True
+                )  # before what follows
                 self.events.queue_moved()
         else:
             remember = False

@@ -49,7 +49,7 @@ def worker_env(tg: FaultyTelegram, data: Path, name: str, **extra: Any) -> dict[
 
 def resumed_notice() -> str:
     with use_locale("ru"):
-        return status_texts.resumed()
+        return status_texts.resumed_elsewhere()
 
 
 def notices(tg: FaultyTelegram, chat_id: int) -> int:
