@@ -229,8 +229,10 @@ async def test_repeated_crashes_fail_with_message(
                 if attempt == 1:
                     tg.push_message("кот на луне", user_id=USER_A)
                     tg.push_message("собака", user_id=USER_B)
+                # Attempt n writes job-1.mp4, then job-1-a<n>.mp4 (bot/worker/loop.py output_path).
+                suffix = f"-a{attempt}" if attempt > 1 else ""
                 await wait_for(
-                    lambda p=proc, m=tmp_path / "denoise-job-1.mp4": (
+                    lambda p=proc, m=tmp_path / f"denoise-job-1{suffix}.mp4": (
                         m.exists() and m.read_text() == str(p.pid)
                     ),
                     10,

@@ -4,12 +4,22 @@ processes with the stage backend)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import ForkServer, make_sample_mp4
+from tests.reliability.harness import FIGURES, ForkServer, make_sample_mp4
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures measured on the way (e.g. seconds from a worker's kill -9 to its job's re-claim),
+    printed at the end; never asserted on."""
+    if FIGURES:
+        terminalreporter.section("scale figures")
+        for name, value in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {json.dumps(value, ensure_ascii=False)}")
 
 
 @pytest.fixture(scope="session")

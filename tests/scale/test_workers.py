@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from bot.i18n import use_locale
 from bot.texts import status as status_texts
 from tests.reliability.harness import (
     ADMIN_ID,
+    FIGURES,
     BotProcess,
     FaultyTelegram,
     ForkServer,
@@ -111,6 +113,15 @@ async def test_kill9_of_a_worker_at_each_stage(
             w2 = fork_server.spawn(worker_env(tg, data, "w2", rel_step_delay=0.3), data / "w2.log")
             procs.append(w2)
             assert await w1.kill9() == -9
+            killed = time.monotonic()
+            if stage != "generated":
+                await wait_for(
+                    lambda: db_jobs(data / "bot.sqlite3")[0]["attempts"] == 2, 30, "re-claim"
+                )
+                FIGURES.setdefault("reclaim_after_kill9_s", {})[stage] = round(
+                    time.monotonic() - killed, 2
+                )
+                FIGURES["lease_seconds"] = LEASE
             rows = await delivered_once(tg, data, *procs)
             first = rows[0]
             if stage == "generated":
