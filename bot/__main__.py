@@ -11,6 +11,11 @@ the update inbox before Telegram is told it arrived (``bot/telegram/updates.py``
 
 SIGTERM/SIGINT stop receiving, then the loop; the job being rendered stays ``running`` and
 resumes at the next start.
+
+``ROLE=frontend`` wires the same Telegram side without a model or a loop (torch is never
+imported): the model's defaults and bounds come from the ``workers`` table, and what the workers
+(``python -m bot.worker``) do reaches the users through the :class:`bot.notify.watcher.JobWatcher`.
+Both roles run the watcher (workers of other processes may share the queue) and the reaper.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from bot.notify.delivery import Delivery
 from bot.notify.events import TelegramJobEvents
 from bot.notify.recovery import notify_recovered, recover
 from bot.notify.status import StatusHub
+from bot.notify.watcher import JobWatcher
 from bot.observability import Observability
 from bot.observability.events import MetricsJobEvents
 from bot.observability.health import Health, LoopWatch, updates_bound
@@ -60,6 +66,7 @@ from bot.storage.jobs import JobStore
 from bot.storage.policy import PolicyCounts
 from bot.storage.state import StateStore
 from bot.storage.users import UserStore
+from bot.storage.workers import RegisteredModel, WorkerStore
 from bot.telegram.commands import set_profile
 from bot.telegram.polling import Polling
 from bot.telegram.session import RetryPolicy, make_session
@@ -68,12 +75,16 @@ from bot.telegram.webhook import Webhook
 from bot.wiring import build_context, setup_dispatcher, video_store
 from bot.worker.events import JobEventsFanout
 from bot.worker.loop import GenerationLoop
-from bot.worker.screening import VideoScreen
+from bot.worker.presence import WorkerPresence
+from bot.worker.reaper import Reaper, reap_interval
+from bot.worker.screening import VideoScreen, load_screen
 
 log = logging.getLogger("bot")
 
 DELIVERY_GRACE = 10.0
 """Seconds uploads in flight may finish after SIGTERM (the rest are sent at the next start)."""
+REGISTRATION_POLL = 1.0
+"""Seconds between two looks for a registered worker (``ROLE=frontend`` before any started)."""
 
 
 @dataclass
@@ -83,10 +94,14 @@ class App:
     context: AppContext
     bot: Bot
     dp: InboxDispatcher
-    worker: GenerationLoop
+    worker: GenerationLoop | None
+    """The in-process worker (``ROLE=all``); None in a front end."""
     events: TelegramJobEvents
     janitor: Janitor
     conn: aiosqlite.Connection
+    watcher: JobWatcher | None = None
+    reaper: Reaper | None = None
+    presence: WorkerPresence | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     observability: Observability | None = None
@@ -132,20 +147,35 @@ class App:
             await set_profile(bot, settings.admin_ids)
         except Exception as error:  # a menu is a nicety: never a reason not to start
             log.warning("command menu not set: %s", error)
-        recovered = await recover(context.jobs, self.events, settings.max_attempts)
+        worker_id = self.worker.worker_id if self.worker is not None else None
+        recovered = await recover(context.jobs, self.events, settings.max_attempts, worker_id)
         if recovered:
             self.spawn(notify_recovered(context.jobs, context.status, recovered), "recovered")
-        self.worker.start()
+        if self.presence is not None:
+            await self.presence.start()
+        if self.worker is not None:
+            self.worker.start()
+        if self.watcher is not None:
+            self.watcher.start()
+        if self.reaper is not None:
+            self.reaper.start()
         self.janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
         # Updates stored but never fully handled (a kill -9 mid-handler): before new ones.
         await self.dp.replay_pending(bot)
         self.started.set()
-        log.info("bot started; model on %s", context.model.device_info())
+        log.info("bot started (ROLE=%s); model on %s", settings.role, context.model.device_info())
 
     async def on_shutdown(self) -> None:
         log.info("stopping: the running job resumes at the next start")
         await self.janitor.stop()
-        await self.worker.stop()
+        if self.reaper is not None:
+            await self.reaper.stop()
+        if self.watcher is not None:
+            await self.watcher.stop()
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.presence is not None:
+            await self.presence.stop()
         await self.events.drain(DELIVERY_GRACE)
         for task in list(self._tasks):
             task.cancel()
@@ -172,14 +202,20 @@ async def build_app(
     *,
     retry_policy: RetryPolicy | None = None,
 ) -> App:
-    """Open the database, load the model (unless a backend is given), and wire the bot."""
+    """Open the database, load the model (unless a backend is given; a front end loads none),
+    and wire the bot."""
     conn = await db.connect(settings.database_path)
     try:
         await db.migrate(conn)
-        model: ConfiguredBackend = (
-            configure(backend, settings) if backend is not None else await load_backend(settings)
-        )
-        screen = await load_screen(settings)
+        model: ConfiguredBackend | RegisteredModel
+        if settings.role == "frontend":
+            model = await registered_model(WorkerStore(conn))
+        elif backend is not None:
+            model = configure(backend, settings)
+        else:
+            model = await load_backend(settings)
+        # NSFW_MODEL screens videos where they are rendered: not in a front end.
+        screen = await load_screen(settings) if isinstance(model, ConfiguredBackend) else None
         # aiosqlite's thread would keep a failed start's process alive: close it on any error.
         return _wire(settings, conn, model, retry_policy, screen)
     except BaseException:
@@ -187,25 +223,23 @@ async def build_app(
         raise
 
 
-async def load_screen(settings: Settings) -> VideoScreen | None:
-    """``NSFW_MODEL`` loaded in a thread (None when unset); torch is imported only then."""
-    if not settings.nsfw_model:
-        return None
-    from pipeline.nsfw import NsfwClassifier, pick_device
-
-    def load() -> NsfwClassifier:
-        device = pick_device(settings.device)
-        return NsfwClassifier.load(settings.nsfw_model or "", device, settings.nsfw_threshold)
-
-    screen = await asyncio.to_thread(load)
-    log.info("NSFW_MODEL loaded on %s: unsafe labels %s", screen.device, screen.unsafe)
-    return screen
+async def registered_model(workers: WorkerStore) -> RegisteredModel:
+    """``ROLE=frontend``: the model's defaults, bounds and tiers as the most recently seen worker
+    registered them (a front end loads no model); waits for the first worker ever to start."""
+    logged = False
+    while (row := await workers.latest()) is None:
+        if not logged:
+            log.warning("ROLE=frontend: no worker registered yet; start python -m bot.worker")
+            logged = True
+        await asyncio.sleep(REGISTRATION_POLL)
+    log.info("front end: model limits from worker %s (%s)", row.worker_id, row.device)
+    return RegisteredModel.from_dict(row.model_info)
 
 
 def _wire(
     settings: Settings,
     conn: aiosqlite.Connection,
-    model: ConfiguredBackend,
+    model: ConfiguredBackend | RegisteredModel,
     retry_policy: RetryPolicy | None,
     screen: VideoScreen | None = None,
 ) -> App:
@@ -220,7 +254,7 @@ def _wire(
         model=settings.t2v_model,
         device=model.device_info().split(",")[0],  # the device's name, not its memory in use
         version=package_version(),
-        memory_stats=model.memory_stats,
+        memory_stats=model.memory_stats if isinstance(model, ConfiguredBackend) else lambda: None,
     )
 
     bot = Bot(
@@ -245,19 +279,32 @@ def _wire(
     events = TelegramJobEvents(status, delivery)
     pause = PauseSwitch(StateStore(conn))
     watch = LoopWatch()
-    worker = GenerationLoop(
-        jobs=jobs,
-        backend=model,
-        events=JobEventsFanout(
-            events, watch, job_metrics, AdminAlerts(bot, settings.admin_ids, users)
-        ),
-        pause=pause,
-        video_dir=settings.video_dir,
-        upload_limit_bytes=settings.upload_limit_bytes,
-        videos=videos,
-        policy=policy,
-        screen=screen,
+    fanout = JobEventsFanout(
+        events, watch, job_metrics, AdminAlerts(bot, settings.admin_ids, users)
     )
+    worker, presence = None, None
+    if isinstance(model, ConfiguredBackend):  # ROLE=all: one worker in this process
+        worker = GenerationLoop(
+            jobs=jobs,
+            backend=model,
+            events=fanout,
+            pause=pause,
+            video_dir=settings.video_dir,
+            upload_limit_bytes=settings.upload_limit_bytes,
+            videos=videos,
+            policy=policy,
+            screen=screen,
+            worker_id=settings.embedded_worker_id,
+            lease_seconds=settings.lease_seconds,
+        )
+        presence = WorkerPresence(
+            WorkerStore(conn), settings.embedded_worker_id, model, settings.lease_seconds / 3
+        )
+    # Workers in other processes: their changes reach users through the watcher.
+    watcher = JobWatcher(
+        jobs, fanout, status, local_worker_id=worker.worker_id if worker is not None else None
+    )
+    reaper = Reaper(jobs, settings.max_attempts, reap_interval(settings.lease_seconds))
     janitor = Janitor(
         jobs,
         settings.video_dir,
@@ -274,16 +321,16 @@ def _wire(
         model=model,
         status=status,
         pause=pause,
-        worker=worker,
+        worker=worker if worker is not None else watcher,
         room=janitor.make_room,
-        improver=model.improver,
+        improver=model.improver if isinstance(model, ConfiguredBackend) else None,
         policy=policy,
     )
 
     dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context), settings)
     health = Health(
         conn=conn,
-        loop=worker,
+        loop=worker if worker is not None else watcher,
         watch=watch,
         updates=heartbeat,
         stuck_seconds=settings.health_stuck_seconds,
@@ -291,7 +338,7 @@ def _wire(
     )
     address = settings.metrics_address
     server = MetricsServer(*address, metrics=metrics, health=health, jobs=jobs) if address else None
-    app = App(context, bot, dp, worker, events, janitor, conn)
+    app = App(context, bot, dp, worker, events, janitor, conn, watcher, reaper, presence)
     app.observability = Observability(metrics, heartbeat, watch, health, server)
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
@@ -326,7 +373,8 @@ webhook server, with WEBHOOK_URL) until SIGTERM or Ctrl+C."""
 
 EPILOG = """\
 entry points of this package:
-  python -m bot, t2v-bot          this bot (the same program)
+  python -m bot, t2v-bot          this bot (the same program; ROLE=frontend: Telegram only)
+  python -m bot.worker            one GPU worker for a ROLE=frontend bot (no BOT_TOKEN)
   python -m pipeline, t2v         one video from the command line, no Telegram (--help)
   python -m bot.observability.probe
                                   the container health check: asks /healthz on METRICS_LISTEN

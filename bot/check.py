@@ -193,17 +193,22 @@ async def run_checks(settings: Settings) -> list[Check]:
     ]
     if settings.video_store:
         results.append(await check_video_store(settings))
-    results.append(check_model("model", settings.t2v_model))
-    if settings.i2v_model:
-        results.append(check_model("image model", settings.i2v_model))
-    if settings.translator_model.strip().lower() != "none":
-        results.append(check_model("translator", settings.translator_model))
+    if settings.role == "frontend":  # the workers load the models; this machine needs no weights
+        results.append(
+            Check("model", True, "not loaded here (ROLE=frontend: python -m bot.worker)")
+        )
+    else:
+        results.append(check_model("model", settings.t2v_model))
+        if settings.i2v_model:
+            results.append(check_model("image model", settings.i2v_model))
+        if settings.translator_model.strip().lower() != "none":
+            results.append(check_model("translator", settings.translator_model))
+        if settings.nsfw_model:
+            results.append(check_model("nsfw model", settings.nsfw_model))
     if settings.prompt_model:  # PROMPT_MODEL: a transformers config.json, like the translator
         results.append(check_model("prompt model", settings.prompt_model))
     if settings.blocked_words_file is not None:
         results.append(check_blocked_words(settings.blocked_words_file))
-    if settings.nsfw_model:
-        results.append(check_model("nsfw model", settings.nsfw_model))
     results.append(await check_token(settings))
     return results
 

@@ -6,7 +6,9 @@ traceback or a log line (see also :mod:`bot.logs`, which masks it in third-party
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -196,6 +198,17 @@ class Settings(BaseSettings):
     polling_timeout: int = Field(default=10, ge=0)
     """Long-polling wait of getUpdates, seconds."""
 
+    # --- processes (docs/scaling.md, "Processes and leases")
+    role: Literal["all", "frontend"] = "all"
+    """``all``: Telegram and one in-process worker (``python -m bot``); ``frontend``: the
+    Telegram side only (no model, no torch), workers run as ``python -m bot.worker``."""
+    worker_id: str | None = None
+    """This worker's name in the ``workers`` table and on the jobs it claims; unset: host:pid
+    (``python -m bot.worker``) or host:bot (the embedded worker). A stable id lets a restarted
+    worker resume its interrupted job at once."""
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a claimed job stays a worker's without a heartbeat; then the reaper requeues it."""
+
     # --- observability
     metrics_listen: str | None = None
     """``host:port`` of ``/healthz`` and Prometheus ``/metrics``; unset = off."""
@@ -228,6 +241,7 @@ class Settings(BaseSettings):
         "metrics_listen",
         "blocked_words_file",
         "nsfw_model",
+        "worker_id",
         mode="before",
     )
     @classmethod
@@ -284,6 +298,29 @@ class Settings(BaseSettings):
         if _none_if_blank(value) is None:
             return cls.model_fields[info.field_name].default
         return value
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return "all"
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("lease_seconds", mode="before")
+    @classmethod
+    def _lease_blank_is_default(cls, value: object) -> object:
+        return 30.0 if _none_if_blank(value) is None else value
+
+    @property
+    def embedded_worker_id(self) -> str:
+        """The in-process worker's id (``ROLE=all``): stable across restarts of this host's bot,
+        so a restarted bot resumes its own interrupted job at once."""
+        return self.worker_id or f"{socket.gethostname()}:bot"
+
+    @property
+    def standalone_worker_id(self) -> str:
+        """``python -m bot.worker``'s id: ``WORKER_ID``, else host:pid."""
+        return self.worker_id or f"{socket.gethostname()}:{os.getpid()}"
 
     @field_validator("compile", mode="before")
     @classmethod
@@ -425,3 +462,15 @@ class Settings(BaseSettings):
         return (
             not self.allowed_user_ids or user_id in self.allowed_user_ids or self.is_admin(user_id)
         )
+
+
+class WorkerSettings(Settings):
+    """The settings of ``python -m bot.worker``: the same names, but no ``BOT_TOKEN`` (a worker
+    never talks to Telegram; keep the token off GPU machines)."""
+
+    bot_token: SecretStr | None = None  # type: ignore[assignment]
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:  # type: ignore[override]
+        return None  # never used, never kept

@@ -7,7 +7,7 @@ runs at start and then hourly (``VIDEO_RETENTION_DAYS``; 0 turns it off) and del
   undeliverable) that ended more than N days ago, then records it on the row
   (:meth:`bot.storage.jobs.JobStore.mark_files_deleted`: ``video_path`` NULL, ``files_deleted_at`` in
   ``video_meta``; the Telegram ``file_id`` stays, and «🔁» regenerates with a new seed anyway);
-* orphans: files named like the bot's own (``job-<id>.mp4``/``.jpg``, the encoder's leftover
+* orphans: files named like the bot's own (``job-<id>[-a<attempt>].mp4``/``.jpg``, the encoder's leftover
   ``.job-<id>.part.mp4``) that no job points to and last modified more than N days ago (a job
   cancelled after rendering, a crash mid-encode).
 
@@ -53,7 +53,7 @@ DAY = 86400.0
 INTERVAL = 3600.0
 """Seconds between two sweeps."""
 
-BOT_FILE_RE = re.compile(r"^\.?job-(\d+)(?:\.part)?\.(?:mp4|jpg)$")
+BOT_FILE_RE = re.compile(r"^\.?job-(\d+)(?:-a\d+)?(?:\.part)?\.(?:mp4|jpg)$")
 """Names the bot writes in ``VIDEO_DIR`` (see ``bot/worker/loop.py`` and ``pipeline/export.py``)."""
 
 

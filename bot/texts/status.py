@@ -31,6 +31,11 @@ def resumed() -> str:
     return _("🔄 The bot restarted. Your request is not lost — continuing.")
 
 
+def resumed_elsewhere() -> str:
+    """A worker (another process or machine) stopped while rendering; another one goes on."""
+    return _("🔄 The server rendering your video stopped. Your request is not lost — continuing.")
+
+
 def starting() -> str:
     return _("🎬 Starting the generation…")
 

@@ -15,6 +15,7 @@ and tells the user in neutral words.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pipeline.progress import Progress, Stage
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from bot.policy.content import ContentPolicy, Verdict
 
 log = logging.getLogger(__name__)
@@ -87,3 +89,18 @@ def screen_video(screen: VideoScreen | None, result: Any) -> None:
             with contextlib.suppress(FileNotFoundError):
                 Path(path).unlink()
     raise VideoWithheld(float(verdict.score), str(verdict.label))
+
+
+async def load_screen(settings: Settings) -> VideoScreen | None:
+    """``NSFW_MODEL`` loaded in a thread (None when unset); torch is imported only then."""
+    if not settings.nsfw_model:
+        return None
+    from pipeline.nsfw import NsfwClassifier, pick_device
+
+    def load() -> NsfwClassifier:
+        device = pick_device(settings.device)
+        return NsfwClassifier.load(settings.nsfw_model or "", device, settings.nsfw_threshold)
+
+    screen = await asyncio.to_thread(load)
+    log.info("NSFW_MODEL loaded on %s: unsafe labels %s", screen.device, screen.unsafe)
+    return screen

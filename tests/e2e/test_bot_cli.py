@@ -83,7 +83,7 @@ def test_help_says_where_settings_come_from_and_lists_entry_points(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert ".env" in text and "environment" in text and "--check" in text
-    for entry in ("t2v-bot", "python -m pipeline", "bot.observability.probe"):
+    for entry in ("t2v-bot", "python -m pipeline", "bot.observability.probe", "bot.worker"):
         assert entry in text, entry
 
 

@@ -262,16 +262,16 @@ async def test_a_cancel_between_claim_and_render_wastes_no_gpu_time(
     """/cancel can land after the claim but before the loop has a cancel flag to set."""
     backend = FakeBackend()
     async with running_bot(tg, tmp_path, backend) as app:
-        claim = app.jobs.claim_next
+        claim = app.jobs.claim
 
-        async def claim_then_cancel() -> Any:
-            job = await claim()
+        async def claim_then_cancel(*args: Any) -> Any:
+            job = await claim(*args)
             if job is not None and job.user_id == ALICE:
                 assert await app.jobs.cancel(job.id) is not None  # what /cancel does first
                 assert app.worker.cancel(job.id) is False  # ...and finds no flag yet
             return job
 
-        app.jobs.claim_next = claim_then_cancel  # type: ignore[method-assign]
+        app.jobs.claim = claim_then_cancel  # type: ignore[method-assign]
         tg.push_message("кот, которого отменят сразу", user_id=ALICE)
         await tg.wait_for(
             lambda: (app.worker.current_job_id is None) and tg.calls_of("sendMessage", ALICE)

@@ -15,6 +15,10 @@ never returns; marker ``job-write-held``): an update the bot received, stored an
 whose job is not written yet. Tests that need the genuine ``python -m bot`` (model loading errors, token leaks) start it
 as a plain subprocess instead.
 
+``REL_ENTRY=worker`` makes the child ``python -m bot.worker`` instead (``bot.worker.__main__.main``,
+the same stage backend); ``REL_PAUSE_AT=generated`` stops a worker dead right after its
+``mark_generated`` committed (marker ``generated-job-<id>``).
+
 Protocol on stdin/stdout, one JSON object a line: ``{"env": {...}, "log": path}`` → ``{"pid": N}``;
 when a child ends its exit code is written to ``<log>.rc``.
 """
@@ -87,6 +91,8 @@ class StageBackend:
     - ``REL_ENOSPC``: every write of a video fails with ``OSError(ENOSPC)`` (a full disk).
     - ``REL_I2V``: an image-to-video model is loaded too (``I2V_MODEL``); ``images`` of runs are
       not kept (the process is killed), only accepted.
+    - ``REL_STEP_MARKS``: after each denoising step, ``<REL_MARK_DIR>/steps-<output name>``
+      holds the number of steps done (how far a cancelled run got).
     """
 
     reads_russian = False
@@ -109,6 +115,7 @@ class StageBackend:
             from bot.backend import ImageModel
 
             self.image_model = ImageModel(DEFAULTS, LIMITS)
+        self.step_marks = bool(os.environ.get("REL_STEP_MARKS"))
         self._paused = False
         self.can_improve = bool(os.environ.get("REL_IMPROVE"))
         self.improvements = 0
@@ -169,6 +176,8 @@ class StageBackend:
             if self.step_delay:
                 time.sleep(self.step_delay)
             report(Stage.DENOISE, step, options.steps)
+            if self.step_marks:
+                (self.mark_dir / f"steps-{output.name}").write_text(str(step))
             if step == 1:
                 self._pause("denoise", output)
         check_cancel()
@@ -204,12 +213,32 @@ class StageBackend:
 
 def _install_backend() -> None:
     import bot.__main__ as entry
+    import bot.worker.__main__ as worker_entry
     from bot.backend import configure
 
     async def load_stage_backend(settings: Any) -> Any:
         return configure(StageBackend(), settings)
 
     entry.load_backend = load_stage_backend  # type: ignore[assignment]
+    worker_entry.load_backend = load_stage_backend  # type: ignore[assignment]
+
+
+def _hold_after_generated(mark_dir: Path) -> None:
+    """``REL_PAUSE_AT=generated``: the first ``mark_generated`` commits, leaves a marker and
+    never returns (the worker stands dead between its commit and anything after it)."""
+    import asyncio
+
+    from bot.storage.jobs import JobStore
+
+    original = JobStore.mark_generated
+
+    async def held(self: Any, job_id: int, *args: Any, **kwargs: Any) -> Any:
+        changed = await original(self, job_id, *args, **kwargs)
+        (mark_dir / f"generated-job-{job_id}").write_text(str(os.getpid()))
+        await asyncio.Event().wait()  # stopped dead: only kill -9 ends this
+        return changed
+
+    JobStore.mark_generated = held  # type: ignore[method-assign]
 
 
 def _hold_job_writes(mark_dir: Path) -> None:
@@ -243,9 +272,16 @@ def _child(env: dict[str, str], log: str) -> None:
             os.chdir(env["REL_CWD"])
         if env.get("REL_HOLD_JOB_WRITE"):
             _hold_job_writes(Path(env.get("REL_MARK_DIR", ".")))
-        import bot.__main__ as entry
+        if env.get("REL_PAUSE_AT") == "generated":
+            _hold_after_generated(Path(env.get("REL_MARK_DIR", ".")))
+        if env.get("REL_ENTRY") == "worker":
+            import bot.worker.__main__ as worker_entry
 
-        code = entry.main()
+            code = worker_entry.main()
+        else:
+            import bot.__main__ as entry
+
+            code = entry.main()
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 1
     except BaseException:
@@ -263,6 +299,7 @@ def serve() -> None:
     """The fork server loop: spawn on request, reap children, write their exit codes."""
     # The expensive imports, done once before any fork.
     import bot.__main__
+    import bot.worker.__main__
     import bot.worker.loop  # noqa: F401
 
     _install_backend()
