@@ -15,6 +15,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot.backend import ImageModel
 from bot.storage.clock import now_sql
 from pipeline.options import GenerationDefaults, ModelLimits
 from pipeline.quality import MagCacheData, TierSupport
@@ -100,6 +101,12 @@ def model_info_dict(model: Any) -> dict[str, Any]:
         "reads_russian": bool(model.reads_russian),
         "tiers": asdict(model.tiers),
         "device": model.device_info(),
+        # I2V_MODEL: photo requests are validated against the image model's own bounds.
+        "image_model": (
+            {"defaults": asdict(image.defaults), "limits": asdict(image.limits)}
+            if (image := model.image_model) is not None
+            else None
+        ),
     }
 
 
@@ -114,6 +121,8 @@ class RegisteredModel:
     reads_russian: bool
     tiers: TierSupport
     device: str
+    image_model: ImageModel | None = None
+    """The workers' image-to-video model (``I2V_MODEL``), None when they load none."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RegisteredModel:
@@ -131,6 +140,11 @@ class RegisteredModel:
                 fast_steps=tiers.get("fast_steps"),
             ),
             device=str(data.get("device", "")),
+            image_model=(
+                ImageModel(GenerationDefaults(**image["defaults"]), ModelLimits(**image["limits"]))
+                if (image := data.get("image_model"))
+                else None
+            ),
         )
 
     def device_info(self) -> str:

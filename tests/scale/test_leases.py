@@ -186,3 +186,21 @@ async def test_registered_model_carries_what_a_front_end_validates_with(a: JobSt
     assert row.worker_id == "gpu0" and row.stopped_at is None
     await workers.stopped("gpu0")
     assert (await workers.latest()).stopped_at is not None
+
+
+async def test_registered_model_carries_the_image_model_of_photo_requests(a: JobStore) -> None:
+    """A front end validates photo requests with the workers' I2V_MODEL bounds, and tells users
+    photos are not animated when the workers load no image model."""
+    from tests.fakes.backend import FAKE_IMAGE_MODEL
+
+    workers = WorkerStore(a.conn)
+    await workers.register("gpu0", model_info_dict(FakeBackend()), "cpu")
+    assert RegisteredModel.from_dict((await workers.latest()).model_info).image_model is None
+    backend = FakeBackend(image_model=FAKE_IMAGE_MODEL)
+    await workers.register("gpu1", model_info_dict(backend), "cpu")
+    model = RegisteredModel.from_dict((await workers.latest()).model_info)
+    assert model.image_model is not None
+    assert (model.image_model.defaults, model.image_model.limits) == (
+        FAKE_IMAGE_MODEL.defaults,
+        FAKE_IMAGE_MODEL.limits,
+    )
