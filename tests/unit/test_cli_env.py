@@ -64,7 +64,7 @@ def test_the_environment_reaches_the_loader(
 
     seen: dict[str, object] = {}
 
-    def fake_load(config, translator_model=None, translator_device="cpu"):
+    def fake_load(config, translator_model=None, translator_device="cpu", **other):
         seen.update(memory_mode=config.memory_mode, translator_device=translator_device)
         raise ModelLoadError("stop here")
 

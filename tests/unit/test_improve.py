@@ -158,7 +158,7 @@ def test_load_errors_are_one_line(tmp_path: Path, tiny_qwen_dir: Path) -> None:
 def _t2v(improver: PromptImprover | None) -> TextToVideo:
     generator = SimpleNamespace(preset=SimpleNamespace(reads_russian=False))
     translator = SimpleNamespace(translate=translate)
-    return TextToVideo(generator, translator, improver)  # type: ignore[arg-type]
+    return TextToVideo(generator, translator, improver=improver)  # type: ignore[arg-type]
 
 
 def test_text_to_video_improves_or_translates(improver: PromptImprover, monkeypatch) -> None:
