@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import GenerationOOM, ModelLoadError
-from pipeline.families import load_pipeline, needs_own_prompt_encoding, wan_prompt_embeds
+from pipeline.families import load_pipeline
 from pipeline.memory import (
     MEMORY_MODES,
     apply_memory_mode,
@@ -523,14 +523,6 @@ class VideoGenerator:
             "max_sequence_length": self.max_sequence_length,
             "callback_on_step_end": callback,
         }
-        if needs_own_prompt_encoding(self.pipe):
-            length = self.max_sequence_length or 512
-            wanted["prompt_embeds"] = wan_prompt_embeds(self.pipe, prompt, length)
-            if options.guidance > 1.0:  # the pipeline would encode "" itself, and fail the same
-                wanted["negative_prompt_embeds"] = wan_prompt_embeds(
-                    self.pipe, negative or "", length
-                )
-            wanted["prompt"] = wanted["negative_prompt"] = None
         return {k: v for k, v in wanted.items() if k in self._params and v is not None}
 
     def _after_failure(self) -> None:
