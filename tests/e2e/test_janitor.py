@@ -419,3 +419,23 @@ async def test_data_retention_forgets_prompts_and_names_but_keeps_counts(
     user = await users.get(ALICE)
     assert user is not None and user.username is None and user.first_name is None
     assert await store.stats(0) == stats_before  # /stats counts what it counted
+
+
+async def test_requests_do_not_rescan_a_folder_with_room(
+    store: JobStore, video_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admission asks for room on every request: a folder with room is scanned once per
+    ``USAGE_FRESH`` seconds, not per request; a full one is scanned every time (to free it)."""
+    import bot.storage.janitor as janitor_module
+
+    await make_job(store, video_dir, "delivered", OLD)
+    scans = []
+    real = janitor_module.disk_usage
+    monkeypatch.setattr(janitor_module, "disk_usage", lambda d: scans.append(d) or real(d))
+    roomy = Janitor(store, video_dir, 0, cap_bytes=10**9, clock=lambda: NOW)
+    assert all([await roomy.make_room() for _ in range(50)])
+    assert len(scans) == 1
+    full = Janitor(store, video_dir, 0, cap_bytes=1, clock=lambda: NOW)
+    for _ in range(3):
+        await full.make_room()
+    assert len(scans) == 1 + 3
