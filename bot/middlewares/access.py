@@ -22,13 +22,13 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from bot.context import Actor, AppContext
+from bot.middlewares.notices import NoticeLimiter
 from bot.telegram.filters import addressed_in_group
 from bot.texts import requests as request_texts
 
 log = logging.getLogger(__name__)
 
 NOTICE_INTERVAL = 600.0
-MAX_TRACKED = 10_000  # forget old notices beyond this many refused users
 
 
 class AccessMiddleware(BaseMiddleware):
@@ -37,9 +37,7 @@ class AccessMiddleware(BaseMiddleware):
         notice_interval: float = NOTICE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.notice_interval = notice_interval
-        self.clock = clock
-        self._last_notice: dict[int, float] = {}
+        self._notices = NoticeLimiter(notice_interval, clock)
 
     async def __call__(
         self,
@@ -74,15 +72,7 @@ class AccessMiddleware(BaseMiddleware):
                 return
             if event.chat.type != "private" and not await addressed_in_group(event, bot):
                 return
-            now = self.clock()
-            last = self._last_notice.get(user_id)
-            if last is not None and now - last < self.notice_interval:
-                return
-            if len(self._last_notice) > MAX_TRACKED:
-                self._last_notice = {
-                    k: v for k, v in self._last_notice.items() if now - v < self.notice_interval
-                }
-            self._last_notice[user_id] = now
-            await event.reply(text)
+            if self._notices.due(user_id):
+                await event.reply(text)
         except TelegramAPIError as error:
             log.info("refusal to user %s not sent: %s", user_id, error)

@@ -25,6 +25,7 @@ from aiolimiter import AsyncLimiter
 from bot.context import AppContext
 from bot.i18n import locale_for_language_code, use_locale
 from bot.middlewares.identity import Requester, requester_of
+from bot.middlewares.notices import NoticeLimiter
 from bot.texts import requests as request_texts
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,8 @@ class ThrottleMiddleware(BaseMiddleware):
     ) -> None:
         self.burst = burst
         self.rate = rate
-        self.notice_interval = notice_interval
-        self.clock = clock
         self._buckets: OrderedDict[int, AsyncLimiter] = OrderedDict()
-        self._notices: OrderedDict[int, float] = OrderedDict()
+        self._notices = NoticeLimiter(notice_interval, clock)
         self.dropped = 0
         """Updates dropped so far (for logs and metrics)."""
 
@@ -87,14 +86,8 @@ class ThrottleMiddleware(BaseMiddleware):
             if isinstance(event, CallbackQuery):
                 await event.answer(text)
                 return
-            now = self.clock()
-            last = self._notices.get(user.id)
-            if last is not None and now - last < self.notice_interval:
+            if not self._notices.due(user.id):
                 return
-            self._notices[user.id] = now
-            self._notices.move_to_end(user.id)
-            while len(self._notices) > MAX_TRACKED:
-                self._notices.popitem(last=False)
             if isinstance(event, Message) and event.chat.type == "private":
                 await event.answer(text)
         except TelegramAPIError as error:
