@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,29 @@ async def reply_to(tg: FakeTelegram, chat_id: int, request: dict) -> str:
 async def new_texts(tg: FakeTelegram, chat_id: int, before: int) -> list[str]:
     await tg.wait_for(lambda: len(tg.texts_to(chat_id)) > before)
     return tg.texts_to(chat_id)[before:]
+
+
+def query(data_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the bot's SQLite database in ``data_dir`` from outside, as an operator would."""
+    conn = sqlite3.connect(data_dir / "bot.sqlite3", timeout=10)
+    try:
+        with conn:
+            return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` is true (TimeoutError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+async def all_delivered(data_dir: Path, count: int) -> None:
+    """Wait until the database holds exactly ``count`` jobs, every one delivered."""
+    await until(
+        lambda: [r[0] for r in query(data_dir, "SELECT status FROM jobs")] == ["delivered"] * count
+    )

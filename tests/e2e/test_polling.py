@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from aiogram.types import Update
 
 from bot.storage import db
 from bot.storage.inbox import PRUNE_AFTER, UpdateInbox
-from tests.e2e.harness import running_bot
+from tests.e2e.harness import all_delivered, query, running_bot, until
 from tests.fakes.telegram import MODES, Call, FakeTelegram
 
 ALICE, BOB = 1001, 1002
@@ -29,33 +28,8 @@ GROUP = -100500
 BOTH_MODES = pytest.mark.parametrize("mode", MODES)
 
 
-def query(data_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(data_dir / "bot.sqlite3", timeout=10)
-    try:
-        with conn:
-            return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 def queued_replies(tg: FakeTelegram, chat_id: int) -> list[Call]:
     return tg.calls_of("sendMessage", chat_id, ok=True)
-
-
-async def until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
-async def all_delivered(data_dir: Path, count: int) -> None:
-    await until(
-        lambda: [r[0] for r in query(data_dir, "SELECT status FROM jobs")] == ["delivered"] * count
-    )
 
 
 async def stored_unconfirmed(tg: FakeTelegram, data_dir: Path, update: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from bot.telegram.webhook import SECRET_HEADER, WebhookRefused
-from tests.e2e.harness import running_bot
+from tests.e2e.harness import all_delivered, query, running_bot, until
 from tests.fakes.telegram import WEBHOOK_SECRET, FakeTelegram, WebhookDelivery
 
 pytestmark = pytest.mark.e2e
@@ -27,31 +27,8 @@ def mode() -> str:
     return "webhook"
 
 
-def query(data_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(data_dir / "bot.sqlite3", timeout=10)
-    try:
-        with conn:
-            return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 def inbox_ids(data_dir: Path) -> list[int]:
     return [row[0] for row in query(data_dir, "SELECT update_id FROM update_inbox ORDER BY 1")]
-
-
-async def until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
-async def all_delivered(data_dir: Path, count: int) -> None:
-    await until(
-        lambda: [r[0] for r in query(data_dir, "SELECT status FROM jobs")] == ["delivered"] * count
-    )
 
 
 def a_request(update_id: int, user_id: int = ALICE, text: str = "кот на луне") -> dict[str, Any]:
