@@ -20,14 +20,13 @@ from aiogram import Router
 from aiogram.types import CallbackQuery, Update
 
 from bot.context import Actor, AppContext
+from bot.handlers.owned import owned_job
 from bot.services.requests import Origin
 from bot.telegram.keyboards import RepeatCb
 from bot.texts import ALERT_LIMIT, shorten
 from bot.texts import queue as queue_texts
 
 log = logging.getLogger(__name__)
-
-MAX_SQLITE_INT = 2**63
 
 
 async def on_repeat(
@@ -37,13 +36,8 @@ async def on_repeat(
     actor: Actor,
     event_update: Update,
 ) -> None:
-    if not 0 < callback_data.job_id < MAX_SQLITE_INT:  # forged: no such row can exist
-        await callback.answer(queue_texts.button_broken(), show_alert=True)
-        return
-    job = await app.jobs.get(callback_data.job_id)
-    if job is None or job.user_id != actor.user_id:
-        # The same answer for a job that does not exist and for someone else's: nothing leaks.
-        await callback.answer(queue_texts.button_foreign(), show_alert=True)
+    job = await owned_job(callback, callback_data.job_id, app, actor)
+    if job is None:
         return
     message = callback.message
     chat_id = message.chat.id if message is not None else job.chat_id

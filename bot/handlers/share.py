@@ -30,7 +30,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import Actor, AppContext
-from bot.handlers.buttons import MAX_SQLITE_INT
+from bot.handlers.owned import owned_job
 from bot.services.requests import Origin
 from bot.storage.jobs import Job
 from bot.storage.shares import is_token
@@ -67,12 +67,8 @@ async def on_share(
     callback: CallbackQuery, callback_data: ShareCb, app: AppContext, actor: Actor, bot: Bot
 ) -> None:
     """«🔗 Share»: the link of the presser's own job."""
-    if not 0 < callback_data.job_id < MAX_SQLITE_INT:  # forged: no such row can exist
-        await callback.answer(queue_texts.button_broken(), show_alert=True)
-        return
-    job = await app.jobs.get(callback_data.job_id)
-    if job is None or job.user_id != actor.user_id:
-        await callback.answer(queue_texts.button_foreign(), show_alert=True)
+    job = await owned_job(callback, callback_data.job_id, app, actor)
+    if job is None:
         return
     if not job.prompt.strip():
         await callback.answer(share_texts.cannot_share(), show_alert=True)
