@@ -1,0 +1,164 @@
+"""What the live preview (``PREVIEW=on``, ``pipeline/preview.py``) costs a render.
+
+The same ``VideoGenerator`` renders the same options and seed with the preview off and on,
+interleaved A B B A so drift hits both alike; the figure is the median pair ratio on / off
+(target <= 1.03). Two "on" variants: the shipped cadence (at most one preview per
+``MIN_INTERVAL`` seconds, at least ``MIN_STEPS`` steps apart) and the worst case (a preview every
+``MIN_STEPS`` steps whatever the time), whose per-preview milliseconds bound the cost on any
+machine: cost share <= ms per preview / (1000 x MIN_INTERVAL).
+
+    python bench/preview.py                  # CPU, tiny random Wan, 50 steps at 256x256x17
+    python bench/preview.py --quick          # CI smoke, 2 pairs of 8 steps at 64x64
+    python bench/preview.py --gpu            # CUDA: random-weight Wan 2.1 1.3B, 832x480x81,
+                                             # 50 steps, bf16 (the published configs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.gpu_tools import generation_options, no_progress_bar, one_line, quiet
+from bench.report import JsonReport, fmt, log, machine_info, median
+
+TARGET = 1.03
+SIZES = {
+    "quick": dict(width=64, height=64, frames=9, steps=8, guidance=5.0),
+    "cpu": dict(width=256, height=256, frames=17, steps=50, guidance=5.0),
+    "gpu": dict(width=832, height=480, frames=81, steps=50, guidance=5.0),
+}
+
+
+def load(args: argparse.Namespace, workdir: Path) -> Any:
+    from pipeline.generator import GeneratorConfig, VideoGenerator
+
+    if args.gpu:
+        import torch
+
+        from bench.gpu_throughput import SCHEDULER, UMT5_XXL, WAN_1_3B_TRANSFORMER, WAN_VAE
+        from bench.gpu_tools import build_wan
+
+        pipe = build_wan(
+            WAN_1_3B_TRANSFORMER, UMT5_XXL, WAN_VAE, device="cuda", dtype=torch.bfloat16,
+            vae_dtype=torch.float32, scheduler=SCHEDULER,
+        )  # fmt: skip
+        no_progress_bar(pipe)
+        config = GeneratorConfig(model="random-wan-1.3b", device="cuda", compile="off")
+        return VideoGenerator.from_pipe(pipe, config)
+    from tests.fakes.tiny_models import build_tiny_wan
+
+    model = build_tiny_wan(workdir / "tiny-wan")
+    return VideoGenerator.load(GeneratorConfig(model=str(model), device="cpu", compile="off"))
+
+
+def measure(gen: Any, size: dict[str, Any], repeats: int) -> dict[str, Any]:
+    from pipeline.preview import MIN_INTERVAL
+
+    options = generation_options(seed=0, **size)
+    previews: dict[str, list[int]] = {"shipped": [], "every_steps": []}
+    variants = {"off": (False, MIN_INTERVAL), "shipped": (True, MIN_INTERVAL)}
+    variants["every_steps"] = (True, 0.0)
+
+    def run(name: str) -> float:
+        enabled, interval = variants[name]
+        gen.config.preview, gen.config.preview_interval = enabled, interval
+        made: list[int] = []
+
+        def on_progress(progress: Any) -> None:
+            if progress.preview is not None:
+                made.append(len(progress.preview.jpeg))
+
+        start = time.perf_counter()
+        gen.generate(options, on_progress=on_progress)
+        seconds = time.perf_counter() - start
+        if name in previews:
+            previews[name].append(len(made))
+        return seconds
+
+    run("off")  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    pairs: dict[str, list[float]] = {"shipped": [], "every_steps": []}
+    for i in range(repeats):
+        order = list(variants) if i % 2 == 0 else list(reversed(variants))
+        got = {name: run(name) for name in order}
+        for name, seconds in got.items():
+            times[name].append(seconds)
+        for name in pairs:
+            pairs[name].append(got[name] / got["off"])
+    entry: dict[str, Any] = {"size": size, "times_s": times}
+    for name in pairs:
+        made = statistics.median(previews[name]) if previews[name] else 0
+        extra = (median(times[name]) or 0.0) - (median(times["off"]) or 0.0)
+        entry[name] = {
+            "median_pair_ratio": statistics.median(pairs[name]),
+            "ratio_of_minimums": min(times[name]) / min(times["off"]),
+            "previews_per_render": made,
+            "ms_per_preview": 1000 * extra / made if made else None,
+        }
+    entry["meets_target"] = entry["shipped"]["median_pair_ratio"] <= TARGET
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/preview.json"))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 2 pairs (CI smoke)")
+    parser.add_argument("--gpu", action="store_true", help="full-size random Wan 1.3B on CUDA")
+    parser.add_argument("--repeats", type=int, default=None, help="A/B pairs (default 4)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    quiet()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    repeats = args.repeats or (2 if args.quick else 4)
+    size = SIZES["gpu" if args.gpu else "quick" if args.quick else "cpu"]
+    report = JsonReport(
+        args.out,
+        benchmark="preview",
+        command="python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        machine=machine_info(),
+        torch_threads=torch.get_num_threads(),
+        target=f"preview on / off <= {TARGET}",
+        repeats=repeats,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-preview-") as tmp:
+        try:
+            entry = measure(load(args, Path(tmp)), size, repeats)
+        except Exception as exc:
+            report["error"] = one_line(exc)
+            log(f"error: {report['error']}")
+            return 1
+    report["result"] = entry
+    log(
+        f"{size['width']}x{size['height']}x{size['frames']}, {size['steps']} steps:"
+        f" off {fmt(median(entry['times_s']['off']), '.3f')} s,"
+        f" on {fmt(median(entry['times_s']['shipped']), '.3f')} s"
+        f" (ratio {entry['shipped']['median_pair_ratio']:.3f},"
+        f" {entry['shipped']['previews_per_render']} previews; target <= {TARGET});"
+        f" worst case every {_min_steps()} steps: ratio"
+        f" {entry['every_steps']['median_pair_ratio']:.3f},"
+        f" {entry['every_steps']['previews_per_render']} previews,"
+        f" {fmt(entry['every_steps']['ms_per_preview'], '.1f')} ms each"
+    )
+    log(f"wrote {args.out}")
+    return 0
+
+
+def _min_steps() -> int:
+    from pipeline.preview import MIN_STEPS
+
+    return MIN_STEPS
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
