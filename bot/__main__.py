@@ -214,6 +214,7 @@ def _wire(
         min_interval=settings.status_min_interval,
         queue_refresh_interval=settings.queue_refresh_interval,
         tiers=model.tiers,
+        preview=settings.preview,
     )
     job_metrics = MetricsJobEvents(metrics, jobs)
     events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings, observer=job_metrics))

@@ -207,6 +207,7 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         fast_lora=settings.fast_lora,
         fast_transformer=settings.fast_transformer,
         fast_steps=settings.fast_steps,
+        preview=settings.preview,
     )
     return TextToVideo.load(
         config,

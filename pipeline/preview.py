@@ -166,10 +166,10 @@ class LatentPreview:
         if not self._due(index, total, method):
             return None
         estimate = frame
-        if self.flow and sigma is not None and prev is not None and prev_sigma is not None:
-            if abs(prev_sigma - sigma) > 1e-6:
-                velocity = (frame - prev) / (sigma - prev_sigma)
-                estimate = frame - sigma * velocity
+        flow = self.flow and sigma is not None and prev is not None and prev_sigma is not None
+        if flow and abs(prev_sigma - sigma) > 1e-6:  # type: ignore[operator]
+            velocity = (frame - prev) / (sigma - prev_sigma)
+            estimate = frame - sigma * velocity
         rgb = self._project(estimate) if method == "projection" else self._decode(estimate)
         self._last_time = time.monotonic()
         self._last_step = index
@@ -220,7 +220,7 @@ class LatentPreview:
     def _decode(self, latent: Any) -> Any:
         """[1, C, h, w] → uint8 [H, W, 3] through the pipeline's VAE, at low resolution."""
         import torch
-        import torch.nn.functional as F  # noqa: N812 - the usual name
+        import torch.nn.functional as F
 
         vae = getattr(self.pipe, "vae", None)
         if vae is None:

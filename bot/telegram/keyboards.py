@@ -29,10 +29,31 @@ class SettingsCb(CallbackData, prefix="set"):
     value: str = ""
 
 
-def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    """The buttons under every delivered video (texts in the current locale)."""
+class CancelCb(CallbackData, prefix="cxl"):
+    """ "✖ Cancel" under the status message of an active job (the rules of ``/cancel``)."""
+
+    job_id: int
+
+
+def result_buttons(job_id: int) -> InlineKeyboardBuilder:
+    """The buttons under every delivered video (texts in the current locale), as a builder so
+    another button can join them before :func:`result_keyboard` lays them out."""
     builder = InlineKeyboardBuilder()
     builder.button(text=status_texts.button_repeat(), callback_data=RepeatCb(job_id=job_id))
     builder.button(text=status_texts.button_settings(), callback_data=SettingsCb(action="open"))
+    return builder
+
+
+def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    """The buttons under every delivered video, two a row."""
+    builder = result_buttons(job_id)
     builder.adjust(2)
+    return builder.as_markup()
+
+
+def cancel_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    """The one button under an active job's status message; it goes when the job ends (the
+    last edit carries no keyboard)."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=status_texts.button_cancel(), callback_data=CancelCb(job_id=job_id))
     return builder.as_markup()

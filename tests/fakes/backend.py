@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.export import VideoFile, export_mp4
 from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
-from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
+from pipeline.progress import GenerationCancelled, PreviewImage, Progress, ProgressCallback, Stage
 from pipeline.quality import TierSupport
 
 FAKE_DEFAULTS = GenerationDefaults(steps=4, frames=9, fps=8, width=64, height=64, guidance=5.0)
@@ -55,6 +55,18 @@ def frames_for(options: GenerationOptions) -> np.ndarray:
     return out
 
 
+def preview_jpeg(step: int, size: tuple[int, int] = (64, 64)) -> bytes:
+    """A small JPEG whose colour tells the step it was made at (as the worker's previews)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.new("RGB", size, ((step * 40) % 256, 90, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=70)
+    return buffer.getvalue()
+
+
 @dataclass
 class FakeBackend:
     """Hooks: ``step_delay`` (seconds per denoising step, sleeping), ``step_work`` (called at each
@@ -89,6 +101,10 @@ class FakeBackend:
     on_gpu: bool = False
     warm_up_error: BaseException | None = None
     warm_ups: list[tuple[GenerationDefaults | None, str]] = field(default_factory=list)
+    previews: bool = False
+    """Report a preview JPEG (:func:`preview_jpeg`) with every denoising step after the first,
+    as ``pipeline/preview.py`` does with ``PREVIEW=on``; ``previews_sent`` lists them."""
+    previews_sent: list[bytes] = field(default_factory=list)
 
     def run(
         self,
@@ -107,9 +123,16 @@ class FakeBackend:
         self.started.set()
         start = time.perf_counter()
 
-        def report(stage: Stage, step: int, total: int, detail: str | None = None) -> None:
+        def report(
+            stage: Stage,
+            step: int,
+            total: int,
+            detail: str | None = None,
+            preview: PreviewImage | None = None,
+        ) -> None:
             if on_progress is not None:
-                on_progress(Progress(stage, step, total, time.perf_counter() - start, detail))
+                elapsed = time.perf_counter() - start
+                on_progress(Progress(stage, step, total, elapsed, detail, preview))
 
         def check_cancel() -> None:
             if cancel is not None and cancel.is_set():
@@ -134,7 +157,11 @@ class FakeBackend:
             elif self.step_delay:
                 time.sleep(self.step_delay)
             self.steps_done += 1
-            report(Stage.DENOISE, step, options.steps)
+            image = None
+            if self.previews and 1 < step < options.steps:
+                image = PreviewImage(preview_jpeg(step), 64, 64, step)
+                self.previews_sent.append(image.jpeg)
+            report(Stage.DENOISE, step, options.steps, preview=image)
         check_cancel()
         report(Stage.ENCODE_VIDEO, 0, 1)
         video = export_mp4(frames_for(options), output, options.fps, max_bytes=max_bytes)

@@ -64,7 +64,7 @@ def _steps(gen: VideoGenerator, preview: LatentPreview) -> list[bytes]:
     """Run the pipeline with ``preview`` in its callback; the JPEGs it made."""
     made: list[bytes] = []
 
-    def on_step_end(pipe, i, t, tensors):  # noqa: ANN001, ANN202 - diffusers' callback
+    def on_step_end(pipe, i, t, tensors):
         image = preview.step(i, pipe.num_timesteps, tensors["latents"])
         if image is not None:
             made.append(image.jpeg)
