@@ -212,6 +212,7 @@ class Delivery:
         """Put the video into the job's status photo; ``(message id, file_id)``, or None when
         there is no such message to edit (then the caller sends the video anew). Errors about
         the video itself (too large, blocked, network) propagate as sendVideo's would."""
+        await self.status.wait_announced(job.id)
         current = await self.jobs.get(job.id)
         message_id = current.status_message_id if current is not None else None
         if current is None or message_id is None or current.status_media != "photo":

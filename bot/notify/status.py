@@ -311,6 +311,7 @@ class StatusHub:
         self.min_interval = min_interval
         self.queue_refresh_interval = queue_refresh_interval
         self._reporters: dict[int, StatusReporter] = {}
+        self._announcing: dict[int, asyncio.Event] = {}
         self._running_id: int | None = None
         self._refresh_task: asyncio.Task[None] | None = None
         self._last_refresh = float("-inf")
@@ -334,6 +335,24 @@ class StatusHub:
         message (at worst the old one lingers), never at a deleted one whose final edit — the
         failure notice — would go nowhere. Returns False if the message could not be sent (the
         job stands; its video is still delivered)."""
+        announced = self._announcing.setdefault(job.id, asyncio.Event())
+        try:
+            return await self._announce(job, text, prefix)
+        finally:
+            announced.set()
+            if self._announcing.get(job.id) is announced:
+                del self._announcing[job.id]
+
+    async def wait_announced(self, job_id: int, timeout: float = 10.0) -> None:
+        """Until the status message of ``job_id`` being sent now is stored (at most ``timeout``
+        seconds): a video rendered faster than its status photo was sent goes into that photo
+        rather than beside it."""
+        announced = self._announcing.get(job_id)
+        if announced is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(announced.wait(), timeout)
+
+    async def _announce(self, job: Job, text: str, prefix: str | None) -> bool:
         full = f"{prefix}\n{text}" if prefix else text
         markup = None
         if job.status in JobStatus.ACTIVE:
