@@ -343,6 +343,11 @@ class StatusHub:
             if self._announcing.get(job.id) is announced:
                 del self._announcing[job.id]
 
+    def expect_announce(self, job_id: int) -> None:
+        """The status message of ``job_id`` is about to be sent (:meth:`wait_announced` waits
+        for it from now on, even before :meth:`announce` starts)."""
+        self._announcing.setdefault(job_id, asyncio.Event())
+
     async def wait_announced(self, job_id: int, timeout: float = 10.0) -> None:
         """Until the status message of ``job_id`` being sent now is stored (at most ``timeout``
         seconds): a video rendered faster than its status photo was sent goes into that photo
@@ -385,6 +390,7 @@ class StatusHub:
             return True
         if current.status in (*JobStatus.ACTIVE, JobStatus.GENERATED):
             reporter = self.reporter(current)
+            reporter.cancellable = current.status in JobStatus.ACTIVE
             reporter.sent(full)
             reporter.flush_soon()
         else:  # it ended before its status message existed: give it its last word now

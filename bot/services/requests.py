@@ -186,6 +186,7 @@ class RequestService:
                 cost=cost,
             )
         log.info("job %s: queued for user %s (%s, cost %.2f)", job.id, actor.user_id, source, cost)
+        self.status.expect_announce(job.id)  # its video waits for the status photo, not beside it
         self.worker.wake()
         await self._announce(job)
         # In the fair queue a newcomer may go ahead of jobs already waiting: move them down.

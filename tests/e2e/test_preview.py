@@ -9,6 +9,7 @@ does), and the finished video replaces it by ``editMessageMedia``.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import time
@@ -214,4 +215,48 @@ async def test_cancel_pressed_after_the_job_ended(tg: FakeTelegram, tmp_path: Pa
         after = await app.jobs.get(1)
     assert job.status == JobStatus.DELIVERED and after is not None
     assert after.status == JobStatus.DELIVERED and "#1" in text
+    assert tg.video_message_count(ALICE) == 1
+
+
+@pytest.mark.slow
+async def test_tiny_model_preview_reaches_the_status_photo(
+    tg: FakeTelegram, tmp_path: Path, tiny_wan_dir: Path
+) -> None:
+    """The real pipeline (tiny random Wan, loaded by the bot's own loader) makes previews from
+    its latents; the status photo shows them, then becomes the video."""
+    from bot.__main__ import build_app
+    from pipeline.preview import fit_size
+    from tests.e2e.harness import mode_overrides
+    from tests.fakes.telegram import bot_settings
+
+    settings = bot_settings(
+        tg,
+        tmp_path,
+        **mode_overrides("polling"),
+        preview=True,
+        t2v_model=str(tiny_wan_dir),
+        device="cpu",
+        default_size="96x64",
+        default_frames=9,
+        default_steps=12,
+    )
+    app = await build_app(settings)  # the real load_backend -> pipeline.text2video
+    task = asyncio.create_task(app.run(handle_signals=False))
+    try:
+        await asyncio.wait_for(app.started.wait(), timeout=15)
+        tg.push_message("a cat plays the piano", user_id=ALICE)
+        job = await wait_delivered(app, 1, timeout=120)
+    finally:
+        await app.stop()
+        await asyncio.wait_for(task, timeout=30)
+    assert job.status == JobStatus.DELIVERED
+    previews = media_edits(tg, ALICE, "photo")
+    assert previews, "no preview reached the status photo"
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(tg.media_upload(previews[-1]).data))
+    assert image.format == "JPEG" and image.size == fit_size(96, 64)
+    (video,) = media_edits(tg, ALICE, "video")
+    assert video.params["message_id"] == job.status_message_id == job.result_message_id
+    assert decode(tg.media_upload(video).data, tmp_path) == (9, (96, 64))
     assert tg.video_message_count(ALICE) == 1
