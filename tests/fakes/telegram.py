@@ -452,6 +452,14 @@ class FakeTelegram:
         """Successful sendVideo calls (what users actually received)."""
         return self.calls_of("sendVideo", chat_id, ok=True)
 
+    def video_uploads(self, chat_id: int | None = None) -> list[Upload]:
+        """The video files the bot got through: by sendVideo, or edited into a message."""
+        uploads = [c.file("video") for c in self.videos(chat_id)]
+        for call in self.calls_of("editMessageMedia", chat_id, ok=True):
+            if call.params["media"].get("type") == "video":
+                uploads.append(self.media_upload(call))
+        return [upload for upload in uploads if upload is not None]
+
     def texts_to(self, chat_id: int) -> list[str]:
         """Current texts of the bot's text messages in a chat, oldest first (deleted ones too)."""
         return [
