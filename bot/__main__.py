@@ -11,6 +11,11 @@ the update inbox before Telegram is told it arrived (``bot/telegram/updates.py``
 
 SIGTERM/SIGINT stop receiving, then the loop; the job being rendered stays ``running`` and
 resumes at the next start.
+
+``ROLE=frontend`` wires the same Telegram side without a model or a loop (torch is never
+imported): the model's defaults and bounds come from the ``workers`` table, and what the workers
+(``python -m bot.worker``) do reaches the users through the :class:`bot.notify.watcher.JobWatcher`.
+Both roles run the watcher (workers of other processes may share the queue) and the reaper.
 """
 
 from __future__ import annotations
@@ -39,36 +44,47 @@ from bot.backend import (
 from bot.config import Settings
 from bot.context import AppContext
 from bot.logs import register_secret, setup_logging
+from bot.notify.alerts import AdminAlerts
 from bot.notify.delivery import Delivery
 from bot.notify.events import TelegramJobEvents
 from bot.notify.recovery import notify_recovered, recover
 from bot.notify.status import StatusHub
+from bot.notify.watcher import JobWatcher
 from bot.observability import Observability
 from bot.observability.events import MetricsJobEvents
 from bot.observability.health import Health, LoopWatch, updates_bound
 from bot.observability.heartbeat import UpdatesHeartbeat
 from bot.observability.metrics import BotMetrics
 from bot.observability.server import MetricsServer
+from bot.policy import ContentPolicy, PolicyFileError
 from bot.services.pause import PauseSwitch
+from bot.services.policy import PolicyService
 from bot.storage import db
 from bot.storage.inbox import UpdateInbox
 from bot.storage.janitor import Janitor
 from bot.storage.jobs import JobStore
+from bot.storage.policy import PolicyCounts
 from bot.storage.state import StateStore
 from bot.storage.users import UserStore
+from bot.storage.workers import RegisteredModel, WorkerStore
 from bot.telegram.commands import set_profile
 from bot.telegram.polling import Polling
 from bot.telegram.session import RetryPolicy, make_session
 from bot.telegram.updates import InboxDispatcher, Receiver, UpdateRunner
 from bot.telegram.webhook import Webhook
-from bot.wiring import build_context, setup_dispatcher
+from bot.wiring import build_context, setup_dispatcher, video_store
 from bot.worker.events import JobEventsFanout
 from bot.worker.loop import GenerationLoop
+from bot.worker.presence import WorkerPresence
+from bot.worker.reaper import Reaper, reap_interval
+from bot.worker.screening import VideoScreen, load_screen
 
 log = logging.getLogger("bot")
 
 DELIVERY_GRACE = 10.0
 """Seconds uploads in flight may finish after SIGTERM (the rest are sent at the next start)."""
+REGISTRATION_POLL = 1.0
+"""Seconds between two looks for a registered worker (``ROLE=frontend`` before any started)."""
 
 
 @dataclass
@@ -78,10 +94,14 @@ class App:
     context: AppContext
     bot: Bot
     dp: InboxDispatcher
-    worker: GenerationLoop
+    worker: GenerationLoop | None
+    """The in-process worker (``ROLE=all``); None in a front end."""
     events: TelegramJobEvents
     janitor: Janitor
     conn: aiosqlite.Connection
+    watcher: JobWatcher | None = None
+    reaper: Reaper | None = None
+    presence: WorkerPresence | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     observability: Observability | None = None
@@ -127,24 +147,40 @@ class App:
             await set_profile(bot, settings.admin_ids)
         except Exception as error:  # a menu is a nicety: never a reason not to start
             log.warning("command menu not set: %s", error)
-        recovered = await recover(context.jobs, self.events, settings.max_attempts)
+        worker_id = self.worker.worker_id if self.worker is not None else None
+        recovered = await recover(context.jobs, self.events, settings.max_attempts, worker_id)
         if recovered:
             self.spawn(notify_recovered(context.jobs, context.status, recovered), "recovered")
-        self.worker.start()
+        if self.presence is not None:
+            await self.presence.start()
+        if self.worker is not None:
+            self.worker.start()
+        if self.watcher is not None:
+            self.watcher.start()
+        if self.reaper is not None:
+            self.reaper.start()
         self.janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
         # Updates stored but never fully handled (a kill -9 mid-handler): before new ones.
         await self.dp.replay_pending(bot)
         self.started.set()
-        log.info("bot started; model on %s", context.model.device_info())
+        log.info("bot started (ROLE=%s); model on %s", settings.role, context.model.device_info())
 
     async def on_shutdown(self) -> None:
         log.info("stopping: the running job resumes at the next start")
         await self.janitor.stop()
-        await self.worker.stop()
+        if self.reaper is not None:
+            await self.reaper.stop()
+        if self.watcher is not None:
+            await self.watcher.stop()
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.presence is not None:
+            await self.presence.stop()
         await self.events.drain(DELIVERY_GRACE)
         for task in list(self._tasks):
             task.cancel()
         await self.context.status.close()
+        self.context.drafts.close()
         if self.observability is not None and self.observability.server is not None:
             await self.observability.server.stop()
 
@@ -166,29 +202,51 @@ async def build_app(
     *,
     retry_policy: RetryPolicy | None = None,
 ) -> App:
-    """Open the database, load the model (unless a backend is given), and wire the bot."""
+    """Open the database, load the model (unless a backend is given; a front end loads none),
+    and wire the bot."""
     conn = await db.connect(settings.database_path)
     try:
         await db.migrate(conn)
-        model: ConfiguredBackend = (
-            configure(backend, settings) if backend is not None else await load_backend(settings)
-        )
+        model: ConfiguredBackend | RegisteredModel
+        if settings.role == "frontend":
+            model = await registered_model(WorkerStore(conn))
+        elif backend is not None:
+            model = configure(backend, settings)
+        else:
+            model = await load_backend(settings)
+        # NSFW_MODEL screens videos where they are rendered: not in a front end.
+        screen = await load_screen(settings) if isinstance(model, ConfiguredBackend) else None
         # aiosqlite's thread would keep a failed start's process alive: close it on any error.
-        return _wire(settings, conn, model, retry_policy)
+        return _wire(settings, conn, model, retry_policy, screen)
     except BaseException:
         await conn.close()
         raise
 
 
+async def registered_model(workers: WorkerStore) -> RegisteredModel:
+    """``ROLE=frontend``: the model's defaults, bounds and tiers as the most recently seen worker
+    registered them (a front end loads no model); waits for the first worker ever to start."""
+    logged = False
+    while (row := await workers.latest()) is None:
+        if not logged:
+            log.warning("ROLE=frontend: no worker registered yet; start python -m bot.worker")
+            logged = True
+        await asyncio.sleep(REGISTRATION_POLL)
+    log.info("front end: model limits from worker %s (%s)", row.worker_id, row.device)
+    return RegisteredModel.from_dict(row.model_info)
+
+
 def _wire(
     settings: Settings,
     conn: aiosqlite.Connection,
-    model: ConfiguredBackend,
+    model: ConfiguredBackend | RegisteredModel,
     retry_policy: RetryPolicy | None,
+    screen: VideoScreen | None = None,
 ) -> App:
     """Everything after the database and the model: the Bot, the services, the Dispatcher."""
     settings.video_dir.mkdir(parents=True, exist_ok=True)
     jobs, users = JobStore(conn), UserStore(conn)
+    policy = PolicyService(ContentPolicy(settings.blocked_words_file), PolicyCounts(conn))
     heartbeat = UpdatesHeartbeat()
     if settings.webhook_url:  # updates come when users write: /healthz asks for none
         heartbeat.use_webhook()
@@ -196,7 +254,7 @@ def _wire(
         model=settings.t2v_model,
         device=model.device_info().split(",")[0],  # the device's name, not its memory in use
         version=package_version(),
-        memory_stats=model.memory_stats,
+        memory_stats=model.memory_stats if isinstance(model, ConfiguredBackend) else lambda: None,
     )
 
     bot = Bot(
@@ -217,17 +275,37 @@ def _wire(
         preview=settings.preview,
     )
     job_metrics = MetricsJobEvents(metrics, jobs)
-    events = TelegramJobEvents(status, Delivery(bot, jobs, status, settings, observer=job_metrics))
+    videos = video_store(settings)  # VIDEO_STORE: VIDEO_DIR, or an S3 bucket
+    delivery = Delivery(bot, jobs, status, settings, observer=job_metrics, videos=videos)
+    events = TelegramJobEvents(status, delivery)
     pause = PauseSwitch(StateStore(conn))
     watch = LoopWatch()
-    worker = GenerationLoop(
-        jobs=jobs,
-        backend=model,
-        events=JobEventsFanout(events, watch, job_metrics),
-        pause=pause,
-        video_dir=settings.video_dir,
-        upload_limit_bytes=settings.upload_limit_bytes,
+    fanout = JobEventsFanout(
+        events, watch, job_metrics, AdminAlerts(bot, settings.admin_ids, users)
     )
+    worker, presence = None, None
+    if isinstance(model, ConfiguredBackend):  # ROLE=all: one worker in this process
+        worker = GenerationLoop(
+            jobs=jobs,
+            backend=model,
+            events=fanout,
+            pause=pause,
+            video_dir=settings.video_dir,
+            upload_limit_bytes=settings.upload_limit_bytes,
+            videos=videos,
+            policy=policy,
+            screen=screen,
+            worker_id=settings.embedded_worker_id,
+            lease_seconds=settings.lease_seconds,
+        )
+        presence = WorkerPresence(
+            WorkerStore(conn), settings.embedded_worker_id, model, settings.lease_seconds / 3
+        )
+    # Workers in other processes: their changes reach users through the watcher.
+    watcher = JobWatcher(
+        jobs, fanout, status, local_worker_id=worker.worker_id if worker is not None else None
+    )
+    reaper = Reaper(jobs, settings.max_attempts, reap_interval(settings.lease_seconds))
     janitor = Janitor(
         jobs,
         settings.video_dir,
@@ -235,6 +313,7 @@ def _wire(
         users=users,
         cap_bytes=settings.video_dir_max_bytes,
         data_retention_days=settings.data_retention_days,
+        videos=videos,
     )
     context = build_context(
         settings=settings,
@@ -243,14 +322,16 @@ def _wire(
         model=model,
         status=status,
         pause=pause,
-        worker=worker,
+        worker=worker if worker is not None else watcher,
         room=janitor.make_room,
+        improver=model.improver if isinstance(model, ConfiguredBackend) else None,
+        policy=policy,
     )
 
     dp = setup_dispatcher(InboxDispatcher(inbox=UpdateInbox(conn), app=context), settings)
     health = Health(
         conn=conn,
-        loop=worker,
+        loop=worker if worker is not None else watcher,
         watch=watch,
         updates=heartbeat,
         stuck_seconds=settings.health_stuck_seconds,
@@ -258,7 +339,7 @@ def _wire(
     )
     address = settings.metrics_address
     server = MetricsServer(*address, metrics=metrics, health=health, jobs=jobs) if address else None
-    app = App(context, bot, dp, worker, events, janitor, conn)
+    app = App(context, bot, dp, worker, events, janitor, conn, watcher, reaper, presence)
     app.observability = Observability(metrics, heartbeat, watch, health, server)
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
@@ -293,7 +374,8 @@ webhook server, with WEBHOOK_URL) until SIGTERM or Ctrl+C."""
 
 EPILOG = """\
 entry points of this package:
-  python -m bot, t2v-bot          this bot (the same program)
+  python -m bot, t2v-bot          this bot (the same program; ROLE=frontend: Telegram only)
+  python -m bot.worker            one GPU worker for a ROLE=frontend bot (no BOT_TOKEN)
   python -m pipeline, t2v         one video from the command line, no Telegram (--help)
   python -m bot.observability.probe
                                   the container health check: asks /healthz on METRICS_LISTEN
@@ -369,6 +451,9 @@ def main(argv: Sequence[str] = ()) -> int:
         from pipeline.errors import ModelLoadError
 
         if isinstance(error, ModelLoadError):
+            log.error("cannot start: %s", error)
+            return 1
+        if isinstance(error, PolicyFileError):
             log.error("cannot start: %s", error)
             return 1
         if isinstance(error, SettingsDoNotFit):

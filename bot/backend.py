@@ -53,6 +53,42 @@ class RunResultLike(Protocol):
     timings: dict[str, float]
 
 
+class ImprovedPromptLike(Protocol):
+    """``pipeline.improve.ImprovedPrompt``."""
+
+    text: str
+    improved: bool
+    reason: str
+
+
+class PromptImprover(Protocol):
+    """What improves a request into a detailed English prompt (``PROMPT_MODEL``): a backend
+    with a prompt model loaded. Blocking: call it from a worker thread."""
+
+    def improve_prompt(self, text: str) -> ImprovedPromptLike:
+        """The improved prompt, or the plain translation with ``improved=False``."""
+        ...
+
+
+class ImageModelInfo(Protocol):
+    """The image-to-video model (``I2V_MODEL``) as photo requests see it
+    (``pipeline.text2video.ImageModel``)."""
+
+    @property
+    def defaults(self) -> GenerationDefaults: ...
+
+    @property
+    def limits(self) -> ModelLimits: ...
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """An :class:`ImageModelInfo` with the operator's ``DEFAULT_*``/``MAX_*`` applied."""
+
+    defaults: GenerationDefaults
+    limits: ModelLimits
+
+
 class ModelInfo(Protocol):
     """What the Telegram side needs to know of the model: no rendering."""
 
@@ -73,6 +109,12 @@ class ModelInfo(Protocol):
 
     def device_info(self) -> str: ...
 
+    @property
+    def image_model(self) -> ImageModelInfo | None:
+        """The image-to-video model's defaults and bounds when ``I2V_MODEL`` is loaded, else
+        None (photo requests are then answered that photos are not animated here)."""
+        ...
+
 
 class VideoBackend(ModelInfo, Protocol):
     """Any object shaped like ``pipeline.text2video.TextToVideo``. ``run`` blocks: call it from
@@ -88,7 +130,23 @@ class VideoBackend(ModelInfo, Protocol):
         cancel: threading.Event | None = None,
         max_bytes: int | None = None,
         prompt_en: str | None = None,
-    ) -> RunResultLike: ...
+        improve: bool = False,
+        image: bytes | None = None,
+    ) -> RunResultLike:
+        """``improve``: the prompt improver writes the English prompt (when ``prompt_en`` is
+        None), in the stage of translation; the translation is its fallback. ``image``: the
+        fitted photo of a photo job (PNG bytes), rendered by the image-to-video model; the loop
+        passes it only for photo jobs."""
+        ...
+
+    @property
+    def can_improve(self) -> bool:
+        """Whether a prompt improver is loaded (``PROMPT_MODEL``)."""
+        ...
+
+    def improve_prompt(self, text: str) -> ImprovedPromptLike:
+        """:class:`PromptImprover`'s method; blocking."""
+        ...
 
     def free_memory(self) -> None:
         """Release cached accelerator memory after a failure."""
@@ -124,6 +182,7 @@ class ConfiguredBackend:
     inner: VideoBackend
     defaults: GenerationDefaults
     limits: ModelLimits
+    image_model: ImageModel | None = None
 
     @property
     def reads_russian(self) -> bool:
@@ -138,6 +197,18 @@ class ConfiguredBackend:
 
     def run(self, options: GenerationOptions, output: Path, **kwargs: Any) -> RunResultLike:
         return self.inner.run(options, output, **kwargs)
+
+    @property
+    def can_improve(self) -> bool:
+        return self.inner.can_improve
+
+    def improve_prompt(self, text: str) -> ImprovedPromptLike:
+        return self.inner.improve_prompt(text)
+
+    @property
+    def improver(self) -> PromptImprover | None:
+        """This backend as the Telegram side's prompt improver, None without a prompt model."""
+        return self if self.inner.can_improve else None
 
     def free_memory(self) -> None:
         self.inner.free_memory()
@@ -184,14 +255,24 @@ def configure(backend: VideoBackend, settings: Settings) -> ConfiguredBackend:
         defaults, limits = apply_overrides(
             backend.defaults, backend.limits, defaults_override, limits_override
         )
+        image_model = None
+        inner_image = backend.image_model
+        if inner_image is not None:  # the same settings bound photo jobs
+            image_model = ImageModel(
+                *apply_overrides(
+                    inner_image.defaults, inner_image.limits, defaults_override, limits_override
+                )
+            )
     except ValueError as error:
         cause = error.__cause__
         option = cause.option if isinstance(cause, OptionError) else None
         raise SettingsDoNotFit(str(error), option) from error
-    return ConfiguredBackend(backend, defaults, limits)
+    return ConfiguredBackend(backend, defaults, limits, image_model)
 
 
 def _load_text_to_video(settings: Settings) -> VideoBackend:
+    from dataclasses import replace
+
     from pipeline.generator import GeneratorConfig
     from pipeline.text2video import TextToVideo
 
@@ -209,11 +290,30 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         fast_steps=settings.fast_steps,
         preview=settings.preview,
     )
+    # I2V_MODEL: loaded second, so its memory mode is chosen from what the text model left free
+    # (pipeline.text2video.TextToVideo). The fast tier's weights belong to the text model.
+    image_config = (
+        replace(
+            config,
+            model=settings.i2v_model,
+            revision=None,
+            fast_lora=None,
+            fast_transformer=None,
+            cache_ratios=None,
+        )
+        if settings.i2v_model
+        else None
+    )
     return TextToVideo.load(
         config,
         translator_model=settings.translator_model,
         translator_device=settings.translator_device,
         translator_revision=settings.translator_revision,
+        prompt_model=settings.prompt_model,
+        prompt_device=settings.prompt_device,
+        prompt_max_tokens=settings.prompt_max_tokens,
+        prompt_timeout=settings.prompt_timeout,
+        image_config=image_config,
     )
 
 
@@ -246,7 +346,12 @@ async def load_backend(settings: Settings) -> ConfiguredBackend:
     """Load the video model and the translator once, off the event loop, and warm the model up
     on a GPU (:func:`warm_up`); raises ``pipeline.errors.ModelLoadError`` with a one-line reason
     when loading fails."""
-    log.info("Loading %s (translator: %s)…", settings.t2v_model, settings.translator_model)
+    log.info(
+        "Loading %s (image-to-video: %s, translator: %s)…",
+        settings.t2v_model,
+        settings.i2v_model or "none",
+        settings.translator_model,
+    )
     inner = await asyncio.to_thread(_load_text_to_video, settings)
     backend = configure(inner, settings)
     await warm_up(backend)

@@ -8,10 +8,15 @@ Nothing is written and no model weights are loaded, so it is safe next to a runn
   (they are applied at the next start, as always); a missing file is fine when its folder can be
   created — the bot creates it at start.
 - **videos**: ``VIDEO_DIR`` exists and is writable, or can be created.
-- **model** / **translator**: a local directory holding a diffusers ``model_index.json`` (the
+- **video store** (only with ``VIDEO_STORE=s3://…``): the bucket answers ``HeadBucket`` and a
+  one-key listing of the prefix with these credentials (``S3_ENDPOINT_URL``); nothing is written.
+- **model** / **translator** / **prompt model** (``PROMPT_MODEL``, when set): a local directory
+  holding a diffusers ``model_index.json`` (the
   pipeline class is named) or a transformers ``config.json``; otherwise a Hub id
   (``owner/name``), reported as cached or to be downloaded at first start — a failure when
   ``HF_HUB_OFFLINE`` forbids that download.
+- **blocked words** / **nsfw model** (when set): ``BLOCKED_WORDS_FILE`` parses (its entry count),
+  ``NSFW_MODEL`` is a model directory or Hub id like the models above.
 - **token**: ``getMe`` against ``TELEGRAM_API_URL`` (or the cloud API) answers with the bot's
   username. The token itself is never printed.
 """
@@ -156,14 +161,54 @@ async def check_token(settings: Settings) -> Check:
     return Check("token", True, f"@{me.username} (id {me.id}) at {api}")
 
 
+async def check_video_store(settings: Settings) -> Check:
+    """``VIDEO_STORE``: the bucket is reachable with the configured credentials."""
+    from bot.storage.videos import VideoStoreError
+    from bot.wiring import video_store
+
+    try:
+        detail = await asyncio.wait_for(video_store(settings).check(), TOKEN_TIMEOUT * 4)
+    except asyncio.TimeoutError:
+        return Check("video store", False, f"{settings.video_store} did not answer in time")
+    except VideoStoreError as error:
+        return Check("video store", False, str(error))
+    return Check("video store", True, detail)
+
+
+def check_blocked_words(path: Path) -> Check:
+    """``BLOCKED_WORDS_FILE`` read and parsed as the bot will (its words are not printed)."""
+    from bot.policy import ContentPolicy, PolicyFileError
+
+    try:
+        policy = ContentPolicy(path)
+    except PolicyFileError as error:
+        return Check("blocked words", False, str(error))
+    return Check("blocked words", True, f"{path}: {policy.entries} entries")
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     results = [
         await check_database(settings.database_path),
         check_videos(settings.video_dir),
-        check_model("model", settings.t2v_model),
     ]
-    if settings.translator_model.strip().lower() != "none":
-        results.append(check_model("translator", settings.translator_model))
+    if settings.video_store:
+        results.append(await check_video_store(settings))
+    if settings.role == "frontend":  # the workers load the models; this machine needs no weights
+        results.append(
+            Check("model", True, "not loaded here (ROLE=frontend: python -m bot.worker)")
+        )
+    else:
+        results.append(check_model("model", settings.t2v_model))
+        if settings.i2v_model:
+            results.append(check_model("image model", settings.i2v_model))
+        if settings.translator_model.strip().lower() != "none":
+            results.append(check_model("translator", settings.translator_model))
+        if settings.nsfw_model:
+            results.append(check_model("nsfw model", settings.nsfw_model))
+    if settings.prompt_model:  # PROMPT_MODEL: a transformers config.json, like the translator
+        results.append(check_model("prompt model", settings.prompt_model))
+    if settings.blocked_words_file is not None:
+        results.append(check_blocked_words(settings.blocked_words_file))
     results.append(await check_token(settings))
     return results
 

@@ -6,12 +6,16 @@ traceback or a log line (see also :mod:`bot.logs`, which masks it in third-party
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.storage.videos import parse_s3_uri
 
 CLOUD_UPLOAD_LIMIT = 50 * 1024 * 1024
 """sendVideo limit of the official cloud Bot API."""
@@ -104,6 +108,11 @@ class Settings(BaseSettings):
     video_dir_max_gb: float = Field(default=50.0, ge=0)
     """Cap on the videos in ``video_dir``: the oldest finished ones go first; while active jobs
     alone fill it, new requests are refused (0 = no cap)."""
+    video_store: str | None = None
+    """``s3://bucket/prefix``: finished videos go to an S3-compatible object store (workers on
+    other machines); unset = they stay in ``video_dir`` (``bot/storage/videos.py``)."""
+    s3_endpoint_url: str | None = None
+    """The object store's URL when it is not AWS (MinIO, Ceph, R2 …); unset = AWS."""
     data_retention_days: int = Field(default=90, ge=0)
     """Days the prompts of finished jobs and the names of inactive users are kept (0 = forever);
     counts, options and times stay for /stats."""
@@ -111,6 +120,10 @@ class Settings(BaseSettings):
     # --- models
     t2v_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
     t2v_model_revision: str | None = None
+    i2v_model: str | None = None
+    """``I2V_MODEL``: Hub id or local directory of a diffusers image-to-video pipeline (Wan 2.1
+    I2V, Wan 2.2 TI2V 5B, LTX-Video I2V): photo requests. Unset: photos are answered that the
+    bot does not animate them."""
     """Branch, tag or commit of ``T2V_MODEL`` on the Hub (pin it in production)."""
     translator_model: str = "Helsinki-NLP/opus-mt-tc-big-zle-en"
     translator_revision: str | None = None
@@ -127,6 +140,14 @@ class Settings(BaseSettings):
     fast_transformer: str | None = None
     """Step-distilled transformer of the fast tier (directory, file or Hub id)."""
     fast_steps: int | None = None
+    prompt_model: str | None = None
+    """Instruct LLM of the prompt improver (Hub id or directory); unset or ``none`` = off."""
+    prompt_device: str = "auto"
+    """Where it runs: ``auto`` = the video model's device (between renders), or ``cpu``…"""
+    prompt_max_tokens: int = Field(default=256, ge=16, le=2048)
+    """The most tokens one improved prompt may take."""
+    prompt_timeout: float = Field(default=20.0, gt=0)
+    """Seconds one improvement may take; then the plain translation is used."""
     default_quality: Literal["fast", "balanced", "best"] = "balanced"
     """The quality tier of users who never picked one in /settings (``pipeline.quality``)."""
 
@@ -156,6 +177,16 @@ class Settings(BaseSettings):
     flood_rate: float = Field(default=0.5, gt=0)
     """Updates per second one user may send after a burst (their bucket refills at this rate)."""
 
+    # --- content policy (README, "Content policy")
+    blocked_words_file: Path | None = None
+    """The operator's blocked words and phrases, Russian and English (one per line, ``#``
+    comments); matched on every request and on the translated prompt; reloaded when it changes."""
+    nsfw_model: str | None = None
+    """Hub id or local directory of a transformers image classifier run on a few frames of each
+    finished video; a flagged video is withheld. Unset = off."""
+    nsfw_threshold: float = Field(default=0.5, gt=0, le=1)
+    """Probability of the classifier's nsfw labels from which a video is withheld."""
+
     # --- runtime
     log_level: str = "INFO"
     preview: bool = True
@@ -169,6 +200,17 @@ class Settings(BaseSettings):
     """A job interrupted this many times (crash, restart) fails instead of being requeued."""
     polling_timeout: int = Field(default=10, ge=0)
     """Long-polling wait of getUpdates, seconds."""
+
+    # --- processes (docs/scaling.md, "Processes and leases")
+    role: Literal["all", "frontend"] = "all"
+    """``all``: Telegram and one in-process worker (``python -m bot``); ``frontend``: the
+    Telegram side only (no model, no torch), workers run as ``python -m bot.worker``."""
+    worker_id: str | None = None
+    """This worker's name in the ``workers`` table and on the jobs it claims; unset: host:pid
+    (``python -m bot.worker``) or host:bot (the embedded worker). A stable id lets a restarted
+    worker resume its interrupted job at once."""
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a claimed job stays a worker's without a heartbeat; then the reaper requeues it."""
 
     # --- observability
     metrics_listen: str | None = None
@@ -197,13 +239,49 @@ class Settings(BaseSettings):
         "fast_transformer",
         "fast_steps",
         "t2v_model_revision",
+        "i2v_model",
         "translator_revision",
         "metrics_listen",
+        "blocked_words_file",
+        "nsfw_model",
+        "worker_id",
         mode="before",
     )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return _none_if_blank(value)
+
+    @field_validator("video_store", "s3_endpoint_url", mode="before")
+    @classmethod
+    def _store_blank_is_none(cls, value: object) -> object:
+        return _none_if_blank(value)
+
+    @field_validator("video_store")
+    @classmethod
+    def _check_video_store(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            bucket, prefix = parse_s3_uri(value)
+        except ValueError as error:
+            raise ValueError(
+                f"VIDEO_STORE must be s3://bucket/prefix (or unset to keep videos in VIDEO_DIR):"
+                f" {error}"
+            ) from None
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("https", "http") or not rest.split("/")[0]:
+            raise ValueError("S3_ENDPOINT_URL must be a URL, e.g. http://127.0.0.1:9000")
+        if "video_store" in info.data and info.data["video_store"] is None:  # a bad one: said
+            raise ValueError("S3_ENDPOINT_URL is set, but VIDEO_STORE is not s3://bucket/prefix")
+        return value
 
     @field_validator("video_retention_days", mode="before")
     @classmethod
@@ -224,6 +302,29 @@ class Settings(BaseSettings):
             return cls.model_fields[info.field_name].default
         return value
 
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return "all"
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("lease_seconds", mode="before")
+    @classmethod
+    def _lease_blank_is_default(cls, value: object) -> object:
+        return 30.0 if _none_if_blank(value) is None else value
+
+    @property
+    def embedded_worker_id(self) -> str:
+        """The in-process worker's id (``ROLE=all``): stable across restarts of this host's bot,
+        so a restarted bot resumes its own interrupted job at once."""
+        return self.worker_id or f"{socket.gethostname()}:bot"
+
+    @property
+    def standalone_worker_id(self) -> str:
+        """``python -m bot.worker``'s id: ``WORKER_ID``, else host:pid."""
+        return self.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+
     @field_validator("compile", mode="before")
     @classmethod
     def _compile(cls, value: object) -> object:
@@ -231,6 +332,12 @@ class Settings(BaseSettings):
         text = str(value).strip().lower() if value is not None else ""
         aliases = {"": "auto", "true": "on", "1": "on", "yes": "on"}
         return aliases.get(text, {"false": "off", "0": "off", "no": "off"}.get(text, text))
+
+    @field_validator("prompt_model", mode="before")
+    @classmethod
+    def _prompt_model(cls, value: object) -> object:
+        text = str(value).strip() if value is not None else ""
+        return None if text.lower() in ("", "none", "off") else text
 
     @field_validator("quantize", mode="before")
     @classmethod
@@ -358,3 +465,15 @@ class Settings(BaseSettings):
         return (
             not self.allowed_user_ids or user_id in self.allowed_user_ids or self.is_admin(user_id)
         )
+
+
+class WorkerSettings(Settings):
+    """The settings of ``python -m bot.worker``: the same names, but no ``BOT_TOKEN`` (a worker
+    never talks to Telegram; keep the token off GPU machines)."""
+
+    bot_token: SecretStr | None = None  # type: ignore[assignment]
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:  # type: ignore[override]
+        return None  # never used, never kept

@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.notify.status import StatusHub
     from bot.services.cancel import CancelService
+    from bot.services.drafts import PromptDrafts
     from bot.services.pause import PauseSwitch
+    from bot.services.policy import PolicyService
     from bot.services.requests import RequestService
     from bot.storage.jobs import JobStore
+    from bot.storage.shares import ShareStore
     from bot.storage.users import User, UserStore
 
 
@@ -44,6 +47,12 @@ class AppContext:
     """The one way a job is admitted and created."""
     cancels: CancelService
     started_at: float
+    drafts: PromptDrafts
+    """Text requests: the prompt improver's "ask" mode, else straight to ``requests``."""
+    policy: PolicyService
+    """The content policy (``BLOCKED_WORDS_FILE``): checks, counts for /stats, admin logs."""
+    shares: ShareStore
+    """Share links: «🔗 Share» under a video, ``/start <token>``."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import fields
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from pipeline.errors import GenerationOOM, ModelLoadError, VideoTooLarge
 from pipeline.options import (
@@ -30,6 +30,10 @@ from pipeline.options import (
     resolve_options,
 )
 from pipeline.progress import GenerationCancelled, Progress, Stage
+
+if TYPE_CHECKING:
+    from pipeline.image import FittedImage
+    from pipeline.text2video import TextToVideo
 
 EXIT_OPTIONS = 2
 EXIT_MODEL = 3
@@ -84,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", nargs="+", help="what the video shows (options may be inside too)")
     p.add_argument("--version", action=_Version)
     p.add_argument("-o", "--output", default="video.mp4", help="MP4 path (default: video.mp4)")
+    p.add_argument(
+        "--image",
+        help="a photo to animate (JPEG, PNG, WebP…): renders with the image-to-video model"
+        " (--i2v-model); the video takes the photo's closest aspect (16:9, 9:16 or 1:1)",
+    )
     opts = p.add_argument_group("generation options (as in the bot's /generate)")
     opts.add_argument("--steps", help="denoising steps")
     opts.add_argument("--seed", help="random seed (default: random, always printed)")
@@ -95,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_argument_group("model and hardware")
     model.add_argument("--model", default=env("T2V_MODEL", DEFAULT_MODEL))
     model.add_argument(
+        "--i2v-model",
+        default=os.environ.get("I2V_MODEL") or None,
+        help="image-to-video pipeline used with --image (default: $I2V_MODEL)",
+    )
+    model.add_argument(
         "--translator",
         default=env("TRANSLATOR_MODEL", DEFAULT_TRANSLATOR),
         help="Hub id or directory of a ru→en seq2seq model, or 'none'",
@@ -105,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the translator runs (default: $TRANSLATOR_DEVICE or cpu)",
     )
     model.add_argument("--no-translate", action="store_true", help="give the model the text as is")
+    model.add_argument(
+        "--improve",
+        action="store_true",
+        help="turn the text into a detailed English prompt with the prompt model (translation "
+        "and extension in one pass; the plain translation if it fails)",
+    )
+    model.add_argument(
+        "--prompt-model",
+        default=env("PROMPT_MODEL", ""),
+        help="instruct LLM of --improve, Hub id or directory (default: $PROMPT_MODEL)",
+    )
     model.add_argument("--device", default=env("DEVICE", "auto"))
     model.add_argument(
         "--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32")
@@ -239,6 +264,25 @@ def main(argv: list[str] | None = None) -> int:
         prompt, overrides = request_overrides(args.prompt, args)
     except OptionError as exc:
         return _fail(EXIT_OPTIONS, f"error: {_describe(exc)}")
+    if args.improve and not args.prompt_model:
+        return _fail(
+            EXIT_OPTIONS, "error: --improve needs a prompt model (--prompt-model or PROMPT_MODEL)"
+        )
+
+    photo: bytes | None = None
+    if args.image:
+        from pipeline.image import ImageError, open_image, read_image_file
+
+        if not args.i2v_model:
+            return _fail(EXIT_OPTIONS, "error: --image needs an image-to-video model (--i2v-model)")
+        try:
+            photo = read_image_file(args.image)
+            open_image(photo)  # a bad photo fails before any model is loaded
+        except OSError as exc:
+            return _fail(EXIT_OPTIONS, f"error: cannot read {args.image}: {exc.strerror or exc}")
+        except ImageError as exc:
+            return _fail(EXIT_OPTIONS, f"error: {args.image}: {exc}")
+        args.model = args.i2v_model
 
     from pipeline.presets import looks_like_path, read_class_name
 
@@ -272,9 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         t2v = TextToVideo.load(
-            config, translator_model=args.translator, translator_device=args.translator_device
+            config,
+            translator_model=args.translator,
+            translator_device=args.translator_device,
+            prompt_model=args.prompt_model if args.improve else None,
+            prompt_device=os.environ.get("PROMPT_DEVICE") or "auto",
         )
         overrides = overrides.merged_over(t2v.tier_overrides(args.quality))  # explicit ones win
+        fitted = None
+        if photo is not None:
+            fitted, overrides = _fit_photo(photo, overrides, t2v)
         options = resolve_options(prompt, overrides, t2v.defaults, t2v.limits)
     except OptionError as exc:
         return _fail(EXIT_OPTIONS, f"error: {_describe(exc)}")
@@ -297,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             translate=not args.no_translate,
             on_progress=on_progress,
             max_bytes=max_bytes,
+            improve=args.improve,
+            **({"image": fitted.data} if fitted is not None else {}),
         )
     except GenerationOOM as exc:
         return _fail(
@@ -308,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     except (GenerationCancelled, KeyboardInterrupt):
         return _fail(130, "cancelled")
     video = result.video
+    if fitted is not None:
+        print(
+            f"photo: {fitted.source_width}x{fitted.source_height} {fitted.source_format}"
+            f" → {fitted.width}x{fitted.height} ({fitted.aspect})"
+        )
     print(
         f"saved: {video.path} ({video.width}x{video.height}, {video.frames} frames, {video.fps} fps,"
         f" {video.duration:.2f} s, {video.size_bytes / 1e3:.0f} kB)"
@@ -320,6 +378,24 @@ def main(argv: list[str] | None = None) -> int:
         f" on {t2v.device_info()}"
     )
     return 0
+
+
+def _fit_photo(
+    photo: bytes, overrides: OptionOverrides, t2v: TextToVideo
+) -> tuple[FittedImage, OptionOverrides]:
+    """The photo fitted to the image-to-video model, and the overrides with its size: the
+    photo's closest aspect, about the pixels of ``--size`` (or of the model's default size)."""
+    from dataclasses import replace
+
+    from pipeline.image import prepare_image
+
+    model = t2v.image_model
+    if model is None:
+        raise ModelLoadError("the --i2v-model is not an image-to-video pipeline")
+    width = overrides.width or model.defaults.width
+    height = overrides.height or model.defaults.height
+    fitted = prepare_image(photo, width * height, model.limits)
+    return fitted, replace(overrides, width=fitted.width, height=fitted.height)
 
 
 def _describe(exc: OptionError) -> str:

@@ -46,3 +46,51 @@ def load_pipeline(model: str, class_name: str, **kwargs: Any) -> Any:
     if ready:
         pipe.register_modules(**ready)
     return pipe
+
+
+# pipeline class → prompts are encoded here when ftfy is missing (see :func:`needs_own_prompt_encoding`)
+UNGUARDED_FTFY: tuple[str, ...] = ("WanImageToVideoPipeline",)
+
+
+def needs_own_prompt_encoding(pipe: Any) -> bool:
+    """Whether the prompt must be encoded by :func:`wan_prompt_embeds` instead of the pipeline.
+
+    diffusers' ``WanPipeline`` cleans prompts with ftfy only when it is installed, but
+    ``WanImageToVideoPipeline`` (0.3x–0.42) calls ``ftfy.fix_text`` unconditionally and fails
+    with ``NameError`` without it. ftfy is an optional extra of diffusers; where it is missing the
+    generator passes ``prompt_embeds`` computed the way the pipeline computes them."""
+    if type(pipe).__name__ not in UNGUARDED_FTFY:
+        return False
+    from diffusers.utils import is_ftfy_available
+
+    return not is_ftfy_available()
+
+
+def wan_prompt_embeds(pipe: Any, prompt: str, max_sequence_length: int) -> Any:
+    """UMT5 embeddings of ``prompt`` as Wan pipelines compute them: padded to
+    ``max_sequence_length``, the positions after the prompt's tokens zeroed (HTML unescaped and
+    whitespace collapsed, as the pipeline's own cleaning does besides ftfy)."""
+    import html
+    import re
+
+    import torch
+
+    text = re.sub(r"\s+", " ", html.unescape(html.unescape(prompt or ""))).strip()
+    inputs = pipe.tokenizer(
+        [text],
+        padding="max_length",
+        max_length=max_sequence_length,
+        truncation=True,
+        add_special_tokens=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
+    encoder = pipe.text_encoder
+    device = next(encoder.parameters()).device
+    mask = inputs.attention_mask
+    length = int(mask.gt(0).sum())
+    with torch.no_grad():
+        hidden = encoder(inputs.input_ids.to(device), mask.to(device)).last_hidden_state
+    hidden = hidden.to(dtype=encoder.dtype)
+    hidden[:, length:] = 0
+    return hidden

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import GenerationOOM, ModelLoadError
-from pipeline.families import load_pipeline
+from pipeline.families import load_pipeline, needs_own_prompt_encoding, wan_prompt_embeds
 from pipeline.memory import (
     MEMORY_MODES,
     apply_memory_mode,
@@ -330,6 +330,12 @@ class VideoGenerator:
         """The argument names of the pipeline's ``__call__``."""
         return frozenset(self._params)
 
+    @property
+    def takes_image(self) -> bool:
+        """An image-to-video pipeline (``WanImageToVideoPipeline``, ``LTXImageToVideoPipeline``):
+        every call needs the photo it animates (``generate(..., image=...)``)."""
+        return "image" in self._params
+
     # ------------------------------------------------------------ tiers
 
     def tier_plan(
@@ -380,7 +386,7 @@ class VideoGenerator:
                 self.limits,
             )
             start = time.perf_counter()
-            self.generate(options)
+            self.generate(options, image=self._warm_up_image(options) if self.takes_image else None)
             seconds[quality] = time.perf_counter() - start
         log.info(
             "warm-up at %dx%dx%d: %s (compile %s)",
@@ -391,6 +397,12 @@ class VideoGenerator:
             "on" if any(a.startswith("compile") for a in self.speed_applied) else "off",
         )
         return seconds
+
+    @staticmethod
+    def _warm_up_image(options: GenerationOptions) -> Any:
+        from PIL import Image
+
+        return Image.new("RGB", (options.width, options.height), (128, 128, 128))
 
     # ------------------------------------------------------------ generation
 
@@ -417,14 +429,26 @@ class VideoGenerator:
         prompt_en: str | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        image: Any = None,
     ) -> GeneratedVideo:
         """Frames for ``options`` (``prompt_en`` replaces ``options.prompt`` when given).
 
-        Stages: encode_text, denoise (one report per step), decode. Raises
-        :class:`GenerationCancelled` within one step of ``cancel`` being set, and
-        :class:`GenerationOOM` when the GPU runs out of memory.
+        ``image``: the photo an image-to-video model animates (PNG/JPEG bytes or a PIL image,
+        already fitted to ``options``' size by :mod:`pipeline.image`); required by such a model
+        (:attr:`takes_image`), refused by any other. Stages: encode_text, denoise (one report per
+        step), decode. Raises :class:`GenerationCancelled` within one step of ``cancel`` being
+        set, and :class:`GenerationOOM` when the GPU runs out of memory.
         """
         import torch
+
+        if self.takes_image and image is None:
+            raise ValueError(f"{self.config.model} animates a photo: give it an image")
+        if image is not None and not self.takes_image:
+            raise ValueError(f"{self.config.model} is not an image-to-video model")
+        if isinstance(image, (bytes, bytearray)):
+            from pipeline.image import decode_fitted
+
+            image = decode_fitted(bytes(image))
 
         with self._lock:
             start = time.perf_counter()
@@ -463,6 +487,8 @@ class VideoGenerator:
             prompt = self.cut_prompt(prompt_en if prompt_en is not None else options.prompt)
             negative = self.cut_prompt(options.negative_prompt) or None
             kwargs = self._call_kwargs(options, prompt, negative, on_step_end)
+            if image is not None:
+                kwargs["image"] = image
             report(Stage.ENCODE_TEXT, 0, 1)
             hook = denoiser(self.pipe).register_forward_pre_hook(on_first_forward)
             try:
@@ -525,6 +551,14 @@ class VideoGenerator:
             "max_sequence_length": self.max_sequence_length,
             "callback_on_step_end": callback,
         }
+        if needs_own_prompt_encoding(self.pipe):
+            length = self.max_sequence_length or 512
+            wanted["prompt_embeds"] = wan_prompt_embeds(self.pipe, prompt, length)
+            if options.guidance > 1.0:  # the pipeline would encode "" itself, and fail the same
+                wanted["negative_prompt_embeds"] = wan_prompt_embeds(
+                    self.pipe, negative or "", length
+                )
+            wanted["prompt"] = wanted["negative_prompt"] = None
         return {k: v for k, v in wanted.items() if k in self._params and v is not None}
 
     def _after_failure(self) -> None:

@@ -102,6 +102,9 @@ PRESETS: dict[str, ModelPreset] = {
         max_sequence_length=512,
     ),
 }
+# Image-to-video pipelines of the same families: same fps, frame and side rules, same encoder.
+PRESETS["WanImageToVideoPipeline"] = PRESETS["WanPipeline"]
+PRESETS["LTXImageToVideoPipeline"] = PRESETS["LTXPipeline"]
 GENERIC = ModelPreset(family="generic", fps=16)
 
 

@@ -49,3 +49,32 @@ def tiny_kandinsky5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fakes.tiny_models import build_tiny_kandinsky5
 
     return build_tiny_kandinsky5(tmp_path_factory.mktemp("models") / "tiny-kandinsky5")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2 instruct model (``PROMPT_MODEL``) in its real layout."""
+    from tests.fakes.tiny_qwen import build_tiny_qwen
+
+    return build_tiny_qwen(tmp_path_factory.mktemp("models") / "tiny-qwen")
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_i2v_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fakes.tiny_i2v import build_tiny_wan_i2v
+
+    return build_tiny_wan_i2v(tmp_path_factory.mktemp("models") / "tiny-wan-i2v")
+
+
+@pytest.fixture(scope="session")
+def tiny_wan21_i2v_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fakes.tiny_i2v import build_tiny_wan_i2v
+
+    return build_tiny_wan_i2v(tmp_path_factory.mktemp("models") / "tiny-wan21-i2v", "wan21")
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx_i2v_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fakes.tiny_i2v import build_tiny_ltx_i2v
+
+    return build_tiny_ltx_i2v(tmp_path_factory.mktemp("models") / "tiny-ltx-i2v")

@@ -9,17 +9,32 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import admin, buttons, fallback, generate, history, queue, settings, start
+from bot.handlers import (
+    admin,
+    buttons,
+    fallback,
+    generate,
+    history,
+    improve,
+    photo,
+    queue,
+    settings,
+    share,
+    start,
+)
 
 
 def setup_routers() -> list[Router]:
     return [
+        share.router(),  # /start <token> before the plain /start
         start.router(),
         admin.router(),
         queue.router(),
         history.router(),
         settings.router(),
+        photo.router(),  # before generate: a photo captioned /generate is a photo request
         generate.router(),
+        improve.router(),
         buttons.router(),
         fallback.router(),
     ]

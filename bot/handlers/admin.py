@@ -18,8 +18,10 @@ from bot.charts import DEFAULT_DAYS, render_chart
 from bot.context import AppContext
 from bot.services.admission import start_of_utc_day
 from bot.storage.janitor import disk_usage
+from bot.storage.workers import WorkerStore
 from bot.telegram.filters import IsAdmin
 from bot.texts import admin as admin_texts
+from bot.texts import policy as policy_texts
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +49,30 @@ async def on_stats(message: Message, app: AppContext) -> None:
         paused=await app.pause.is_paused(),
         disk=disk,
     )
+    try:  # what the content policy refused (policy_counts): today and in total
+        text += "\n" + policy_texts.stats_line(await app.policy.counts.counts())
+    except Exception:
+        log.exception("/stats: cannot read the content policy's counts")
+    try:
+        text += "\n" + await workers_text(WorkerStore(app.jobs.conn))
+    except Exception:  # a worker list is a nicety
+        log.exception("/stats: cannot list the workers")
     await message.answer(text)
     buckets = await app.jobs.hourly(now - DEFAULT_DAYS * 86400)
     png = await render_chart(buckets, admin_texts.chart_labels(DEFAULT_DAYS), DEFAULT_DAYS)
     await message.answer_photo(
         BufferedInputFile(png, filename="stats.png"), caption=admin_texts.chart_caption()
+    )
+
+
+async def workers_text(workers: WorkerStore, shown: int = 10) -> str:
+    """The workers (``workers`` table) most recently seen, with their device and last sign of life."""
+    rows, now = await workers.all(), await workers.now()
+    return admin_texts.workers(
+        [
+            (w.worker_id, w.device.split(",")[0], now - w.last_seen, w.stopped_at is not None)
+            for w in rows[:shown]
+        ]
     )
 
 

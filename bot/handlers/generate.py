@@ -1,5 +1,7 @@
 """Requests: plain text in a private chat, ``/generate`` / ``/gen`` anywhere, and in groups a
-message that @mentions the bot. All of them go through :class:`bot.services.requests.RequestService`.
+message that @mentions the bot. All of them go through :class:`bot.services.requests.RequestService`,
+by way of :class:`bot.services.drafts.PromptDrafts` (users on the prompt improver's "ask" see the
+improved prompt first).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def origin_of(message: Message, update: Update) -> Origin:
 async def submit(
     message: Message, text: str, app: AppContext, actor: Actor, update: Update
 ) -> None:
-    admitted = await app.requests.submit(actor, text, origin_of(message, update))
+    admitted = await app.drafts.submit(actor, text, origin_of(message, update))
     if admitted.refusal is not None:
         await message.reply(admitted.refusal)
 

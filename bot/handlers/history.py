@@ -11,6 +11,7 @@ from bot.context import Actor, AppContext
 from bot.storage.jobs import Job
 from bot.telegram.keyboards import RepeatCb
 from bot.texts import queue as queue_texts
+from bot.texts.photos import PHOTO_MARK
 
 HISTORY_LIMIT = 10
 BUTTONS_PER_ROW = 5
@@ -26,12 +27,14 @@ def history_keyboard(jobs: list[Job]) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def history_text(jobs: list[Job]) -> str:
+def history_text(jobs: list[Job], photo_jobs: set[int] | frozenset[int] = frozenset()) -> str:
+    """The list; ``photo_jobs``: ids of photo requests, marked 🖼 before their caption."""
     lines = [queue_texts.history_header()]
     for index, job in enumerate(jobs, start=1):
+        mark = PHOTO_MARK if job.id in photo_jobs else ""
         lines.append(
             queue_texts.history_line(
-                index, job.number, job.prompt, job.status, job.options.seed, job.created_at
+                index, job.number, job.prompt, job.status, job.options.seed, job.created_at, mark
             )
         )
     return "\n".join(lines)
@@ -42,7 +45,8 @@ async def on_history(message: Message, app: AppContext, actor: Actor) -> None:
     if not recent:
         await message.answer(queue_texts.history_empty())
         return
-    await message.answer(history_text(recent), reply_markup=history_keyboard(recent))
+    photo_jobs = await app.requests.images.with_images(job.id for job in recent)
+    await message.answer(history_text(recent, photo_jobs), reply_markup=history_keyboard(recent))
 
 
 def router() -> Router:

@@ -1,6 +1,7 @@
 """/settings: personal defaults on an inline keyboard, the current value of each marked ✅.
 
-One row per setting (aspect, length, quality, seed, translation, language) and a reset button.
+One row per setting (aspect, length, quality, seed, translation, the prompt improver — only with
+``PROMPT_MODEL`` —, language) and a reset button.
 Only what a user explicitly picks is stored (``users.settings``); pressing the value already in
 effect stores nothing, so a user who never changed a setting keeps following the operator's
 defaults (and, for the language, their Telegram language). Settings are personal and only change
@@ -30,7 +31,9 @@ from bot.texts import queue as queue_texts
 from bot.texts import settings as settings_texts
 
 
-def settings_keyboard(values: dict[str, Any]) -> InlineKeyboardMarkup:
+def settings_keyboard(
+    values: dict[str, Any], names: tuple[str, ...] = preferences.SETTING_NAMES
+) -> InlineKeyboardMarkup:
     rows = [
         [
             InlineKeyboardButton(
@@ -40,6 +43,7 @@ def settings_keyboard(values: dict[str, Any]) -> InlineKeyboardMarkup:
             for value in allowed
         ]
         for name, allowed in preferences.CHOICES.items()
+        if name in names
     ]
     rows.append(
         [
@@ -91,8 +95,13 @@ async def settings_view(
             fast_mode=app.settings.fast_speedups,
             tier_seconds={q: clock.plan_seconds(plan) for q, plan in plans.items()},
             measured=clock.measured,
+            improver=app.settings.prompt_model is not None,
         )
-        return text, settings_keyboard(values)
+        return text, settings_keyboard(values, visible(app))
+
+
+def visible(app: AppContext) -> tuple[str, ...]:
+    return preferences.visible_settings(app.settings.prompt_model is not None)
 
 
 def telegram_locale(callback_or_message: CallbackQuery | Message) -> str:
@@ -133,6 +142,8 @@ async def on_settings_button(
         await callback.answer(queue_texts.button_broken(), show_alert=True)
         return
     try:
+        if callback_data.name not in visible(app):
+            raise ValueError(f"{callback_data.name} is not offered")
         changes = preferences.choice_changes(callback_data.name, callback_data.value)
     except ValueError:
         await callback.answer(queue_texts.button_broken(), show_alert=True)

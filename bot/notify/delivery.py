@@ -41,6 +41,7 @@ from aiogram.utils.chat_action import ChatActionSender
 from bot.i18n import use_locale
 from bot.logs import mask
 from bot.storage.jobs import FailReason, JobStatus
+from bot.storage.videos import LocalVideoStore, VideoMissing, VideoStore, VideoStoreError
 from bot.telegram.keyboards import result_keyboard
 from bot.telegram.replies import reply_to
 from bot.telegram.session import upload_timeout
@@ -90,8 +91,11 @@ class Delivery:
         concurrency: int = 2,
         round_pause: float = ROUND_PAUSE,
         observer: UploadObserver | None = None,
+        videos: VideoStore | None = None,
     ) -> None:
         self.bot = bot
+        self.videos = videos or LocalVideoStore(settings.video_dir)
+        """Where the finished videos are (``VIDEO_STORE``): a download is removed after sending."""
         self.observer = observer
         self.jobs = jobs
         self.status = status
@@ -120,8 +124,11 @@ class Delivery:
         if job is None or job.status != JobStatus.GENERATED:
             return  # delivered, cancelled or failed meanwhile: never send twice
         meta = job.video_meta or {}
-        path = Path(job.video_path or meta.get("path") or "")
-        size = await asyncio.to_thread(_file_size, path) if job.video_path else None
+        try:
+            size = await self.videos.size(job.video_path) if job.video_path else None
+        except VideoStoreError as error:  # the store is unreachable now: its rounds decide
+            log.warning("job %s: video store: %s", job.id, error)
+            size = meta.get("size_bytes")
         if size is None:
             await self._fail(job, "video file missing", FailReason.VIDEO_MISSING)
             return
@@ -132,8 +139,15 @@ class Delivery:
             self.status.show(job, status_texts.uploading())
         for round_ in range(1, DELIVERY_ROUNDS + 1):
             try:
-                async with ChatActionSender.upload_video(bot=self.bot, chat_id=job.chat_id):
-                    await self._send(job, path, meta, size)
+                async with (
+                    ChatActionSender.upload_video(bot=self.bot, chat_id=job.chat_id),
+                    self.videos.open(job.video_path or "", meta.get("thumbnail")) as files,
+                ):
+                    thumb = str(files.thumbnail) if files.thumbnail else None
+                    await self._send(job, files.video, {**meta, "thumbnail": thumb}, size)
+                return
+            except VideoMissing as error:
+                await self._fail(job, str(error), FailReason.VIDEO_MISSING)
                 return
             except TelegramForbiddenError as error:
                 log.info("job %s: user blocked the bot: %s", job.id, error)
@@ -144,7 +158,7 @@ class Delivery:
                 log.warning("job %s: video refused: %s", job.id, error)
                 await self._fail(job, mask(str(error)), FailReason.DELIVERY)
                 return
-            except (TelegramNetworkError, TelegramAPIError) as error:
+            except (TelegramNetworkError, TelegramAPIError, VideoStoreError) as error:
                 log.warning("job %s: upload round %d failed: %s", job.id, round_, error)
                 if round_ == DELIVERY_ROUNDS:
                     await self._fail(job, mask(str(error)), FailReason.DELIVERY)

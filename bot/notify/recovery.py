@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def recover(jobs: JobStore, events: TelegramJobEvents, max_attempts: int) -> list[Job]:
-    """Recover the queue and start delivering undelivered videos; return the jobs whose users
-    must be told (pass them to :func:`notify_recovered`, which may take a while)."""
-    recovery = await jobs.recover(max_attempts=max_attempts)
+async def recover(
+    jobs: JobStore, events: TelegramJobEvents, max_attempts: int, worker_id: str | None = None
+) -> list[Job]:
+    """Recover the queue (this process's own interrupted jobs: ``JobStore.recover`` with the
+    embedded worker's ``worker_id``) and start delivering undelivered videos; return the jobs
+    whose users must be told (pass them to :func:`notify_recovered`, which may take a while)."""
+    recovery = await jobs.recover(max_attempts=max_attempts, worker_id=worker_id)
     if recovery.requeued or recovery.failed or recovery.undelivered:
         log.info(
             "recovery: %d requeued, %d failed, %d to deliver",
@@ -48,8 +51,11 @@ async def notify_recovered(jobs: JobStore, status: StatusHub, recovered: list[Jo
             await renew_status(jobs, status, job.id)
 
 
-async def renew_status(jobs: JobStore, status: StatusHub, job_id: int) -> None:
-    """A requeued job's user gets a new status message saying the request continues."""
+async def renew_status(
+    jobs: JobStore, status: StatusHub, job_id: int, *, worker_stopped: bool = False
+) -> None:
+    """A requeued job's user gets a new status message saying the request continues
+    (``worker_stopped``: its worker, not this bot, stopped — ``bot/notify/watcher.py``)."""
     job = await jobs.get(job_id)
     if job is None or job.status not in JobStatus.ACTIVE:
         return  # finished meanwhile: its delivery or error said enough
@@ -59,5 +65,5 @@ async def renew_status(jobs: JobStore, status: StatusHub, job_id: int) -> None:
         with use_locale(job.locale):
             text = status_texts.starting()
     with use_locale(job.locale):
-        prefix = status_texts.resumed()
+        prefix = status_texts.resumed_elsewhere() if worker_stopped else status_texts.resumed()
     await status.announce(job, text, prefix=prefix)

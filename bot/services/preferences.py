@@ -42,10 +42,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "quality": ("fast", "balanced", "best"),
     "seed": ("random", "fixed"),
     "translate": ("auto", "off"),
+    "improve": ("always", "ask", "never"),
     "language": LOCALES,
 }
 SETTING_NAMES = tuple(CHOICES)
 SEED_VALUE_KEY = "seed_value"
+IMPROVER_SETTINGS = frozenset({"improve"})
+"""Settings shown only when the operator set ``PROMPT_MODEL``."""
+DEFAULT_IMPROVE = "ask"
+"""A new user sees the improved prompt and picks (friendly: nothing is rendered that they did
+not see), until they choose "always" or "never" in /settings."""
 
 DEFAULT_QUALITY = "balanced"
 # "short" is about half the default length (then snapped to a frame count the model accepts).
@@ -81,6 +87,20 @@ def clean(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     return result
 
 
+def visible_settings(improver_configured: bool) -> tuple[str, ...]:
+    """The rows /settings shows: the improver's only with ``PROMPT_MODEL``."""
+    return tuple(n for n in CHOICES if improver_configured or n not in IMPROVER_SETTINGS)
+
+
+def improve_mode(raw: Mapping[str, Any] | None, improver_configured: bool) -> str:
+    """``always`` / ``ask`` / ``never``: how the user's requests use the prompt improver;
+    ``never`` without ``PROMPT_MODEL`` or with translation off (the text goes as it is)."""
+    chosen = clean(raw)
+    if not improver_configured or chosen.get("translate") == "off":
+        return "never"
+    return str(chosen.get("improve", DEFAULT_IMPROVE))
+
+
 def aspect_of(width: int, height: int) -> str:
     """The listed aspect closest to ``width``×``height`` (what the operator's default size looks like)."""
     ratio = width / height
@@ -113,6 +133,7 @@ def effective(
         "quality": default_quality,
         "seed": "random",
         "translate": "auto",
+        "improve": DEFAULT_IMPROVE,
         "language": locale,
     }
     values.update({k: v for k, v in chosen.items() if k in CHOICES})

@@ -7,7 +7,7 @@ runs at start and then hourly (``VIDEO_RETENTION_DAYS``; 0 turns it off) and del
   undeliverable) that ended more than N days ago, then records it on the row
   (:meth:`bot.storage.jobs.JobStore.mark_files_deleted`: ``video_path`` NULL, ``files_deleted_at`` in
   ``video_meta``; the Telegram ``file_id`` stays, and «🔁» regenerates with a new seed anyway);
-* orphans: files named like the bot's own (``job-<id>.mp4``/``.jpg``, the encoder's leftover
+* orphans: files named like the bot's own (``job-<id>[-a<attempt>].mp4``/``.jpg``, the encoder's leftover
   ``.job-<id>.part.mp4``) that no job points to and last modified more than N days ago (a job
   cancelled after rendering, a crash mid-encode).
 
@@ -16,6 +16,13 @@ file after a restart), whatever its age; never a path that resolves outside ``VI
 whose path points elsewhere is left alone, row and file); never a symlink, a folder, or a file
 not named like the bot's (the database may share the folder). File work runs in a thread
 (``asyncio.to_thread``); database reads and writes stay on the event loop.
+
+With ``VIDEO_STORE=s3://…`` (:mod:`bot.storage.videos`) the same retention applies to the
+objects: an expired job whose row points into the bucket has its objects deleted through the
+store, then the row is marked as above; objects the store lists under its prefix (written by
+``put``: ``job-<id>/a<attempt>/…``) that no job points to, of no active job and older than the
+retention — a stale attempt's late upload, a job cancelled after its upload — are deleted as
+orphans. ``VIDEO_DIR_MAX_GB`` measures the local disk, so it only ever deletes local files.
 """
 
 from __future__ import annotations
@@ -32,9 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.storage.images import ImageStore
+from bot.storage.videos import VideoStoreError, is_s3_uri
+
 if TYPE_CHECKING:
     from bot.storage.jobs import JobStore
     from bot.storage.users import UserStore
+    from bot.storage.videos import VideoStore
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +53,7 @@ DAY = 86400.0
 INTERVAL = 3600.0
 """Seconds between two sweeps."""
 
-BOT_FILE_RE = re.compile(r"^\.?job-(\d+)(?:\.part)?\.(?:mp4|jpg)$")
+BOT_FILE_RE = re.compile(r"^\.?job-(\d+)(?:-a\d+)?(?:\.part)?\.(?:mp4|jpg)$")
 """Names the bot writes in ``VIDEO_DIR`` (see ``bot/worker/loop.py`` and ``pipeline/export.py``)."""
 
 
@@ -225,10 +236,13 @@ class Janitor:
         users: UserStore | None = None,
         cap_bytes: int | None = None,
         data_retention_days: int = 0,
+        videos: VideoStore | None = None,
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.jobs = jobs
+        self.videos = videos
+        """Deletes the objects of rows that point into an object store (``VIDEO_STORE``)."""
         self.users = users
         self.video_dir = Path(video_dir)
         self.retention_days = retention_days
@@ -255,8 +269,9 @@ class Janitor:
             return True
         async with self._room_lock:
             candidates = [
-                (job.id, _stored_paths(job.video_path, job.video_meta))
+                (job.id, paths)
                 for job in await self.jobs.expired_files(self.clock() + 1)
+                if not _remote(paths := _stored_paths(job.video_path, job.video_meta))
             ]
             freed, used = await asyncio.to_thread(
                 free_space, self.video_dir, candidates, self.cap_bytes
@@ -271,17 +286,21 @@ class Janitor:
 
     async def forget_old_texts(self) -> tuple[int, int]:
         """With ``DATA_RETENTION_DAYS``: blank the prompts of jobs and the names of users older
-        than that; returns (jobs, users) changed."""
+        than that, and delete the photos of photo jobs (``job_images``); returns (jobs, users)
+        changed."""
         if self.data_retention_days <= 0:
             return 0, 0
         cutoff = self.clock() - self.data_retention_days * DAY
         jobs = await self.jobs.forget_prompts(cutoff)
         users = await self.users.forget_names(cutoff) if self.users is not None else 0
-        if jobs or users:
+        photos = await ImageStore(self.jobs.conn).forget_before(cutoff)
+        if jobs or users or photos:
             log.info(
-                "janitor: DATA_RETENTION_DAYS: texts of %d jobs, names of %d users forgotten",
+                "janitor: DATA_RETENTION_DAYS: texts of %d jobs, names of %d users, photos of"
+                " %d jobs forgotten",
                 jobs,
                 users,
+                photos,
             )
         return jobs, users
 
@@ -322,9 +341,10 @@ class Janitor:
             for job in await self.jobs.expired_files(cutoff)
         ]
         references, keep_ids = await self.jobs.file_references()
-        report = await asyncio.to_thread(
-            sweep, self.video_dir, expired, references, keep_ids, cutoff
-        )
+        local = [(job_id, paths) for job_id, paths in expired if not _remote(paths)]
+        report = await asyncio.to_thread(sweep, self.video_dir, local, references, keep_ids, cutoff)
+        remote = [(job_id, paths) for job_id, paths in expired if _remote(paths)]
+        await self._sweep_store(remote, references, keep_ids, cutoff, report)
         for job_id in report.jobs:
             await self.jobs.mark_files_deleted(job_id)
         new_outside = [i for i in report.outside if i not in self._warned_outside]
@@ -347,6 +367,54 @@ class Janitor:
                 report.errors,
             )
         return report
+
+    async def _sweep_store(
+        self,
+        expired: list[tuple[int, list[str]]],
+        references: set[str],
+        keep_ids: set[int],
+        cutoff: float,
+        report: SweepReport,
+    ) -> None:
+        """The object-store side of :meth:`run_once`: expired jobs' objects, then orphans."""
+        videos = self.videos
+        for job_id, locations in expired:
+            if videos is None or not all(videos.owns(location) for location in locations):
+                report.outside.append(job_id)  # e.g. s3:// rows after VIDEO_STORE was unset
+                continue
+            try:
+                for location in locations:
+                    if await videos.delete(location):
+                        report.files += 1
+            except VideoStoreError as error:
+                log.warning("janitor: job %s: %s", job_id, error)
+                report.errors += 1
+                continue
+            report.jobs.append(job_id)
+        if videos is None:
+            return
+        try:
+            orphans = await videos.orphans(cutoff)
+        except VideoStoreError as error:
+            log.warning("janitor: %s", error)
+            report.errors += 1
+            return
+        for job_id, location in orphans:
+            if job_id in keep_ids or location in references:
+                continue
+            try:
+                await videos.delete(location)
+            except VideoStoreError as error:
+                log.warning("janitor: %s", error)
+                report.errors += 1
+                continue
+            report.files += 1
+            report.orphans += 1
+
+
+def _remote(paths: list[str]) -> bool:
+    """Whether a job's stored files are objects (``s3://…``) rather than local paths."""
+    return any(is_s3_uri(path) for path in paths)
 
 
 def _stored_paths(video_path: str | None, meta: dict | None) -> list[str]:

@@ -8,6 +8,14 @@ State machine (docs/architecture.md)::
                                          running: also refused at claim time, ``refuse_claimed``)
     generated → undeliverable           (the user blocked the bot)
     at start: running → queued (attempt + 1) or → failed after ``max_attempts``
+    lease expired (reaper): running → queued, or → failed after ``max_attempts``
+    graceful worker stop (release): running → queued
+
+Several worker processes share the queue (``python -m bot.worker``): :meth:`JobStore.claim` gives
+the claiming worker a *lease* (``lease_until``, from the database clock: ``bot/storage/clock.py``)
+that its :meth:`JobStore.heartbeat` renews; the pair (job id, ``attempts``) is the *fence* every
+worker write carries (``attempt=``), so a worker whose lease expired and whose job was claimed
+again can never overwrite the newer attempt; :meth:`JobStore.reap` requeues expired leases.
 
 The queue is fair, not first come first served: :data:`QUEUE_ORDER_SQL` is the one order in which
 jobs are claimed and in which positions are shown (:meth:`JobStore.queue_order`).
@@ -28,6 +36,7 @@ from typing import Any, NamedTuple
 
 import aiosqlite
 
+from bot.storage.clock import now_sql
 from bot.storage.db import transaction
 from pipeline.options import GenerationOptions
 
@@ -59,6 +68,8 @@ class JobStatus:
 class JobSource:
     REQUEST = "request"
     REPEAT = "repeat"
+    SHARE = "share"
+    """Rendered from someone's share link (``/start <token>``) for the person who opened it."""
 
 
 class FailReason:
@@ -74,6 +85,13 @@ class FailReason:
     VIDEO_MISSING = "video_missing"
     BLOCKED = "blocked"
     """The user blocked the bot (``undeliverable``)."""
+    CONTENT_POLICY = "content_policy"
+    """The prompt sent to the model (its translation) matched ``BLOCKED_WORDS_FILE`` in the
+    worker, before rendering (``failed``, not charged: ``JobStore.refuse_claimed``)."""
+    WITHHELD = "withheld"
+    """``NSFW_MODEL`` flagged the finished video: never sent, its files deleted."""
+    NO_IMAGE_MODEL = "no_image_model"
+    """A photo job claimed where no image-to-video model is loaded (``I2V_MODEL`` removed)."""
     OVER_LIMIT = "over_limit"
     """Claimed, but the current limits no longer allow its options (the operator lowered
     ``MAX_*`` while it waited): stored as ``over_limit:<option>[:<maximum>]`` (:meth:`over_limit`)."""
@@ -175,6 +193,20 @@ class Job:
     status_media: str | None = None
     """What the status message is: None = text, ``photo`` = a photo with the status as caption
     (the live preview; the video replaces it at delivery)."""
+    improve: bool = False
+    """Its English prompt comes from the prompt improver (migration 0009): improved by the
+    worker when ``prompt_en`` is empty, else chosen by the user in advance."""
+    worker_id: str | None = None
+    """The worker that claimed it last (None: never claimed, or claimed without a lease)."""
+    lease_until: float | None = None
+    """When that worker's lease ends, database clock (None: requeued, or no lease)."""
+    heartbeat_at: float | None = None
+    stage: str | None = None
+    """Progress as the last heartbeat carried it: a ``pipeline.progress.Stage`` value, the
+    step and steps of that stage, seconds since the render began."""
+    step: int | None = None
+    steps: int | None = None
+    elapsed: float | None = None
 
     @property
     def is_active(self) -> bool:
@@ -215,6 +247,14 @@ class Job:
             cost=row["cost"],
             number=row["number"] or row["id"],
             status_media=row["status_media"],
+            improve=bool(row["improve"]),
+            worker_id=row["worker_id"],
+            lease_until=row["lease_until"],
+            heartbeat_at=row["heartbeat_at"],
+            stage=row["stage"],
+            step=row["step"],
+            steps=row["steps"],
+            elapsed=row["elapsed"],
         )
 
 
@@ -225,6 +265,33 @@ class Recovery:
     requeued: list[Job]
     failed: list[Job]
     undelivered: list[Job]  # ``generated``: send the stored file again, never regenerate
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What :meth:`JobStore.reap` did: jobs whose lease expired, requeued or failed."""
+
+    requeued: list[Job]
+    failed: list[Job]
+
+
+class Beat:
+    """What a :meth:`JobStore.heartbeat` found (plain strings)."""
+
+    OK = "ok"
+    """The lease is renewed: go on rendering."""
+    CANCELLED = "cancelled"
+    """The job was cancelled: stop within one step, write nothing more."""
+    LOST = "lost"
+    """The lease is gone (expired and requeued, claimed by another worker, finished): stop and
+    write nothing more."""
+
+
+LEASE_CLEARED_SQL = (
+    "worker_id = NULL, lease_until = NULL, heartbeat_at = NULL,"
+    " stage = NULL, step = NULL, steps = NULL, elapsed = NULL"
+)
+"""The assignments that take a job back from its worker (requeue, release)."""
 
 
 class FinishedRun(NamedTuple):
@@ -242,6 +309,16 @@ class HourBucket(NamedTuple):
 
 def _placeholders(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
+
+
+def _fence(attempt: int | None) -> tuple[str, tuple[Any, ...]]:
+    """The ``AND attempts = ?`` of a fenced worker write (nothing when ``attempt`` is None: the
+    Telegram side's own writes, and tests of the state machine alone)."""
+    return (" AND attempts = ?", (attempt,)) if attempt is not None else ("", ())
+
+
+def _sorted_jobs(rows: Iterable[aiosqlite.Row]) -> list[Job]:
+    return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -292,8 +369,15 @@ class JobStore:
         update_id: int | None = None,
         locale: str | None = None,
         cost: float = 1.0,
+        *,
+        prompt_en: str | None = None,
+        improve: bool = False,
     ) -> Job:
         """Persist a new ``queued`` job (committed when this returns).
+
+        ``prompt_en`` is the English prompt when it is known already (chosen by the user: the
+        worker then neither translates nor improves); ``improve`` marks a job whose prompt comes
+        from the prompt improver.
 
         ``cost`` is its GPU cost in ordinary videos (``bot/services/cost.py``), summed by the
         daily budgets (:meth:`cost_since`).
@@ -304,8 +388,8 @@ class JobStore:
         """
         job = await self._one(
             "INSERT INTO jobs (user_id, chat_id, request_message_id, status, prompt, options,"
-            " translate, created_at, source, update_id, locale, cost, number)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " translate, created_at, source, update_id, locale, cost, prompt_en, improve, number)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
             " (SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE user_id = ?))"
             " ON CONFLICT DO NOTHING RETURNING *",
             (
@@ -321,6 +405,8 @@ class JobStore:
                 update_id,
                 locale,
                 float(cost),
+                prompt_en,
+                int(improve),
                 user_id,
             ),
         )
@@ -351,51 +437,179 @@ class JobStore:
             (message_id, media, job_id),
         )
 
-    async def set_prompt_en(self, job_id: int, text: str) -> bool:
-        return await self._changed("UPDATE jobs SET prompt_en = ? WHERE id = ?", (text, job_id))
+    async def set_prompt_en(self, job_id: int, text: str, *, attempt: int | None = None) -> bool:
+        """Store the English prompt; fenced by ``attempt`` (a stale worker's changes nothing)."""
+        fence, fence_params = _fence(attempt)
+        return await self._changed(
+            f"UPDATE jobs SET prompt_en = ? WHERE id = ?{fence}", (text, job_id, *fence_params)
+        )
 
-    async def set_progress(self, job_id: int, fraction: float) -> bool:
+    async def set_progress(
+        self, job_id: int, fraction: float, *, attempt: int | None = None
+    ) -> bool:
         """Store progress (clamped to 0–1) of a running job; False once it is no longer running."""
         fraction = min(1.0, max(0.0, float(fraction)))
+        fence, fence_params = _fence(attempt)
         return await self._changed(
-            "UPDATE jobs SET progress = ? WHERE id = ? AND status = ?",
-            (fraction, job_id, JobStatus.RUNNING),
+            f"UPDATE jobs SET progress = ? WHERE id = ? AND status = ?{fence}",
+            (fraction, job_id, JobStatus.RUNNING, *fence_params),
         )
 
     # ------------------------------------------------------------ transitions
 
     async def claim_next(self) -> Job | None:
-        """Atomically move the first job of :meth:`queue_order` to ``running`` (the oldest job
-        of the user who has waited longest without a render); None when the queue is empty.
+        """:meth:`claim` without a worker or a lease (the state machine alone)."""
+        return await self.claim(None, None)
 
-        One statement, so two loops (or processes) can never claim the same job: the loser of a
-        race finds the row no longer ``queued``, changes nothing and gets None (its next look
-        claims the following job).
+    async def claim(self, worker_id: str | None, lease_seconds: float | None) -> Job | None:
+        """Atomically move the first job of :meth:`queue_order` to ``running`` (the oldest job
+        of the user who has waited longest without a render) for ``worker_id``, leased for
+        ``lease_seconds`` from the database clock; None when the queue is empty.
+
+        ``attempts`` grows by one: the returned job's ``(id, attempts)`` is the fence every
+        later write of this worker passes as ``attempt=``. One statement, so two loops (or
+        processes) can never claim the same job: the loser of a race finds the row no longer
+        ``queued``, changes nothing and gets None (its next look claims the following job).
+        Without ``lease_seconds`` the job has no lease and no reaper takes it back (only the
+        start-up :meth:`recover` of the process that claimed it).
         """
+        now = now_sql(self.conn)
         return await self._one(
-            "UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1, progress = 0"
+            "UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1, progress = 0,"
+            f" worker_id = ?, lease_until = {now} + ?, heartbeat_at = {now},"
+            " stage = NULL, step = NULL, steps = NULL, elapsed = NULL"
             f" WHERE id = ({QUEUE_ORDER_SQL.format(columns='w.id')} LIMIT 1)"
             " AND status = ? RETURNING *",
-            (JobStatus.RUNNING, self.clock(), *QUEUE_ORDER_PARAMS, JobStatus.QUEUED),
+            (
+                JobStatus.RUNNING,
+                self.clock(),
+                worker_id,
+                lease_seconds,
+                *QUEUE_ORDER_PARAMS,
+                JobStatus.QUEUED,
+            ),
         )
 
-    async def refuse_claimed(self, job_id: int, reason: str) -> bool:
+    async def heartbeat(
+        self,
+        job_id: int,
+        attempt: int,
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        stage: str | None = None,
+        step: int | None = None,
+        steps: int | None = None,
+        progress: float | None = None,
+        elapsed: float | None = None,
+    ) -> str:
+        """Renew ``worker_id``'s lease on attempt ``attempt`` of ``job_id`` for ``lease_seconds``
+        (database clock) and store its progress (None keeps the stored value). Returns a
+        :class:`Beat`: ``ok`` (go on), ``cancelled`` (the row says so: stop within one step),
+        ``lost`` (another attempt owns the job, or it ended: stop, write nothing more)."""
+        now = now_sql(self.conn)
+        if progress is not None:
+            progress = min(1.0, max(0.0, float(progress)))
+        rows = await self.conn.execute_fetchall(
+            f"UPDATE jobs SET lease_until = {now} + ?, heartbeat_at = {now},"
+            " stage = COALESCE(?, stage), step = COALESCE(?, step), steps = COALESCE(?, steps),"
+            " progress = COALESCE(?, progress), elapsed = COALESCE(?, elapsed)"
+            " WHERE id = ? AND attempts = ? AND worker_id = ? AND status = ? RETURNING id",
+            (
+                lease_seconds,
+                stage,
+                step,
+                steps,
+                progress,
+                elapsed,
+                job_id,
+                attempt,
+                worker_id,
+                JobStatus.RUNNING,
+            ),
+        )
+        if rows:
+            return Beat.OK
+        job = await self.get(job_id)
+        if job is not None and job.attempts == attempt and job.status == JobStatus.CANCELLED:
+            return Beat.CANCELLED
+        return Beat.LOST
+
+    async def release(self, job_id: int, attempt: int) -> bool:
+        """running → queued at once: a worker stopping gracefully (SIGTERM) gives its job back
+        so another worker takes it now, not after the lease. The attempt stays counted (as a
+        restart's does). Fenced: False if ``attempt`` is no longer the job's."""
+        return await self._changed(
+            f"UPDATE jobs SET status = ?, progress = 0, started_at = NULL, {LEASE_CLEARED_SQL}"
+            " WHERE id = ? AND status = ? AND attempts = ?",
+            (JobStatus.QUEUED, job_id, JobStatus.RUNNING, attempt),
+        )
+
+    async def reap(self, max_attempts: int = 3) -> Reaped:
+        """Take back every running job whose lease expired (database clock): requeue it, or fail
+        it with ``FailReason.INTERRUPTED`` once it was claimed ``max_attempts`` times. Idempotent
+        and safe in any process, any number of times: a renewed lease is never touched, and a
+        job is reaped once (it is no longer ``running`` afterwards). Jobs without a lease
+        (:meth:`claim_next`) are left to :meth:`recover`."""
+        now = now_sql(self.conn)
+        return await self._take_back(
+            f"lease_until IS NOT NULL AND lease_until < {now}", (), max_attempts
+        )
+
+    async def take_back(self, worker_id: str, max_attempts: int = 3) -> Reaped:
+        """A worker starting again under the same ``WORKER_ID`` takes back what it was running
+        when it stopped (crash, kill), at once instead of after the lease: requeued, or failed
+        after ``max_attempts`` claims. Other workers' jobs are never touched."""
+        return await self._take_back("worker_id = ?", (worker_id,), max_attempts)
+
+    async def _take_back(self, where: str, params: tuple[Any, ...], max_attempts: int) -> Reaped:
+        async with transaction(self.conn):
+            failed_rows = await self.conn.execute_fetchall(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, lease_until = NULL"
+                f" WHERE status = ? AND {where} AND attempts >= ? RETURNING *",
+                (
+                    JobStatus.FAILED,
+                    FailReason.INTERRUPTED,
+                    self.clock(),
+                    JobStatus.RUNNING,
+                    *params,
+                    max_attempts,
+                ),
+            )
+            requeued_rows = await self.conn.execute_fetchall(
+                f"UPDATE jobs SET status = ?, progress = 0, started_at = NULL, {LEASE_CLEARED_SQL}"
+                f" WHERE status = ? AND {where} RETURNING *",
+                (JobStatus.QUEUED, JobStatus.RUNNING, *params),
+            )
+        return Reaped(_sorted_jobs(requeued_rows), _sorted_jobs(failed_rows))
+
+    async def refuse_claimed(self, job_id: int, reason: str, *, attempt: int | None = None) -> bool:
         """running → failed *before* rendering began: the current limits no longer allow the
         job's options (``reason``: :meth:`FailReason.over_limit`). ``started_at`` is cleared, so
-        it is not charged to the daily budgets and is not its user's turn in the fair queue."""
+        it is not charged to the daily budgets and is not its user's turn in the fair queue.
+        Fenced by ``attempt``."""
+        fence, fence_params = _fence(attempt)
         return await self._changed(
             "UPDATE jobs SET status = ?, error = ?, finished_at = ?, started_at = NULL"
-            " WHERE id = ? AND status = ?",
-            (JobStatus.FAILED, reason, self.clock(), job_id, JobStatus.RUNNING),
+            f" WHERE id = ? AND status = ?{fence}",
+            (JobStatus.FAILED, reason, self.clock(), job_id, JobStatus.RUNNING, *fence_params),
         )
 
     async def mark_generated(
-        self, job_id: int, video_path: str, video_meta: dict[str, Any], gen_seconds: float
+        self,
+        job_id: int,
+        video_path: str,
+        video_meta: dict[str, Any],
+        gen_seconds: float,
+        *,
+        attempt: int | None = None,
     ) -> bool:
-        """running → generated. False if the job was cancelled (or anything else) meanwhile."""
+        """running → generated. False if the job was cancelled (or anything else) meanwhile, or
+        ``attempt`` is no longer the job's (the fence: a stale worker's video is never used)."""
+        fence, fence_params = _fence(attempt)
         return await self._changed(
             "UPDATE jobs SET status = ?, video_path = ?, video_meta = ?, gen_seconds = ?,"
-            " generated_at = ?, progress = 1 WHERE id = ? AND status = ?",
+            f" generated_at = ?, progress = 1, lease_until = NULL WHERE id = ? AND status = ?{fence}",
             (
                 JobStatus.GENERATED,
                 str(video_path),
@@ -404,6 +618,7 @@ class JobStore:
                 self.clock(),
                 job_id,
                 JobStatus.RUNNING,
+                *fence_params,
             ),
         )
 
@@ -424,10 +639,11 @@ class JobStore:
             ),
         )
 
-    async def mark_failed(self, job_id: int, reason: str) -> bool:
-        """running | generated → failed; ``reason`` is a :class:`FailReason` code."""
+    async def mark_failed(self, job_id: int, reason: str, *, attempt: int | None = None) -> bool:
+        """running | generated → failed; ``reason`` is a :class:`FailReason` code. Fenced by
+        ``attempt`` (a worker's failure of a job another attempt owns changes nothing)."""
         return await self._transition(
-            job_id, (JobStatus.RUNNING, JobStatus.GENERATED), JobStatus.FAILED, reason
+            job_id, (JobStatus.RUNNING, JobStatus.GENERATED), JobStatus.FAILED, reason, attempt
         )
 
     async def mark_undeliverable(self, job_id: int, reason: str = FailReason.BLOCKED) -> bool:
@@ -437,12 +653,18 @@ class JobStore:
         )
 
     async def _transition(
-        self, job_id: int, sources: Sequence[str], target: str, error: str | None
+        self,
+        job_id: int,
+        sources: Sequence[str],
+        target: str,
+        error: str | None,
+        attempt: int | None = None,
     ) -> bool:
+        fence, fence_params = _fence(attempt)
         return await self._changed(
-            f"UPDATE jobs SET status = ?, error = ?, finished_at = ?"
-            f" WHERE id = ? AND status IN ({_placeholders(sources)})",
-            (target, error, self.clock(), job_id, *sources),
+            f"UPDATE jobs SET status = ?, error = ?, finished_at = ?, lease_until = NULL"
+            f" WHERE id = ? AND status IN ({_placeholders(sources)}){fence}",
+            (target, error, self.clock(), job_id, *sources, *fence_params),
         )
 
     async def cancel(self, job_id: int) -> Job | None:
@@ -468,37 +690,62 @@ class JobStore:
         )
         return sorted(jobs, key=lambda job: job.id)
 
-    async def recover(self, max_attempts: int = 3) -> Recovery:
-        """At start: requeue interrupted jobs (or fail those interrupted ``max_attempts`` times) and
-        list ``generated`` jobs whose video must be sent again. ``attempts`` is not reset."""
+    async def recover(self, max_attempts: int = 3, worker_id: str | None = None) -> Recovery:
+        """At start: requeue the jobs this process was rendering when it stopped (or fail those
+        interrupted ``max_attempts`` times) and list ``generated`` jobs whose video must be sent
+        again. ``attempts`` is not reset.
+
+        "This process's" jobs are those claimed without a worker (:meth:`claim_next`) and those
+        of ``worker_id`` (a restarted worker with a stable ``WORKER_ID``, e.g. the embedded one
+        of ``python -m bot``): they resume at once instead of after ``LEASE_SECONDS``. Jobs
+        leased by other workers are never touched here (the reaper takes back expired ones)."""
         now = self.clock()
+        mine = "status = ? AND (worker_id IS NULL OR worker_id = ?)"
         async with transaction(self.conn):
             failed_rows = await self.conn.execute_fetchall(
-                "UPDATE jobs SET status = ?, error = ?, finished_at = ?"
-                " WHERE status = ? AND attempts >= ? RETURNING *",
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, lease_until = NULL"
+                f" WHERE {mine} AND attempts >= ? RETURNING *",
                 (
                     JobStatus.FAILED,
                     FailReason.INTERRUPTED,
                     now,
                     JobStatus.RUNNING,
+                    worker_id,
                     max_attempts,
                 ),
             )
             # started_at is cleared: in the fair queue the interrupted job waits as one never
             # started, so its user keeps the place they had before the interrupted claim.
             requeued_rows = await self.conn.execute_fetchall(
-                "UPDATE jobs SET status = ?, progress = 0, started_at = NULL WHERE status = ?"
-                " RETURNING *",
-                (JobStatus.QUEUED, JobStatus.RUNNING),
+                f"UPDATE jobs SET status = ?, progress = 0, started_at = NULL, {LEASE_CLEARED_SQL}"
+                f" WHERE {mine} RETURNING *",
+                (JobStatus.QUEUED, JobStatus.RUNNING, worker_id),
             )
             undelivered_rows = await self.conn.execute_fetchall(
                 "SELECT * FROM jobs WHERE status = ? ORDER BY id", (JobStatus.GENERATED,)
             )
+        return Recovery(
+            _sorted_jobs(requeued_rows), _sorted_jobs(failed_rows), _sorted_jobs(undelivered_rows)
+        )
 
-        def jobs(rows: Iterable[aiosqlite.Row]) -> list[Job]:
-            return sorted((Job.from_row(row) for row in rows), key=lambda job: job.id)
+    async def watched(self, ids: Iterable[int], since: float | None = None) -> list[Job]:
+        """The jobs a front end follows (``bot/notify/watcher.py``): every running or generated
+        job, the jobs ``ids`` whatever their status now (to see them end), and with ``since``
+        (database clock) every job claimed since then, so one that a worker claimed and ended
+        between two looks (refused at claim time, failed at once) is seen too."""
+        wanted = tuple(ids)
+        extra = f" OR id IN ({_placeholders(wanted)})" if wanted else ""
+        params: tuple[Any, ...] = (JobStatus.RUNNING, JobStatus.GENERATED, *wanted)
+        if since is not None:
+            extra += " OR heartbeat_at >= ?"
+            params += (since,)
+        return await self._many(
+            f"SELECT * FROM jobs WHERE status IN (?, ?){extra} ORDER BY id", params
+        )
 
-        return Recovery(jobs(requeued_rows), jobs(failed_rows), jobs(undelivered_rows))
+    async def db_now(self) -> float:
+        """The database clock, UNIX seconds (``bot/storage/clock.py``)."""
+        return float(await self._scalar(f"SELECT {now_sql(self.conn)}"))
 
     # ------------------------------------------------------------ queue views
 

@@ -11,6 +11,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.texts import share as share_texts
 from bot.texts import status as status_texts
 
 
@@ -35,18 +36,57 @@ class CancelCb(CallbackData, prefix="cxl"):
     job_id: int
 
 
+class ImproveCb(CallbackData, prefix="imp"):
+    """«✅ Render this» / «✏️ As I wrote it» under an improved prompt: ``token`` names the draft
+    (``bot/storage/drafts.py``: random, 16 characters), ``choice`` is ``improved`` or ``plain``."""
+
+    token: str
+    choice: str
+
+
+class ShareCb(CallbackData, prefix="shl"):
+    """ "🔗 Share" under a video: make (or show again) the share link of ``job_id``."""
+
+    job_id: int
+
+
+class ShareRunCb(CallbackData, prefix="shr"):
+    """ "🎬 Make this video" under a shared request: render the job behind ``token`` for the
+    presser. It carries the link's token, never a job id, and is checked like a new link."""
+
+    token: str
+
+
 def result_buttons(job_id: int) -> InlineKeyboardBuilder:
     """The buttons under every delivered video (texts in the current locale), as a builder so
     another button can join them before :func:`result_keyboard` lays them out."""
     builder = InlineKeyboardBuilder()
     builder.button(text=status_texts.button_repeat(), callback_data=RepeatCb(job_id=job_id))
+    builder.button(text=share_texts.button_share(), callback_data=ShareCb(job_id=job_id))
     builder.button(text=status_texts.button_settings(), callback_data=SettingsCb(action="open"))
     return builder
 
 
 def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    """The buttons under every delivered video, two a row."""
+    """The buttons under every delivered video: «🔁 Another take» and «🔗 Share» in one row,
+    «⚙️ Settings» under them."""
     builder = result_buttons(job_id)
+    builder.adjust(2, 1)
+    return builder.as_markup()
+
+
+def improve_keyboard(token: str) -> InlineKeyboardMarkup:
+    """The two buttons under an improved prompt (texts in the current locale)."""
+    from bot.texts import improve as improve_texts
+
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=improve_texts.button_improved(),
+        callback_data=ImproveCb(token=token, choice="improved"),
+    )
+    builder.button(
+        text=improve_texts.button_plain(), callback_data=ImproveCb(token=token, choice="plain")
+    )
     builder.adjust(2)
     return builder.as_markup()
 

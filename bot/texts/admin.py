@@ -119,6 +119,16 @@ def stats(stats: dict, *, device: str, uptime: float, paused: bool, disk: str | 
     return "\n".join(lines)
 
 
+def workers(rows: list[tuple[str, str, float, bool]]) -> str:
+    """The /stats lines of the GPU workers: ``(worker id, device, seconds since last seen,
+    stopped)`` each, the most recently seen first."""
+    lines = [_("Workers: {n}").format(n=len(rows))]
+    for worker_id, device, ago, stopped in rows:
+        state = _("stopped") if stopped else _("seen {time} ago").format(time=duration(ago))
+        lines.append(f"• {worker_id} — {device}, {state}")
+    return "\n".join(lines)
+
+
 def chart_caption() -> str:
     return _("Jobs per hour and mean generation time over 7 days (UTC)")
 

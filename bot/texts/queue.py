@@ -154,13 +154,21 @@ def history_header() -> str:
 
 
 def history_line(
-    index: int, job_id: int, prompt: str, status: str, seed: int, created_at: float
+    index: int,
+    job_id: int,
+    prompt: str,
+    status: str,
+    seed: int,
+    created_at: float,
+    mark: str = "",
 ) -> str:
+    """``mark``: what kind of job it was (🖼 a photo job), before its prompt."""
     icon = STATUS_ICONS.get(status, "•")
     facts = _("{status} · seed {seed} · {time}").format(
         status=status_name(status), seed=seed, time=utc_time(created_at)
     )
-    return f"{index}. #{job_id} «{one_line(prompt)}»\n    {icon} {facts}"
+    kind = f"{mark} " if mark else ""
+    return f"{index}. #{job_id} {kind}«{one_line(prompt)}»\n    {icon} {facts}"
 
 
 def history_button(job_id: int) -> str:

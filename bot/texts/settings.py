@@ -19,6 +19,7 @@ def value_label(name: str, value: str) -> str:
         "quality": {"fast": _("fast"), "balanced": _("balanced"), "best": _("best")},
         "seed": {"random": _("random"), "fixed": _("fixed")},
         "translate": {"auto": _("auto"), "off": _("off")},
+        "improve": {"always": _("always"), "ask": _("ask"), "never": _("never")},
     }
     return labels.get(name, {}).get(value, value)
 
@@ -64,10 +65,12 @@ def summary(
     tier_seconds: dict[str, float],
     measured: bool,
     fast_mode: bool = False,
+    improver: bool = False,
 ) -> str:
     """What each setting means now, in the order of the keyboard's rows. ``tier_seconds``: the
     typical time of a video of each quality (``bot/eta.py``), ``measured`` on this bot's own
-    recent videos or else the reference estimate."""
+    recent videos or else the reference estimate. ``improver``: ``PROMPT_MODEL`` is set, so the
+    prompt improver's line is shown."""
 
     def mark(name: str) -> str:
         return "" if name in changed else " " + _("(default)")
@@ -108,6 +111,7 @@ def summary(
             value=value_label("translate", values["translate"]), meaning=translate
         )
         + mark("translate"),
+        *([improve_line(values["improve"]) + mark("improve")] if improver else []),
         "• "
         + _("Language: {value}").format(value=value_label("language", values["language"]))
         + mark("language"),
@@ -120,6 +124,18 @@ def summary(
         ),
     ]
     return "\n".join(lines)
+
+
+def improve_line(mode: str) -> str:
+    """The prompt improver's line: what each mode does."""
+    meaning = {
+        "always": _("your text is turned into a detailed English prompt before every video"),
+        "ask": _("you see the detailed prompt and choose it or your own text"),
+        "never": _("the model gets your text as you wrote it (translated if needed)"),
+    }[mode]
+    return "• " + _("Prompt improver: {value} — {meaning}").format(
+        value=value_label("improve", mode), meaning=meaning
+    )
 
 
 def tier_times(tier_seconds: dict[str, float], measured: bool) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.i18n import _, duration, ngettext
 from bot.storage.jobs import FailReason
 from bot.texts import CAPTION_LIMIT, progress_bar, shorten
+from bot.texts import policy as policy_texts
 from bot.texts import requests as request_texts
 from pipeline.progress import Stage
 
@@ -28,6 +29,11 @@ def queued(
 
 def resumed() -> str:
     return _("🔄 The bot restarted. Your request is not lost — continuing.")
+
+
+def resumed_elsewhere() -> str:
+    """A worker (another process or machine) stopped while rendering; another one goes on."""
+    return _("🔄 The server rendering your video stopped. Your request is not lost — continuing.")
 
 
 def starting() -> str:
@@ -113,6 +119,15 @@ def failure(reason: str | None) -> str:
         return _(
             "😔 The video was ready, but the file was lost when the bot restarted. Send the "
             "request again."
+        )
+    if reason == FailReason.CONTENT_POLICY:
+        return policy_texts.render_refused()
+    if reason == FailReason.WITHHELD:
+        return policy_texts.withheld()
+    if reason == FailReason.NO_IMAGE_MODEL:
+        return _(
+            "😔 Photos are no longer animated here: the image-to-video model was switched off "
+            "while your request waited. Describe the video in words instead."
         )
     over_limit = FailReason.parse_over_limit(reason)
     if over_limit is not None:

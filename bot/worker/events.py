@@ -85,3 +85,26 @@ class JobEventsFanout:
     def queue_moved(self) -> None:
         self.primary.queue_moved()
         self._observe_now("queue_moved")
+
+
+class LogJobEvents:
+    """:class:`JobEvents` of a standalone worker (``python -m bot.worker``): it never talks to
+    Telegram, so each turn is only logged; the front end learns it from the database."""
+
+    async def started(self, job: Job) -> None:
+        log.info("job %s: rendering (attempt %d)", job.id, job.attempts)
+
+    def progress(self, job: Job, progress: Progress) -> None:
+        pass
+
+    async def generated(self, job: Job) -> None:
+        log.info("job %s: generated; the front end delivers it", job.id)
+
+    async def failed(self, job: Job, reason: str) -> None:
+        log.info("job %s: failed (%s)", job.id, reason)
+
+    async def cancelled(self, job: Job, *, announce: bool) -> None:
+        log.info("job %s: cancelled while rendering", job.id)
+
+    def queue_moved(self) -> None:
+        pass

@@ -19,8 +19,33 @@ its current maximum — nothing is rendered, and it is not charged to the daily 
 rather than clamping: a clamped video is not the one that was asked for (fewer steps, a different
 size or length), and the user can send the request again within the new limits in one message.
 
+The content policy (``bot/worker/screening.py``): the stored prompts are checked again when the job
+is claimed (the list may have changed while it waited), the translated prompt in the render thread
+before anything is rendered — both refusals fail the job with ``FailReason.CONTENT_POLICY``, not
+charged —, and with ``NSFW_MODEL`` the finished video is classified in the render thread too: a
+flagged one is deleted and fails with ``FailReason.WITHHELD``, so it is never ``generated`` and
+never sent.
+
+A photo job (its image in ``job_images``, ``bot/storage/images.py``) is checked against the
+image-to-video model's bounds and rendered with its image (``backend.run(..., image=...)``); the
+image is read from the database at claim time, so any worker sharing the database can render it.
+Only photo jobs pass ``image``: a backend without an image-to-video model never sees the argument,
+and a photo job claimed by such a worker (``I2V_MODEL`` removed since it was queued) fails with
+``FailReason.NO_IMAGE_MODEL``.
+
 On a graceful stop the running job is interrupted and *left* ``running`` in the database: the
-next start requeues it (``JobStore.recover``), exactly as after a crash. Nothing is lost.
+next start requeues it (``JobStore.recover``), exactly as after a crash. Nothing is lost. A
+standalone worker (``python -m bot.worker``, ``release_on_stop``) instead gives the job back at
+once (``JobStore.release``), so another worker takes it without waiting for the lease.
+
+Leases (docs/architecture.md, "Leases, fences and heartbeats"): the loop claims with its
+``worker_id`` and a lease of ``lease_seconds``; while a job renders, a heartbeat task renews the
+lease every :func:`heartbeat_interval` seconds and carries the stage and step (the front end's
+status messages read them). The heartbeat's answer is the cancel channel between processes: a
+row marked ``cancelled`` raises the job's cancel flag (rendering stops within one step). A lease
+that is lost (another worker holds the job now) or cannot be renewed for ``lease_seconds`` (the
+database is unreachable) also raises the flag, and from then on the loop writes nothing for that
+job: every write carries the attempt (the fence), and a lost run's result is thrown away.
 """
 
 from __future__ import annotations
@@ -31,11 +56,15 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.logs import mask
-from bot.storage.jobs import FailReason, JobStatus
+from bot.storage.jobs import Beat, FailReason, JobStatus
+from bot.storage.policy import PolicyKind
+from bot.storage.videos import LocalVideoStore
+from bot.worker.screening import PromptRefused, VideoWithheld, prompt_guard, screen_video
 from pipeline.errors import GenerationOOM, VideoTooLarge
 from pipeline.options import OptionError, resolve_options
 from pipeline.progress import GenerationCancelled, Progress, Stage
@@ -43,8 +72,12 @@ from pipeline.progress import GenerationCancelled, Progress, Stage
 if TYPE_CHECKING:
     from bot.backend import RunResultLike, VideoBackend
     from bot.services.pause import PauseSwitch
+    from bot.services.policy import PolicyService
+    from bot.storage.images import ImageStore
     from bot.storage.jobs import Job, JobStore
+    from bot.storage.videos import VideoStore
     from bot.worker.events import JobEvents
+    from bot.worker.screening import VideoScreen
     from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
 
 log = logging.getLogger(__name__)
@@ -54,7 +87,35 @@ IDLE_POLL = 5.0
 PAUSE_POLL = 1.0
 """Seconds between two looks at the pause switch while paused (another process may resume)."""
 PROGRESS_DB_INTERVAL = 1.0
-"""Seconds between two writes of a running job's progress to the database."""
+"""Seconds between two writes of a running job's progress to the database (no lease only)."""
+HEARTBEAT_INTERVAL = 2.0
+"""Longest pause between two heartbeats (shorter with a short lease): the pace at which the
+front end sees progress and a worker in another process sees a cancel."""
+
+
+def heartbeat_interval(lease_seconds: float) -> float:
+    """Seconds between two heartbeats: at most a third of the lease, so two may be lost (a slow
+    statement, a busy database) before the lease runs out."""
+    return min(HEARTBEAT_INTERVAL, lease_seconds / 3)
+
+
+def output_path(video_dir: Path, job: Job) -> Path:
+    """Where attempt ``job.attempts`` writes its video: named by the job id (never user text) and,
+    from the second attempt on, the attempt, so a stale worker still encoding never writes over
+    the file of the attempt that replaced it."""
+    suffix = f"-a{job.attempts}" if job.attempts > 1 else ""
+    return video_dir / f"job-{job.id}{suffix}.mp4"
+
+
+@dataclass
+class _Run:
+    """One attempt of one job in this loop: its cancel flag, its lease, its latest progress."""
+
+    job: Job
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lost: bool = False
+    """The lease is gone (or could not be renewed in time): write nothing more for this job."""
+    progress: dict[str, Any] = field(default_factory=dict)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -123,8 +184,34 @@ class GenerationLoop:
         pause: PauseSwitch,
         video_dir: Path,
         upload_limit_bytes: int,
+        videos: VideoStore | None = None,
+        policy: PolicyService | None = None,
+        screen: VideoScreen | None = None,
+        images: ImageStore | None = None,
+        worker_id: str | None = None,
+        lease_seconds: float | None = None,
+        release_on_stop: bool = False,
+        idle_poll: float = IDLE_POLL,
     ) -> None:
+        """``videos``: where finished clips go (``VIDEO_STORE``; default ``video_dir``).
+        ``policy``/``screen``: the content policy's render-time checks (``BLOCKED_WORDS_FILE``
+        on the translated prompt, ``NSFW_MODEL`` on the video). ``worker_id``/``lease_seconds``:
+        claim with a lease renewed by heartbeats (None: no lease, the single-process state
+        machine alone). ``release_on_stop``: a graceful stop gives the running job back at once
+        (``python -m bot.worker``) instead of leaving it for this process's next start.
+        ``idle_poll``: seconds between looks at an empty queue (a worker in another process is
+        never woken by the front end)."""
+        from bot.storage.images import ImageStore
+
+        self.policy = policy
+        self.screen = screen
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.release_on_stop = release_on_stop
+        self.idle_poll = idle_poll
         self.jobs = jobs
+        self.videos = videos or LocalVideoStore(video_dir)
+        self.images = images if images is not None else ImageStore(jobs.conn)
         self.backend = backend
         self.events = events
         self.pause = pause
@@ -197,12 +284,12 @@ class GenerationLoop:
                 if await self.pause.is_paused():
                     await self.pause.wait_change(PAUSE_POLL)
                     continue
-                job = await self.jobs.claim_next()
+                job = await self.jobs.claim(self.worker_id, self.lease_seconds)
             except Exception:
                 log.exception("claiming a job failed")
             if job is None:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=IDLE_POLL)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll)
                 continue
             try:
                 await self._generate(job)
@@ -215,33 +302,102 @@ class GenerationLoop:
         log.info("generation loop stopped")
 
     async def _generate(self, job: Job) -> None:
-        cancel = threading.Event()
+        run_state = _Run(job)
+        heartbeat: asyncio.Task[None] | None = None
+        if self.worker_id is not None and self.lease_seconds is not None:
+            heartbeat = asyncio.create_task(self._heartbeat(run_state), name=f"heartbeat-{job.id}")
+        try:
+            await self._render(job, run_state)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+
+    async def _heartbeat(self, run: _Run) -> None:
+        """Renew the lease and report progress until cancelled (the render ended); raise the
+        cancel flag when the row says ``cancelled``, the lease is lost, or it could not be
+        renewed for ``lease_seconds`` (then the lease may be another worker's already)."""
+        assert self.worker_id is not None and self.lease_seconds is not None
+        job, interval = run.job, heartbeat_interval(self.lease_seconds)
+        renewed = time.monotonic()  # the claim took the lease just now
+        while True:
+            await asyncio.sleep(interval)
+            sent = time.monotonic()
+            try:
+                beat = await self.jobs.heartbeat(
+                    job.id, job.attempts, self.worker_id, self.lease_seconds, **run.progress
+                )
+            except Exception as error:
+                if time.monotonic() - renewed < self.lease_seconds:
+                    log.warning("job %s: heartbeat failed: %s", job.id, error)
+                    continue
+                beat = Beat.LOST
+                log.error("job %s: lease not renewed for %.0f s: stopping", job.id, sent - renewed)
+            if beat == Beat.OK:
+                renewed = sent
+                continue
+            if beat == Beat.CANCELLED:
+                log.info("job %s: cancelled (seen by the heartbeat)", job.id)
+            else:
+                log.warning("job %s: lease lost (attempt %d): stopping", job.id, job.attempts)
+                run.lost = True
+            run.cancel.set()
+            return
+
+    async def _render(self, job: Job, run_state: _Run) -> None:
+        cancel = run_state.cancel
         self._cancels[job.id] = cancel
         self.current_job_id = job.id
         # A /cancel that landed between the claim and the line above found no flag to set:
         # look once more now that any later cancel will reach the flag.
         current = await self.jobs.get(job.id)
-        if current is None or current.status != JobStatus.RUNNING:
+        if (
+            current is None
+            or current.status != JobStatus.RUNNING
+            or current.attempts != job.attempts
+        ):
             log.info("job %s: cancelled before rendering began", job.id)
             return
-        breach = limit_breach(job.options, self.backend.defaults, self.backend.limits)
+        image = await self.images.get(job.id)
+        bounds: Any = self.backend
+        if image is not None:
+            bounds = self.backend.image_model
+            if bounds is None:
+                log.info("job %s: a photo job, but no image-to-video model is loaded", job.id)
+                if await self.jobs.refuse_claimed(
+                    job.id, FailReason.NO_IMAGE_MODEL, attempt=job.attempts
+                ):
+                    await self.events.failed(job, FailReason.NO_IMAGE_MODEL)
+                return
+        breach = limit_breach(job.options, bounds.defaults, bounds.limits)
         if breach is not None:
             log.info("job %s: refused at claim time: %s", job.id, breach)
-            if await self.jobs.refuse_claimed(job.id, breach):
+            if await self.jobs.refuse_claimed(job.id, breach, attempt=job.attempts):
                 await self.events.failed(job, breach)
             return
+        if self.policy is not None:
+            verdict = await self.policy.screen(
+                job.user_id, (job.prompt, job.prompt_en), kind=PolicyKind.RENDER, job_id=job.id
+            )
+            if verdict.blocked:
+                await self._refuse_content(job)
+                return
         log.info("job %s: started (attempt %d)", job.id, job.attempts)
         await self.events.started(job)
-        # The file name comes from the job id only, never from user text.
-        output = self.video_dir / f"job-{job.id}.mp4"
+        output = output_path(self.video_dir, job)
         event_loop = asyncio.get_running_loop()
 
-        def on_progress(progress: Progress) -> None:  # called in the worker thread
-            event_loop.call_soon_threadsafe(self._on_progress, job, progress)
+        def report(progress: Progress) -> None:  # called in the worker thread
+            event_loop.call_soon_threadsafe(self._on_progress, run_state, progress)
+
+        # A blocked translation stops the run before anything is shown, stored or rendered.
+        on_progress = prompt_guard(self.policy.words if self.policy else None, report)
+        photo = {"image": image.data} if image is not None else {}
 
         def run() -> RunResultLike:  # in the worker thread: a broken VIDEO_DIR fails this job only
             output.parent.mkdir(parents=True, exist_ok=True)
-            return self.backend.run(
+            result = self.backend.run(
                 job.options,
                 output,
                 translate=job.translate,
@@ -249,20 +405,39 @@ class GenerationLoop:
                 cancel=cancel,
                 max_bytes=self.upload_limit_bytes,
                 prompt_en=job.prompt_en,
+                improve=job.improve,
+                **photo,
             )
+            screen_video(self.screen, result)  # NSFW_MODEL: a flagged video is deleted here
+            return result
 
         started = time.monotonic()
         try:
             result = await event_loop.run_in_executor(self._executor, run)
         except GenerationCancelled:
-            await self._interrupted(job)
+            await self._interrupted(job, run_state)
+            return
+        except PromptRefused as refused:
+            if self.policy is not None:
+                await self.policy.record(
+                    PolicyKind.RENDER, job.user_id, job.id, refused.verdict.describe()
+                )
+            await self._refuse_content(job)
+            return
+        except VideoWithheld as withheld:
+            await self._withhold(job, withheld)
             return
         except VideoTooLarge as error:
-            await self._failed(job, error, FailReason.TOO_LARGE)
+            if not run_state.lost:
+                await self._failed(job, error, FailReason.TOO_LARGE)
             return
         except Exception as error:
             if self._stopping:
                 log.info("job %s: interrupted by shutdown (%s)", job.id, type(error).__name__)
+                await self._leave(job, run_state)
+                return
+            if run_state.lost:
+                log.info("job %s: failed after its lease was lost; nothing written", job.id)
                 return
             log.exception("job %s: generation failed", job.id)
             reason = FailReason.OUT_OF_MEMORY if is_out_of_memory(error) else FailReason.GENERATION
@@ -272,44 +447,110 @@ class GenerationLoop:
             self._cancels.pop(job.id, None)
             self.current_job_id = None
         gen_seconds = time.monotonic() - started
+        if run_state.lost:
+            log.warning("job %s: rendered after its lease was lost; result discarded", job.id)
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(Path(result.video.path).unlink)
+            return
         if result.prompt_en and result.prompt_en != job.prompt_en:
-            await self.jobs.set_prompt_en(job.id, result.prompt_en)
+            await self.jobs.set_prompt_en(job.id, result.prompt_en, attempt=job.attempts)
+        # Into the store (VIDEO_STORE) under this attempt's key, then the row points there.
+        video = result.video
+        stored = await self.videos.put(job.id, job.attempts, video.path, video.thumbnail)
+        meta = video_meta(result, gen_seconds)
+        meta.update(path=stored.video, thumbnail=stored.thumbnail)
         if not await self.jobs.mark_generated(
-            job.id, str(result.video.path), video_meta(result, gen_seconds), gen_seconds
+            job.id, stored.video, meta, gen_seconds, attempt=job.attempts
         ):
+            current = await self.jobs.get(job.id)
+            if current is not None and current.attempts != job.attempts:
+                log.warning("job %s: another attempt owns it now; result discarded", job.id)
+                return
             log.info("job %s: finished rendering but was cancelled meanwhile", job.id)
             await self.events.cancelled(job, announce=False)
             return
         log.info("job %s: generated in %.1f s", job.id, gen_seconds)
         await self.events.generated(job)
 
-    def _on_progress(self, job: Job, progress: Progress) -> None:
+    def _on_progress(self, run: _Run, progress: Progress) -> None:
+        job = run.job
+        if run.lost:
+            return
         self.events.progress(job, progress)
+        run.progress = {
+            "stage": progress.stage.value,
+            "step": progress.step,
+            "steps": progress.total,
+            "progress": progress.fraction if progress.stage == Stage.DENOISE else None,
+            "elapsed": progress.elapsed,
+        }
         if progress.stage == Stage.TRANSLATE and progress.detail:
-            self._spawn(self.jobs.set_prompt_en(job.id, progress.detail), f"prompt-en-{job.id}")
+            self._spawn(
+                self.jobs.set_prompt_en(job.id, progress.detail, attempt=job.attempts),
+                f"prompt-en-{job.id}",
+            )
+        if self.lease_seconds is not None:
+            return  # the heartbeat carries the progress
         now = time.monotonic()
         if (
             progress.stage == Stage.DENOISE
             and now - self._last_progress_write >= PROGRESS_DB_INTERVAL
         ):
             self._last_progress_write = now
-            self._spawn(self.jobs.set_progress(job.id, progress.fraction), f"progress-{job.id}")
+            self._spawn(
+                self.jobs.set_progress(job.id, progress.fraction, attempt=job.attempts),
+                f"progress-{job.id}",
+            )
 
-    async def _interrupted(self, job: Job) -> None:
-        if self._stopping:
+    async def _leave(self, job: Job, run: _Run) -> None:
+        """Stopping: leave the job ``running`` for this process's next start, or (a standalone
+        worker) give it back now so another worker takes it."""
+        if not self.release_on_stop or run.lost:
             log.info("job %s: interrupted by shutdown; it resumes at the next start", job.id)
+            return
+        try:
+            if await self.jobs.release(job.id, job.attempts):
+                log.info("job %s: interrupted by shutdown; released for another worker", job.id)
+        except Exception:
+            log.exception("job %s: could not be released; its lease will expire", job.id)
+
+    async def _interrupted(self, job: Job, run: _Run) -> None:
+        if run.lost:
+            log.info("job %s: stopped: its lease was lost; nothing written", job.id)
+            return
+        if self._stopping:
+            await self._leave(job, run)
             return
         # /cancel marked the row and wrote its own status text; a bare cancel flag did neither.
         marked_here = await self.jobs.cancel(job.id) is not None
         log.info("job %s: cancelled while rendering", job.id)
         await self.events.cancelled(job, announce=marked_here)
 
+    async def _refuse_content(self, job: Job) -> None:
+        """The prompt is against the content policy: failed before rendering, not charged."""
+        if await self.jobs.refuse_claimed(job.id, FailReason.CONTENT_POLICY, attempt=job.attempts):
+            await self.events.failed(job, FailReason.CONTENT_POLICY)
+
+    async def _withhold(self, job: Job, withheld: VideoWithheld) -> None:
+        """``NSFW_MODEL`` flagged the video (already deleted): failed, counted, told."""
+        detail = f"video classified {withheld.label} {withheld.score:.2f}"
+        if self.policy is not None:
+            await self.policy.record(PolicyKind.VIDEO, job.user_id, job.id, detail)
+        else:
+            log.warning("job %s: video withheld: %s", job.id, detail)
+        await self._failed(job, None, FailReason.WITHHELD)
+
     async def _fail_if_running(self, job: Job) -> None:
         """After an unexpected error, never leave the job ``running`` until the next restart
         (a ``generated`` one is left to its delivery)."""
         try:
             current = await self.jobs.get(job.id)
-            if current is not None and current.status == JobStatus.RUNNING and not self._stopping:
+            if (
+                current is not None
+                and current.status == JobStatus.RUNNING
+                and current.attempts == job.attempts
+                and not self._stopping
+            ):
                 await self._failed(job, None, FailReason.GENERATION)
         except Exception:
             log.exception("job %s: could not be marked failed", job.id)
@@ -318,11 +559,15 @@ class GenerationLoop:
         """Fail only this job: store the reason, free accelerator memory, tell the user."""
         if error is not None:
             log.warning("job %s: failed: %s", job.id, mask(f"{type(error).__name__}: {error}"))
-        await self.jobs.mark_failed(job.id, reason)
+        changed = await self.jobs.mark_failed(job.id, reason, attempt=job.attempts)
         try:
             await asyncio.get_running_loop().run_in_executor(
                 self._executor, self.backend.free_memory
             )
         except Exception:
             log.exception("freeing accelerator memory failed")
+        if not changed:
+            current = await self.jobs.get(job.id)
+            if current is not None and current.attempts != job.attempts:
+                return  # another attempt owns the job now: its user hears of that one
         await self.events.failed(job, reason)

@@ -83,7 +83,7 @@ def test_help_says_where_settings_come_from_and_lists_entry_points(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert ".env" in text and "environment" in text and "--check" in text
-    for entry in ("t2v-bot", "python -m pipeline", "bot.observability.probe"):
+    for entry in ("t2v-bot", "python -m pipeline", "bot.observability.probe", "bot.worker"):
         assert entry in text, entry
 
 
@@ -184,3 +184,35 @@ def test_a_start_that_fails_after_opening_the_database_ends(tmp_path: Path) -> N
     )
     assert result.returncode == 1
     assert "NotADirectoryError" in result.stderr
+
+
+async def test_check_names_the_prompt_model(
+    tg: FakeTelegram, env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    llm = env / "llm"
+    llm.mkdir()
+    (llm / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    monkeypatch.setenv("PROMPT_MODEL", str(llm))
+    code, lines = await run_check(capsys)
+    assert code == 0 and line(lines, "prompt model") == f"prompt model: ok, local directory {llm}"
+    monkeypatch.setenv("PROMPT_MODEL", str(env / "no-llm"))
+    code, lines = await run_check(capsys)
+    assert code == 1 and line(lines, "prompt model").startswith("prompt model: FAIL, ")
+
+
+async def test_check_reads_the_content_policy_settings(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    words = env / "blocked.txt"
+    words.write_text("# list\nвзрыв\nbomb\n", encoding="utf-8")
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(words))
+    monkeypatch.setenv("NSFW_MODEL", str(env / "no-such-classifier"))
+    code, lines = await run_check(capsys)
+    assert code == 1
+    assert line(lines, "blocked words") == f"blocked words: ok, {words}: 2 entries"
+    assert line(lines, "nsfw model").startswith("nsfw model: FAIL, ")
+    assert "взрыв" not in "\n".join(lines)
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(env / "absent.txt"))
+    monkeypatch.delenv("NSFW_MODEL")
+    code, lines = await run_check(capsys)
+    assert code == 1 and "no such file" in line(lines, "blocked words")

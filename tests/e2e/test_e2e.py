@@ -24,6 +24,7 @@ from bot.__main__ import build_app
 from bot.config import Settings
 from bot.storage import db
 from bot.storage.jobs import FailReason, JobStore
+from bot.texts import share as share_texts
 from bot.texts import status as status_texts
 from pipeline.export import export_mp4
 from pipeline.options import OptionOverrides, resolve_options
@@ -83,6 +84,7 @@ async def test_a_russian_message_ends_in_one_video_reply(tg: FakeTelegram, tmp_p
     buttons = [b for row in video.params["reply_markup"]["inline_keyboard"] for b in row]
     assert [b["text"] for b in buttons] == [
         status_texts.button_repeat(),
+        share_texts.button_share(),
         status_texts.button_settings(),
     ]
     assert buttons[0]["callback_data"] == "rep:1"
@@ -260,16 +262,16 @@ async def test_a_cancel_between_claim_and_render_wastes_no_gpu_time(
     """/cancel can land after the claim but before the loop has a cancel flag to set."""
     backend = FakeBackend()
     async with running_bot(tg, tmp_path, backend) as app:
-        claim = app.jobs.claim_next
+        claim = app.jobs.claim
 
-        async def claim_then_cancel() -> Any:
-            job = await claim()
+        async def claim_then_cancel(*args: Any) -> Any:
+            job = await claim(*args)
             if job is not None and job.user_id == ALICE:
                 assert await app.jobs.cancel(job.id) is not None  # what /cancel does first
                 assert app.worker.cancel(job.id) is False  # ...and finds no flag yet
             return job
 
-        app.jobs.claim_next = claim_then_cancel  # type: ignore[method-assign]
+        app.jobs.claim = claim_then_cancel  # type: ignore[method-assign]
         tg.push_message("кот, которого отменят сразу", user_id=ALICE)
         await tg.wait_for(
             lambda: (app.worker.current_job_id is None) and tg.calls_of("sendMessage", ALICE)

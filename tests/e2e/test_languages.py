@@ -44,7 +44,11 @@ async def test_an_english_user_gets_everything_in_english(tg: FakeTelegram, tmp_
         caption = video.params["caption"]
         assert "Seed:" in caption and "frames" in caption and "fps" in caption
         assert not CYRILLIC.search(caption)
-        assert buttons(video.params.get("reply_markup")) == ["🔁 Another take", "⚙️ Settings"]
+        assert buttons(video.params.get("reply_markup")) == [
+            "🔁 Another take",
+            "🔗 Share",
+            "⚙️ Settings",
+        ]
         # Every text the English user saw while the job ran: not a word of Russian.
         seen = [m.text or "" for m in tg.sent(JOHN)] + [
             text for m in tg.sent(JOHN) for _, text in m.edits

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from bot.backend import ImageModel
 from pipeline.export import VideoFile, export_mp4
+from pipeline.improve import ImprovedPrompt
 from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
 from pipeline.progress import GenerationCancelled, PreviewImage, Progress, ProgressCallback, Stage
 from pipeline.quality import TierSupport
@@ -33,6 +35,8 @@ WAN_LIMITS = ModelLimits(
     max_pixels=832 * 480,
 )  # fmt: skip
 """Wan 2.1 1.3B's defaults and bounds, for tests of what users see (the fake never renders them)."""
+FAKE_IMAGE_MODEL = ImageModel(FAKE_DEFAULTS, FAKE_LIMITS)
+"""A fake image-to-video model (``FakeBackend(image_model=FAKE_IMAGE_MODEL)``): ``I2V_MODEL`` set."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,22 @@ def preview_jpeg(step: int, size: tuple[int, int] = (64, 64)) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=70)
     return buffer.getvalue()
+
+
+def frames_from_photo(options: GenerationOptions, image: bytes) -> np.ndarray:
+    """The photo (fitted PNG) as every frame, with a band sliding across the later ones: a
+    video that starts from the photo, like an image-to-video model's."""
+    import io
+
+    from PIL import Image
+
+    photo = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
+    assert photo.shape[:2] == (options.height, options.width), (photo.shape, options)
+    out = np.repeat(photo[None], options.frames, axis=0).copy()
+    for index in range(1, options.frames):
+        column = (index * 4) % options.width
+        out[index, :, column : column + 2] = 255
+    return out
 
 
 @dataclass
@@ -105,6 +125,28 @@ class FakeBackend:
     """Report a preview JPEG (:func:`preview_jpeg`) with every denoising step after the first,
     as ``pipeline/preview.py`` does with ``PREVIEW=on``; ``previews_sent`` lists them."""
     previews_sent: list[bytes] = field(default_factory=list)
+    improver: Any = None
+    improvements: list[str] = field(default_factory=list)
+    improve_threads: set[str] = field(default_factory=set)
+    image_model: ImageModel | None = None
+    images: list[bytes | None] = field(default_factory=list)
+    """The ``image`` of each run (None for a text job)."""
+
+    @property
+    def can_improve(self) -> bool:
+        return self.improver is not None
+
+    def translate(self, text: str) -> str:
+        cyrillic = any("а" <= ch.lower() <= "я" or ch in "ёЁ" for ch in text)
+        return self.translation if cyrillic else text
+
+    def improve_prompt(self, text: str) -> ImprovedPrompt:
+        """As ``TextToVideo.improve_prompt``: the improver, its fallback the fake translation."""
+        self.improvements.append(text)
+        self.improve_threads.add(threading.current_thread().name)
+        if self.improver is None:
+            return ImprovedPrompt(self.translate(text), improved=False, reason="no_model")
+        return self.improver.improve(text, self.translate)
 
     def run(
         self,
@@ -116,8 +158,13 @@ class FakeBackend:
         cancel: threading.Event | None = None,
         max_bytes: int | None = None,
         prompt_en: str | None = None,
+        improve: bool = False,
+        image: bytes | None = None,
     ) -> FakeRunResult:
+        if image is not None and self.image_model is None:
+            raise RuntimeError("no image-to-video model is loaded (I2V_MODEL)")
         self.runs.append(options)
+        self.images.append(image)
         self.run_started.append(time.monotonic())
         self.threads.add(threading.current_thread().name)
         self.started.set()
@@ -141,8 +188,10 @@ class FakeBackend:
 
         if prompt_en is None:
             report(Stage.TRANSLATE, 0, 1)
-            cyrillic = any("а" <= ch.lower() <= "я" or ch in "ёЁ" for ch in options.prompt)
-            prompt_en = self.translation if translate and cyrillic else options.prompt
+            if improve and translate:
+                prompt_en = self.improve_prompt(options.prompt).text
+            else:
+                prompt_en = self.translate(options.prompt) if translate else options.prompt
         report(Stage.TRANSLATE, 1, 1, prompt_en)
         if self.gate is not None:
             while not self.gate.wait(0.02):
@@ -164,7 +213,8 @@ class FakeBackend:
             report(Stage.DENOISE, step, options.steps, preview=image)
         check_cancel()
         report(Stage.ENCODE_VIDEO, 0, 1)
-        video = export_mp4(frames_for(options), output, options.fps, max_bytes=max_bytes)
+        frames = frames_for(options) if image is None else frames_from_photo(options, image)
+        video = export_mp4(frames, output, options.fps, max_bytes=max_bytes)
         report(Stage.ENCODE_VIDEO, 1, 1)
         total = time.perf_counter() - start
         self.spans.append((self.run_started[-1], time.monotonic()))

@@ -13,7 +13,10 @@ via ``TELEGRAM_API_URL``. Every call is recorded; faults can be injected per met
 Methods: getMe, getUpdates (long poll with offset/timeout), sendMessage, editMessageText,
 editMessageReplyMarkup, editMessageCaption, editMessageMedia, deleteMessage, sendVideo,
 sendPhoto, sendDocument, sendChatAction, answerCallbackQuery, setMyCommands, deleteMyCommands,
-setWebhook, deleteWebhook, getWebhookInfo, getFile, close, logOut.
+setWebhook, deleteWebhook, getWebhookInfo, getFile, close, logOut; and file downloads
+(``GET /file/bot<token>/<file_path>``, as aiogram's ``Bot.download_file`` fetches them) of the
+files users sent (:meth:`FakeTelegram.push_photo`, :meth:`FakeTelegram.push_document`, or
+:meth:`FakeTelegram.add_file`).
 
 Media messages as Telegram keeps them: a message sent with a photo or a video has ``media``
 (``SentMessage.media``/``.upload``) and a caption (≤ 1024 characters); ``editMessageMedia``
@@ -227,6 +230,15 @@ class FakeTelegram:
         """As Telegram: more calls than this within one second (``getUpdates`` aside) get
         429 with ``retry_after`` 1. None = unlimited."""
         self._recent: collections.deque[float] = collections.deque()
+        self.files: dict[str, bytes] = {}
+        """file_id → the content of a file a user sent (served by ``getFile`` + download)."""
+        self.downloads: list[str] = []
+        """The ``file_path`` of every download the bot made, in order."""
+        self.download_hook: Callable[[str], Awaitable[None] | None] | None = None
+        """Called with each download's path before it is answered."""
+        self.local_files_dir: Any = None
+        """A directory (``pathlib.Path``): ``getFile`` answers as a self-hosted Bot API server in
+        ``--local`` mode does — the file is written there and its absolute path returned."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -239,6 +251,7 @@ class FakeTelegram:
         app = web.Application(client_max_size=4 * 1024**3)
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -342,12 +355,74 @@ class FakeTelegram:
         self.push_update({"message": message})
         return message
 
-    def push_photo(self, *, user_id: int = 1001, caption: str | None = None) -> dict[str, Any]:
-        photo = [{"file_id": "ph1", "file_unique_id": "u1", "width": 90, "height": 90}]
-        extra: dict[str, Any] = {"photo": photo}
-        if caption:
-            extra["caption"] = caption
-        return self.push_message(None, user_id=user_id, **extra)
+    def add_file(self, data: bytes) -> dict[str, Any]:
+        """Keep ``data`` as a file a user sent; returns its ``file_id``/``file_unique_id``/
+        ``file_size`` (what Telegram puts in a PhotoSize or a Document)."""
+        number = next(self._file_ids)
+        file_id = f"user-file-{number}"
+        self.files[file_id] = data
+        return {"file_id": file_id, "file_unique_id": f"uf{number}", "file_size": len(data)}
+
+    @staticmethod
+    def _caption(caption: str | None) -> dict[str, Any]:
+        if not caption:
+            return {}
+        extra: dict[str, Any] = {"caption": caption}
+        if caption.startswith("/"):
+            command = caption.split()[0]
+            extra["caption_entities"] = [
+                {"type": "bot_command", "offset": 0, "length": len(command)}
+            ]
+        return extra
+
+    def push_photo(
+        self,
+        *,
+        user_id: int = 1001,
+        caption: str | None = None,
+        data: bytes | None = None,
+        width: int = 90,
+        height: int = 90,
+        file_size: int | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """A user sends a photo (``data``: its content, served by ``getFile`` and the download
+        route; ``file_size`` overrides the size Telegram reports). Telegram sends a few sizes;
+        the largest is last."""
+        if data is None:
+            photo = [{"file_id": "ph1", "file_unique_id": "u1", "width": width, "height": height}]
+        else:
+            stored = self.add_file(data)
+            if file_size is not None:
+                stored["file_size"] = file_size
+            thumb = {"file_id": "thumb-" + stored["file_id"], "file_unique_id": "t", "width": 9,
+                     "height": 9}  # fmt: skip
+            photo = [thumb, {**stored, "width": width, "height": height}]
+        return self.push_message(
+            None, user_id=user_id, photo=photo, **self._caption(caption), **extra
+        )
+
+    def push_document(
+        self,
+        data: bytes,
+        *,
+        user_id: int = 1001,
+        caption: str | None = None,
+        mime_type: str | None = "image/jpeg",
+        file_name: str = "photo.jpg",
+        file_size: int | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """A user sends a file (an image "without compression", or any document)."""
+        stored = self.add_file(data)
+        if file_size is not None:
+            stored["file_size"] = file_size
+        document = {**stored, "file_name": file_name}
+        if mime_type:
+            document["mime_type"] = mime_type
+        return self.push_message(
+            None, user_id=user_id, document=document, **self._caption(caption), **extra
+        )
 
     def push_sticker(self, *, user_id: int = 1001) -> dict[str, Any]:
         sticker = {
@@ -998,11 +1073,33 @@ class FakeTelegram:
 
     async def _m_getFile(self, call: Call) -> Any:
         file_id = call.params.get("file_id", "")
-        return {
+        result: dict[str, Any] = {
             "file_id": file_id,
             "file_unique_id": f"u-{file_id}",
             "file_path": f"files/{file_id}",
         }
+        if file_id in self.files:
+            result["file_size"] = len(self.files[file_id])
+            if self.local_files_dir is not None:
+                path = self.local_files_dir / file_id
+                path.write_bytes(self.files[file_id])
+                result["file_path"] = str(path.resolve())
+        return result
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """``GET /file/bot<token>/<file_path>``: the content of a file ``getFile`` described."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        self.downloads.append(path)
+        if self.download_hook is not None:
+            awaitable = self.download_hook(path)
+            if awaitable is not None:
+                await awaitable
+        data = self.files.get(path.removeprefix("files/"))
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, content_type="application/octet-stream")
 
 
 class ApiError(Exception):

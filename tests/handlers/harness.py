@@ -312,6 +312,7 @@ async def open_feature_env(
         status=status,
         pause=PauseSwitch(StateStore(conn)),
         worker=loop,
+        improver=model.improver,
     )
     dp = setup_dispatcher(Dispatcher(app=app), settings)
     return FeatureEnv(dp, bot, session, app, loop, conn, fake)

@@ -185,3 +185,16 @@ async def test_stats_shows_videos_on_disk(tmp_path: Path) -> None:
     finally:
         await env.close()
     assert "Видео на диске: 2 файла, 2,5 МБ (хранятся всегда)" in text
+
+
+async def test_stats_lists_the_workers(env: FeatureEnv) -> None:
+    """GPU workers (``python -m bot.worker``) register in the database; /stats lists them."""
+    from bot.storage.workers import WorkerStore, model_info_dict
+
+    workers = WorkerStore(env.conn)
+    await workers.register("gpu0", model_info_dict(env.fake), "NVIDIA H200, 1/139 GB")
+    await workers.register("gpu1", model_info_dict(env.fake), "NVIDIA H200, 2/139 GB")
+    await workers.stopped("gpu1")
+    text = (await env.send(ADMIN, "/stats")).of(SendMessage)[-1].text
+    assert "Воркеры: 2" in text
+    assert "• gpu0 — NVIDIA H200, на связи" in text and "• gpu1 — NVIDIA H200, остановлен" in text

@@ -18,6 +18,7 @@ from aiogram.types import Update
 
 from bot.__main__ import App, build_app
 from bot.texts import help as help_texts
+from bot.texts import photos as photo_texts
 from bot.texts import requests as request_texts
 from bot.texts import status as status_texts
 from tests.fakes.backend import FAKE_DEFAULTS, FakeBackend
@@ -167,9 +168,11 @@ async def test_too_long_prompt_names_the_limit(tg: FakeTelegram, tmp_path: Path)
 
 @pytest.mark.parametrize("kind", ["photo", "sticker", "voice"])
 async def test_non_text_messages_get_a_hint(app: App, tg: FakeTelegram, kind: str) -> None:
+    """A photo is a photo request: without I2V_MODEL the answer says photos are not animated."""
     message = getattr(tg, f"push_{kind}")()
     await feed(app, message)
-    assert replies(tg)[0].params["text"] == help_texts.media_hint()
+    hint = photo_texts.photo_unavailable() if kind == "photo" else help_texts.media_hint()
+    assert replies(tg)[0].params["text"] == hint
     assert await app.jobs.count_queued() == 0
 
 

@@ -15,6 +15,10 @@ never returns; marker ``job-write-held``): an update the bot received, stored an
 whose job is not written yet. Tests that need the genuine ``python -m bot`` (model loading errors, token leaks) start it
 as a plain subprocess instead.
 
+``REL_ENTRY=worker`` makes the child ``python -m bot.worker`` instead (``bot.worker.__main__.main``,
+the same stage backend); ``REL_PAUSE_AT=generated`` stops a worker dead right after its
+``mark_generated`` committed (marker ``generated-job-<id>``).
+
 Protocol on stdin/stdout, one JSON object a line: ``{"env": {...}, "log": path}`` → ``{"pid": N}``;
 when a child ends its exit code is written to ``<log>.rc``.
 """
@@ -78,10 +82,17 @@ class StageBackend:
     - ``REL_PAUSE_AT``: ``translate`` | ``denoise`` | ``encode`` — the first job to reach that stage
       in this process writes ``<REL_MARK_DIR>/<stage>-<output name>`` and blocks forever (until
       the test kills the process). At ``encode`` half of the file is already written.
+    - ``REL_PAUSE_AT=improve`` stops the first prompt improvement dead (marker
+      ``improve-<n>``); ``REL_IMPROVE=1`` gives the backend a prompt improver (``PROMPT_MODEL``),
+      whose improved prompt is ``improved: <request>`` (English letters only).
     - ``REL_SAMPLE_MP4``: a real MP4 copied as each job's video (no ffmpeg in the child).
     - ``REL_STEP_DELAY``: seconds per denoising step.
     - ``REL_FAIL_MARK``: a prompt containing this text makes the run raise ``RuntimeError``.
     - ``REL_ENOSPC``: every write of a video fails with ``OSError(ENOSPC)`` (a full disk).
+    - ``REL_I2V``: an image-to-video model is loaded too (``I2V_MODEL``); ``images`` of runs are
+      not kept (the process is killed), only accepted.
+    - ``REL_STEP_MARKS``: after each denoising step, ``<REL_MARK_DIR>/steps-<output name>``
+      holds the number of steps done (how far a cancelled run got).
     """
 
     reads_russian = False
@@ -99,7 +110,23 @@ class StageBackend:
         self.step_delay = float(os.environ.get("REL_STEP_DELAY", "0") or 0)
         self.fail_mark = os.environ.get("REL_FAIL_MARK", "")
         self.enospc = bool(os.environ.get("REL_ENOSPC"))
+        self.image_model: Any = None
+        if os.environ.get("REL_I2V"):
+            from bot.backend import ImageModel
+
+            self.image_model = ImageModel(DEFAULTS, LIMITS)
+        self.step_marks = bool(os.environ.get("REL_STEP_MARKS"))
         self._paused = False
+        self.can_improve = bool(os.environ.get("REL_IMPROVE"))
+        self.improvements = 0
+
+    def improve_prompt(self, text: str) -> Any:
+        from pipeline.improve import ImprovedPrompt
+
+        self.improvements += 1
+        self._pause("improve", Path(str(self.improvements)))
+        latin = "".join(c for c in text if c.isascii()).strip() or "a request"
+        return ImprovedPrompt(f"improved: {latin}"[:200], improved=True)
 
     def _pause(self, stage: str, output: Path) -> None:
         if stage != self.pause_at or self._paused:
@@ -120,7 +147,11 @@ class StageBackend:
         cancel: threading.Event | None = None,
         max_bytes: int | None = None,
         prompt_en: str | None = None,
+        improve: bool = False,
+        image: bytes | None = None,
     ) -> StageResult:
+        if image is not None and self.image_model is None:
+            raise RuntimeError("no image-to-video model is loaded (I2V_MODEL)")
         start = time.perf_counter()
 
         def report(stage: Stage, step: int, total: int, detail: str | None = None) -> None:
@@ -135,6 +166,8 @@ class StageBackend:
             report(Stage.TRANSLATE, 0, 1)
             self._pause("translate", output)
             prompt_en = f"english: {options.prompt}"[:200] if translate else options.prompt
+            if improve and translate and self.can_improve:
+                prompt_en = self.improve_prompt(options.prompt).text
         report(Stage.TRANSLATE, 1, 1, prompt_en)
         if self.fail_mark and self.fail_mark in options.prompt:
             raise RuntimeError("injected generation failure")
@@ -143,6 +176,8 @@ class StageBackend:
             if self.step_delay:
                 time.sleep(self.step_delay)
             report(Stage.DENOISE, step, options.steps)
+            if self.step_marks:
+                (self.mark_dir / f"steps-{output.name}").write_text(str(step))
             if step == 1:
                 self._pause("denoise", output)
         check_cancel()
@@ -178,12 +213,32 @@ class StageBackend:
 
 def _install_backend() -> None:
     import bot.__main__ as entry
+    import bot.worker.__main__ as worker_entry
     from bot.backend import configure
 
     async def load_stage_backend(settings: Any) -> Any:
         return configure(StageBackend(), settings)
 
     entry.load_backend = load_stage_backend  # type: ignore[assignment]
+    worker_entry.load_backend = load_stage_backend  # type: ignore[assignment]
+
+
+def _hold_after_generated(mark_dir: Path) -> None:
+    """``REL_PAUSE_AT=generated``: the first ``mark_generated`` commits, leaves a marker and
+    never returns (the worker stands dead between its commit and anything after it)."""
+    import asyncio
+
+    from bot.storage.jobs import JobStore
+
+    original = JobStore.mark_generated
+
+    async def held(self: Any, job_id: int, *args: Any, **kwargs: Any) -> Any:
+        changed = await original(self, job_id, *args, **kwargs)
+        (mark_dir / f"generated-job-{job_id}").write_text(str(os.getpid()))
+        await asyncio.Event().wait()  # stopped dead: only kill -9 ends this
+        return changed
+
+    JobStore.mark_generated = held  # type: ignore[method-assign]
 
 
 def _hold_job_writes(mark_dir: Path) -> None:
@@ -217,9 +272,16 @@ def _child(env: dict[str, str], log: str) -> None:
             os.chdir(env["REL_CWD"])
         if env.get("REL_HOLD_JOB_WRITE"):
             _hold_job_writes(Path(env.get("REL_MARK_DIR", ".")))
-        import bot.__main__ as entry
+        if env.get("REL_PAUSE_AT") == "generated":
+            _hold_after_generated(Path(env.get("REL_MARK_DIR", ".")))
+        if env.get("REL_ENTRY") == "worker":
+            import bot.worker.__main__ as worker_entry
 
-        code = entry.main()
+            code = worker_entry.main()
+        else:
+            import bot.__main__ as entry
+
+            code = entry.main()
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 1
     except BaseException:
@@ -237,6 +299,7 @@ def serve() -> None:
     """The fork server loop: spawn on request, reap children, write their exit codes."""
     # The expensive imports, done once before any fork.
     import bot.__main__
+    import bot.worker.__main__
     import bot.worker.loop  # noqa: F401
 
     _install_backend()

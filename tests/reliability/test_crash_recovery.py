@@ -181,10 +181,12 @@ async def test_kill9_at_stage(
             _record(mode, stage, "delivered")
             assert row["result_message_id"], row
             assert per_job[row["id"]] >= 1, (row, per_job)
-        # The video path is named by the job id, under VIDEO_DIR.
+        # The video path is named by the job id (and the attempt after the first), under VIDEO_DIR.
         if row["video_path"]:
             path = Path(row["video_path"])
-            assert path.parent == tmp_path / "videos" and path.name == f"job-{row['id']}.mp4"
+            suffix = f"-a{row['attempts']}" if row["attempts"] > 1 else ""
+            assert path.parent == tmp_path / "videos"
+            assert path.name == f"job-{row['id']}{suffix}.mp4", (path, row["attempts"])
             assert path.is_file() and path.stat().st_size > 0  # noqa: ASYNC240
         # Nobody else's chat got this job's video.
         for message in tg.video_messages():
@@ -246,8 +248,10 @@ async def test_repeated_crashes_fail_with_message(
                 if attempt == 1:
                     tg.push_message("кот на луне", user_id=USER_A)
                     tg.push_message("собака", user_id=USER_B)
+                # Attempt n writes job-1.mp4, then job-1-a<n>.mp4 (bot/worker/loop.py output_path).
+                suffix = f"-a{attempt}" if attempt > 1 else ""
                 await wait_for(
-                    lambda p=proc, m=tmp_path / "denoise-job-1.mp4": (
+                    lambda p=proc, m=tmp_path / f"denoise-job-1{suffix}.mp4": (
                         m.exists() and m.read_text() == str(p.pid)
                     ),
                     10,

@@ -241,19 +241,39 @@ def test_model_revisions_reach_the_loaders(monkeypatch: pytest.MonkeyPatch) -> N
 
     seen: dict[str, object] = {}
 
-    def fake_load(config, translator_model=None, translator_device="cpu", translator_revision=None):
+    def fake_load(
+        config,
+        translator_model=None,
+        translator_device="cpu",
+        translator_revision=None,
+        image_config=None,
+        **prompt,
+    ):
         seen.update(revision=config.revision, translator_revision=translator_revision)
+        seen["image_model"] = image_config.model if image_config is not None else None
+        seen.update(prompt)
         return FakeBackend()
 
     monkeypatch.setattr(TextToVideo, "load", staticmethod(fake_load))
     monkeypatch.setenv("BOT_TOKEN", TOKEN)
     monkeypatch.setenv("T2V_MODEL_REVISION", "a1b2c3d")
     monkeypatch.setenv("TRANSLATOR_REVISION", "v1.0")
+    monkeypatch.setenv("PROMPT_MODEL", "Qwen/Qwen2.5-1.5B-Instruct")
     backend._load_text_to_video(Settings())
-    assert seen == {"revision": "a1b2c3d", "translator_revision": "v1.0"}
+    assert seen == {
+        "revision": "a1b2c3d",
+        "translator_revision": "v1.0",
+        "image_model": None,
+        # the prompt improver's settings reach the loader too
+        "prompt_model": "Qwen/Qwen2.5-1.5B-Instruct",
+        "prompt_device": "auto",
+        "prompt_max_tokens": 256,
+        "prompt_timeout": 20.0,
+    }
     monkeypatch.setenv("T2V_MODEL_REVISION", "")
+    monkeypatch.setenv("I2V_MODEL", "/models/wan-ti2v")  # I2V_MODEL is loaded with the model
     backend._load_text_to_video(Settings())
-    assert seen["revision"] is None
+    assert seen["revision"] is None and seen["image_model"] == "/models/wan-ti2v"
 
 
 def test_the_generator_passes_the_revision_to_diffusers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,3 +296,69 @@ def test_the_generator_passes_the_revision_to_diffusers(monkeypatch: pytest.Monk
         generator.VideoGenerator.load(config)
     assert seen["class_revision"] == "abc123"
     assert seen["load_kwargs"]["revision"] == "abc123"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),
+        ("none", None),
+        (" OFF ", None),
+        ("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"),
+    ],
+)
+def test_prompt_model_blank_or_none_is_off(value: str, expected: str | None) -> None:
+    settings = Settings(_env_file=None, bot_token=TOKEN, prompt_model=value)
+    assert settings.prompt_model == expected
+    assert (settings.prompt_device, settings.prompt_max_tokens, settings.prompt_timeout) == (
+        "auto",
+        256,
+        20.0,
+    )
+
+
+@pytest.mark.parametrize(("name", "value"), [("prompt_timeout", 0), ("prompt_max_tokens", 4)])
+def test_prompt_bounds_are_checked(name: str, value: float) -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, bot_token=TOKEN, **{name: value})
+
+
+def test_content_policy_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Empty lines (as in .env.example) mean off; a path and a model are taken as given."""
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", "")
+    monkeypatch.setenv("NSFW_MODEL", " ")
+    settings = Settings()
+    assert settings.blocked_words_file is None and settings.nsfw_model is None
+    assert settings.nsfw_threshold == 0.5
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(tmp_path / "words.txt"))
+    monkeypatch.setenv("NSFW_MODEL", "Falconsai/nsfw_image_detection")
+    monkeypatch.setenv("NSFW_THRESHOLD", "0.8")
+    settings = Settings()
+    assert settings.blocked_words_file == tmp_path / "words.txt"
+    assert (settings.nsfw_model, settings.nsfw_threshold) == ("Falconsai/nsfw_image_detection", 0.8)
+    for bad in ("0", "1.5", "-1"):
+        monkeypatch.setenv("NSFW_THRESHOLD", bad)
+        with pytest.raises(ValidationError, match=r"(?i)nsfw_threshold"):
+            Settings()
+
+
+def test_a_missing_blocked_words_file_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import main
+
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "bot.sqlite3"))
+    monkeypatch.setenv("VIDEO_DIR", str(tmp_path / "videos"))
+    monkeypatch.setenv("BLOCKED_WORDS_FILE", str(tmp_path / "absent.txt"))
+    monkeypatch.setattr("bot.__main__.load_backend", _no_model)
+    assert main([]) == 1
+    err = capfd.readouterr().err
+    assert "cannot start: BLOCKED_WORDS_FILE" in err and "absent.txt: no such file" in err
+
+
+async def _no_model(settings: Settings) -> object:
+    from bot.backend import configure
+
+    return configure(FakeBackend(), settings)

@@ -94,3 +94,30 @@ def test_the_probe_module_runs_with_the_standard_library_only() -> None:
     source = (ROOT / "bot" / "observability" / "probe.py").read_text(encoding="utf-8")
     imported = set(re.findall(r"^(?:from|import)\s+([\w.]+)", source, flags=re.MULTILINE))
     assert imported <= {"__future__", "os", "sys", "urllib.error", "urllib.request"}, imported
+
+
+def test_compose_scale_profile_runs_a_front_end_and_one_worker_per_gpu() -> None:
+    """``docker compose --profile scale`` (README, "Many GPUs"): PostgreSQL, a front end without
+    a GPU, and workers each pinned to its own GPU with its own id, all on the same queue."""
+    import yaml  # PyYAML: a dependency of transformers and accelerate
+
+    services = yaml.safe_load(COMPOSE)["services"]
+    assert "profiles" not in services["bot"]  # `docker compose up` stays the one-command default
+    scale = {name: s for name, s in services.items() if "scale" in s.get("profiles", [])}
+    assert {"postgres", "frontend"} <= set(scale)
+    frontend = scale["frontend"]
+    assert frontend["environment"]["ROLE"] == "frontend"
+    assert "deploy" not in frontend  # no GPU reserved for the Telegram side
+    workers = {
+        name: s for name, s in scale.items() if s.get("command") == ["python", "-m", "bot.worker"]
+    }
+    assert len(workers) >= 2
+    gpus = [
+        tuple(d["device_ids"])
+        for s in workers.values()
+        for d in s["deploy"]["resources"]["reservations"]["devices"]
+    ]
+    assert len(set(gpus)) == len(workers) and all(len(ids) == 1 for ids in gpus)
+    assert len({s["environment"]["WORKER_ID"] for s in workers.values()}) == len(workers)
+    urls = {s["environment"]["DATABASE_URL"] for s in [frontend, *workers.values()]}
+    assert len(urls) == 1 and urls.pop().startswith("postgresql://")
