@@ -206,11 +206,11 @@ class FakeBackend:
             elif self.step_delay:
                 time.sleep(self.step_delay)
             self.steps_done += 1
-            image = None
+            shot = None  # not ``image``: that is the photo an image-to-video run starts from
             if self.previews and 1 < step < options.steps:
-                image = PreviewImage(preview_jpeg(step), 64, 64, step)
-                self.previews_sent.append(image.jpeg)
-            report(Stage.DENOISE, step, options.steps, preview=image)
+                shot = PreviewImage(preview_jpeg(step), 64, 64, step)
+                self.previews_sent.append(shot.jpeg)
+            report(Stage.DENOISE, step, options.steps, preview=shot)
         check_cancel()
         report(Stage.ENCODE_VIDEO, 0, 1)
         frames = frames_for(options) if image is None else frames_from_photo(options, image)
