@@ -282,6 +282,11 @@ class StatusReporter:
             if wait > 0:
                 await asyncio.sleep(wait)
             result = await self.hub.edit(self.job_id, self.chat_id, final_text, markup=None)
+            if result == "no_message" and self.hub.announcing(self.job_id):
+                # Its status message is being sent (a photo takes a moment): the last word goes
+                # there, not into a second message beside it.
+                await self.hub.wait_announced(self.job_id)
+                result = await self.hub.edit(self.job_id, self.chat_id, final_text, markup=None)
             if resend and result in ("no_message", "missing", "uneditable"):
                 await self.hub.send(self.job_id, self.chat_id, final_text)
             self.last_edit = time.monotonic()
@@ -347,6 +352,10 @@ class StatusHub:
         """The status message of ``job_id`` is about to be sent (:meth:`wait_announced` waits
         for it from now on, even before :meth:`announce` starts)."""
         self._announcing.setdefault(job_id, asyncio.Event())
+
+    def announcing(self, job_id: int) -> bool:
+        """The status message of ``job_id`` is being sent now (or is about to be)."""
+        return job_id in self._announcing
 
     async def wait_announced(self, job_id: int, timeout: float = 10.0) -> None:
         """Until the status message of ``job_id`` being sent now is stored (at most ``timeout``

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from bot.i18n import use_locale
 from bot.storage.jobs import JobStatus
+from bot.texts import status as status_texts
 from tests.e2e.harness import answered, running_bot
 from tests.fakes.backend import FakeBackend
 from tests.fakes.mp4 import read_mp4
@@ -126,6 +128,27 @@ async def test_deleted_status_message_falls_back_to_send_video(
     assert video.params["reply_parameters"]["message_id"] == request["message_id"]
     assert job.result_message_id == video.result["message_id"]
     assert tg.video_message_count(ALICE) == 1
+
+
+async def test_a_job_that_fails_before_its_status_photo_lands_says_so_once(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """The render fails while the status photo is still uploading: the reason goes into that
+    photo's caption once, not also into a second message beside it."""
+    tg.slow("sendPhoto", 0.5, times=1)
+    backend = FakeBackend(fail_with=RuntimeError("boom"))
+    async with running_bot(tg, tmp_path, backend, preview=True) as app:
+        tg.push_message("кот", user_id=ALICE)
+        await tg.wait_for(lambda: backend.runs, timeout=10)
+        job = await wait_delivered(app, 1)
+        await tg.wait_for(lambda: tg.calls_of("editMessageCaption", ALICE, ok=True), timeout=10)
+        await asyncio.sleep(0.3)  # nothing more arrives
+    assert job.status == JobStatus.FAILED
+    with use_locale("ru"):
+        reason = status_texts.failure(job.error)
+    (status,) = tg.sent(ALICE)  # the status photo, and nothing beside it
+    assert status.method == "sendPhoto" and status.caption == reason
+    assert not buttons(status.reply_markup)
 
 
 async def test_preview_off_keeps_the_text_status_with_a_cancel_button(
