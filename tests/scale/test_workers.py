@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pytest
 
 from bot.i18n import use_locale
 from bot.texts import status as status_texts
+from tests.fakes.backend import preview_jpeg
 from tests.reliability.harness import (
     ADMIN_ID,
     FIGURES,
@@ -361,3 +363,47 @@ async def test_a_job_a_worker_refuses_at_claim_time_is_reported(
             assert replies_to(tg, USER_A).count(reason) == 1
         finally:
             stop_all(*procs)
+
+
+def stored_previews(data: Path) -> list[tuple[int, int]]:
+    with sqlite3.connect(f"file:{data / 'bot.sqlite3'}?mode=ro", uri=True, timeout=10) as conn:
+        return conn.execute("SELECT job_id, step FROM job_previews").fetchall()
+
+
+async def test_a_workers_previews_reach_the_status_photo_then_one_video(
+    fork_server: ForkServer, tmp_path: Path
+) -> None:
+    """``PREVIEW=on``: the worker (another process) stores its newest preview with its
+    heartbeats; the front end shows it in the user's status photo, then edits the one video into
+    that same photo. The preview row is gone once the job ended."""
+    data = tmp_path
+    async with FaultyTelegram() as tg:
+        env = worker_env(tg, data, "w1", rel_previews=1, rel_step_delay=0.4)
+        w1 = fork_server.spawn(env, data / "w1.log")
+        fe = fork_server.spawn(frontend_env(tg, data, "on"), data / "fe.log")
+        procs = [w1, fe]
+        try:
+            await wait_ready(tg, fe)
+            tg.push_message("/gen кот играет на пианино --steps 8", user_id=USER_A)
+            rows = await all_final(data, 1, *procs)
+            await wait_for(lambda: videos(tg, USER_A), 10, "the video")
+            await wait_for(lambda: not stored_previews(data), 10, "the preview row deleted")
+        finally:
+            stop_all(*procs)
+    (row,) = rows
+    assert row["status"] == "delivered" and row["worker_id"] == "w1"
+    status_id = row["status_message_id"]
+    pictures = [
+        call
+        for call in tg.calls_of("editMessageMedia", USER_A, ok=True)
+        if call.params["media"]["type"] == "photo"
+    ]
+    made = {preview_jpeg(step) for step in range(2, 9)}
+    assert pictures, "no worker preview reached the status photo"
+    for call in pictures:
+        upload = tg.media_upload(call)
+        assert call.params["message_id"] == status_id
+        assert upload is not None and upload.data in made
+    assert videos(tg, USER_A) == tg.video_message_count(USER_A) == 1
+    (video,) = [m for m in tg.sent(USER_A) if m.media == "video"]
+    assert video.message_id == status_id and not tg.calls_of("sendVideo")
