@@ -98,9 +98,15 @@ async def _reach_stage(stage: str, tg: FaultyTelegram, data: Path) -> None:
         # The second job renders while the first uploads (by design) and is sent right after:
         # let it finish, or the kill may land in *its* accept→commit window by chance (seen:
         # that is the after_upload case again, measured there on purpose).
-        await wait_for(
-            lambda: db_jobs(data / "bot.sqlite3")[1]["status"] == "delivered", 10, "job 2 sent"
-        )
+        # Whichever job's upload came first is the held one (with PREVIEW=on the second, quick
+        # job may overtake the first while that one's last status edit lands): wait for the other.
+        held_chat = tg.held[0].chat_id
+
+        def other_sent() -> bool:
+            rows = db_jobs(data / "bot.sqlite3")
+            return all(r["status"] == "delivered" for r in rows if r["chat_id"] != held_chat)
+
+        await wait_for(other_sent, 10, "the other job sent")
 
 
 def _texts(tg: FaultyTelegram, chat_id: int) -> list[str]:
