@@ -65,6 +65,7 @@ from bot.storage.inbox import UpdateInbox
 from bot.storage.janitor import Janitor
 from bot.storage.jobs import JobStore, job_store
 from bot.storage.policy import PolicyCounts
+from bot.storage.previews import PreviewStore
 from bot.storage.state import StateStore
 from bot.storage.users import UserStore
 from bot.storage.workers import RegisteredModel, WorkerStore
@@ -274,6 +275,7 @@ def _wire(
         min_interval=settings.status_min_interval,
         queue_refresh_interval=settings.queue_refresh_interval,
         tiers=model.tiers,
+        preview=settings.preview,
     )
     job_metrics = MetricsJobEvents(metrics, jobs)
     videos = video_store(settings)  # VIDEO_STORE: VIDEO_DIR, or an S3 bucket
@@ -303,10 +305,17 @@ def _wire(
             WorkerStore(conn), settings.embedded_worker_id, model, settings.lease_seconds / 3
         )
     # Workers in other processes: their changes reach users through the watcher.
+    previews = PreviewStore(conn)  # their live previews (PREVIEW=on), through the database
     watcher = JobWatcher(
-        jobs, fanout, status, local_worker_id=worker.worker_id if worker is not None else None
+        jobs,
+        fanout,
+        status,
+        local_worker_id=worker.worker_id if worker is not None else None,
+        previews=previews if settings.preview else None,
     )
-    reaper = Reaper(jobs, settings.max_attempts, reap_interval(settings.lease_seconds))
+    reaper = Reaper(
+        jobs, settings.max_attempts, reap_interval(settings.lease_seconds), previews=previews
+    )
     janitor = Janitor(
         jobs,
         settings.video_dir,

@@ -288,6 +288,7 @@ def _load_text_to_video(settings: Settings) -> VideoBackend:
         fast_lora=settings.fast_lora,
         fast_transformer=settings.fast_transformer,
         fast_steps=settings.fast_steps,
+        preview=settings.preview,
     )
     # I2V_MODEL: loaded second, so its memory mode is chosen from what the text model left free
     # (pipeline.text2video.TextToVideo). The fast tier's weights belong to the text model.

@@ -193,6 +193,9 @@ class Settings(BaseSettings):
 
     # --- runtime
     log_level: str = "INFO"
+    preview: bool = True
+    """``PREVIEW`` (on/off): the status message is a photo showing a live preview of the render,
+    and the finished video replaces it (off: a text status, the video sent as a new message)."""
     status_min_interval: float = Field(default=3.0, ge=0)
     """Seconds between two edits of one status message (Telegram allows about one a second)."""
     queue_refresh_interval: float = Field(default=10.0, ge=0)

@@ -310,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         fast_transformer=args.fast_transformer,
         fast_steps=args.fast_steps,
         cache_ratios=args.cache_ratios,
+        preview=False,  # a terminal shows no pictures: no preview work during the render
         **({"fast_shift": args.fast_shift} if args.fast_shift else {}),
     )
     start = time.perf_counter()

@@ -46,7 +46,14 @@ from pipeline.presets import (
     read_class_name,
     signature_defaults,
 )
-from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
+from pipeline.preview import MIN_INTERVAL, LatentPreview
+from pipeline.progress import (
+    GenerationCancelled,
+    PreviewImage,
+    Progress,
+    ProgressCallback,
+    Stage,
+)
 from pipeline.quality import (
     FAST_SHIFT,
     MagCacheData,
@@ -106,6 +113,10 @@ class GeneratorConfig:
     fast_steps: int | None = None
     fast_shift: float = FAST_SHIFT
     cache_ratios: str | None = None
+    preview: bool = True
+    """Live preview images in the progress reports (``PREVIEW``; ``pipeline/preview.py``)."""
+    preview_interval: float = MIN_INTERVAL
+    """Seconds between two previews of one run."""
 
 
 @dataclass(frozen=True)
@@ -443,13 +454,19 @@ class VideoGenerator:
             start = time.perf_counter()
             marks: dict[str, float] = {}
 
-            def report(stage: Stage, step: int, total: int) -> None:
+            def report(
+                stage: Stage, step: int, total: int, preview: PreviewImage | None = None
+            ) -> None:
                 if on_progress is not None:
-                    on_progress(Progress(stage, step, total, time.perf_counter() - start))
+                    elapsed = time.perf_counter() - start
+                    on_progress(Progress(stage, step, total, elapsed, preview=preview))
+
+            preview = self.preview_for(options) if on_progress is not None else None
 
             def on_step_end(pipe: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
                 total = pipe.num_timesteps if hasattr(pipe, "num_timesteps") else options.steps
-                report(Stage.DENOISE, i + 1, total)
+                image = preview.step(i, total, tensors.get("latents")) if preview else None
+                report(Stage.DENOISE, i + 1, total, image)
                 if i + 1 >= total:
                     marks["denoised"] = time.perf_counter()
                     report(Stage.DECODE, 0, 1)
@@ -500,6 +517,17 @@ class VideoGenerator:
             return GeneratedVideo(
                 frames=frames, fps=options.fps, seed=options.seed, timings=timings
             )
+
+    def preview_for(self, options: GenerationOptions) -> LatentPreview | None:
+        """A fresh preview maker for one run, or None with ``preview`` off."""
+        if not self.config.preview:
+            return None
+        return LatentPreview(
+            self.pipe,
+            self.preset.family,
+            size=(options.width, options.height),
+            min_interval=self.config.preview_interval,
+        )
 
     def _call_kwargs(
         self, options: GenerationOptions, prompt: str, negative: str | None, callback: Any

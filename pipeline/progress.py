@@ -16,14 +16,27 @@ class Stage(str, Enum):
 
 
 @dataclass(frozen=True)
+class PreviewImage:
+    """A small JPEG of what the render is forming (``pipeline/preview.py``), made at ``step``."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    step: int
+
+
+@dataclass(frozen=True)
 class Progress:
-    """One report: ``step`` of ``total`` in ``stage``; ``elapsed`` is seconds since the run started."""
+    """One report: ``step`` of ``total`` in ``stage``; ``elapsed`` is seconds since the run started.
+
+    ``preview``: now and then a denoising report carries a :class:`PreviewImage` (``PREVIEW=on``)."""
 
     stage: Stage
     step: int
     total: int
     elapsed: float
     detail: str | None = None
+    preview: PreviewImage | None = None
 
     @property
     def fraction(self) -> float:

@@ -1,4 +1,4 @@
-"""/queue and /cancel.
+"""/queue, /cancel and the «✖ Cancel» button under status messages.
 
 A user sees and cancels only their own jobs; an admin sees every active job and may cancel any
 (:class:`bot.services.cancel.CancelService`, which also keeps ids from leaking).
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 
 from bot.context import Actor, AppContext
 from bot.eta import JobClock, job_clock, remaining_seconds
 from bot.storage.jobs import Job, JobStatus, JobStore
 from bot.storage.users import UserStore
-from bot.texts import MESSAGE_LIMIT, shorten
+from bot.telegram.keyboards import CancelCb
+from bot.texts import ALERT_LIMIT, MESSAGE_LIMIT, shorten
 from bot.texts import queue as queue_texts
 from pipeline.quality import TierSupport
 
@@ -122,9 +123,36 @@ async def on_cancel(
     await app.cancels.cancel(actor, job_id, message.answer)
 
 
+MAX_SQLITE_INT = 2**63
+
+
+async def on_cancel_button(
+    callback: CallbackQuery, callback_data: CancelCb, app: AppContext, actor: Actor
+) -> None:
+    """The same rules as /cancel: the owner or an admin; callback data may be forged, so the job
+    is read again and a press on someone else's job changes nothing. The answer stops the
+    button's spinner either way; the status message's last edit drops the button."""
+    if not 0 < callback_data.job_id < MAX_SQLITE_INT:  # forged: no such row can exist
+        await callback.answer(queue_texts.button_broken(), show_alert=True)
+        return
+    answered = False
+
+    async def answer(text: str) -> None:
+        nonlocal answered
+        if not answered:  # a callback is answered once
+            answered = True
+            await callback.answer(shorten(text, ALERT_LIMIT), show_alert=True)
+
+    await app.cancels.cancel_by_button(actor, callback_data.job_id, answer)
+    if not answered:
+        await callback.answer()
+
+
 def router() -> Router:
     r = Router(name="queue")
     r.message.filter(F.chat.type == "private")
     r.message.register(on_queue, Command("queue"))
     r.message.register(on_cancel, Command("cancel"))
+    # Status messages live in groups too: the button works wherever its message is.
+    r.callback_query.register(on_cancel_button, CancelCb.filter())
     return r

@@ -1,5 +1,14 @@
 """Sending a finished video: a reply to the request, with its facts and the result buttons.
 
+Two ways, one rule. When the job's status message is a photo (``PREVIEW=on``: the live preview),
+the video *replaces* it: ``editMessageMedia`` of that message with the MP4, its thumbnail,
+``supports_streaming``, the caption and the result keyboard; then a short «done» reply, because
+an edit does not notify. An edit repeated after a crash (Telegram accepted the first one, its
+answer was lost) edits the same message again: it can never make a second video, which closes the
+accept→commit window of docs/reliability.md. When the status message is gone (deleted, too old,
+the edit refused) or is text (``PREVIEW=off``, jobs from before), ``sendVideo`` replies to the
+request, as it always did.
+
 Runs as its own task, so the GPU starts the next job while this one uploads. The job row is the
 source of truth: a job is sent only while it is ``generated``, and ``mark_delivered`` is the
 conditional ``generated → delivered`` step, so a delivered job is never sent again (at start,
@@ -26,7 +35,7 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramNetworkError,
 )
-from aiogram.types import FSInputFile
+from aiogram.types import FSInputFile, InputMediaVideo, Message
 from aiogram.utils.chat_action import ChatActionSender
 
 from bot.i18n import use_locale
@@ -46,6 +55,9 @@ if TYPE_CHECKING:
     from bot.storage.jobs import Job, JobStore
 
 log = logging.getLogger(__name__)
+
+MESSAGE_GONE = ("not found", "can't be edited", "message_id_invalid", "no media", "there is no")
+"""Fragments of the 400s that say the status message cannot take the video (then sendVideo)."""
 
 DELIVERY_ROUNDS = 3
 ROUND_PAUSE = 20.0
@@ -172,16 +184,25 @@ class Delivery:
                 seconds=job.gen_seconds,
             )
             keyboard = result_keyboard(job.id)
+        video = {
+            "width": int(meta.get("width", options.width)),
+            "height": int(meta.get("height", options.height)),
+            "duration": max(1, round(float(meta.get("duration", options.duration)))),
+            "thumbnail": thumbnail,
+            "caption": caption,
+            "supports_streaming": True,
+        }
+        filename = f"video-{job.number}.mp4"
         sending = time.monotonic()
+        edited = await self._edit_into_status(job, path, filename, video, keyboard, size)
+        if edited is not None:
+            self._uploaded(job, size, time.monotonic() - sending)
+            await self._done(job, edited)
+            return
         message = await self.bot.send_video(
             chat_id=job.chat_id,
-            video=FSInputFile(path, filename=f"video-{job.number}.mp4"),
-            width=int(meta.get("width", options.width)),
-            height=int(meta.get("height", options.height)),
-            duration=max(1, round(float(meta.get("duration", options.duration)))),
-            thumbnail=thumbnail,
-            caption=caption,
-            supports_streaming=True,
+            video=FSInputFile(path, filename=filename),
+            **video,
             reply_parameters=reply_to(job.request_message_id),
             reply_markup=keyboard,
             request_timeout=upload_timeout(size),
@@ -192,6 +213,61 @@ class Delivery:
             log.warning("job %s: sent, but it was no longer 'generated'", job.id)
         await self.status.finish(job, delete=True)
         log.info("job %s: delivered (%d bytes)", job.id, size)
+
+    async def _edit_into_status(
+        self,
+        job: Job,
+        path: Path,
+        filename: str,
+        video: dict[str, Any],
+        keyboard: Any,
+        size: int,
+    ) -> tuple[int, str | None] | None:
+        """Put the video into the job's status photo; ``(message id, file_id)``, or None when
+        there is no such message to edit (then the caller sends the video anew). Errors about
+        the video itself (too large, blocked, network) propagate as sendVideo's would."""
+        await self.status.wait_announced(job.id)
+        current = await self.jobs.get(job.id)
+        message_id = current.status_message_id if current is not None else None
+        if current is None or message_id is None or current.status_media != "photo":
+            return None
+        await self.status.quiesce(current)  # no preview edit may land on top of the video
+        try:
+            result = await self.bot.edit_message_media(
+                chat_id=job.chat_id,
+                message_id=message_id,
+                media=InputMediaVideo(media=FSInputFile(path, filename=filename), **video),
+                reply_markup=keyboard,
+                request_timeout=upload_timeout(size),
+            )
+        except TelegramBadRequest as error:
+            description = str(error).lower()
+            if "not modified" in description:  # it is the video already (a repeated edit)
+                return message_id, None
+            if any(fragment in description for fragment in MESSAGE_GONE):
+                log.info("job %s: status message cannot take the video (%s)", job.id, error)
+                return None
+            raise
+        message = result if isinstance(result, Message) else None
+        file_id = message.video.file_id if message is not None and message.video else None
+        return message_id, file_id
+
+    async def _done(self, job: Job, edited: tuple[int, str | None]) -> None:
+        """The video is in the status message: say so (a reply notifies where an edit does not;
+        a repeated «done» after a crash is harmless), then commit."""
+        message_id, file_id = edited
+        with use_locale(job.locale):
+            text = status_texts.ready(job.number)
+        try:
+            await self.bot.send_message(
+                chat_id=job.chat_id, text=text, reply_parameters=reply_to(message_id)
+            )
+        except TelegramAPIError as error:  # the video is there; the notice is a courtesy
+            log.info("job %s: «done» reply not sent: %s", job.id, error)
+        if not await self.jobs.mark_delivered(job.id, file_id, message_id):
+            log.warning("job %s: edited in, but it was no longer 'generated'", job.id)
+        await self.status.finish(job)  # the message is the video now: never delete it
+        log.info("job %s: delivered into its status message", job.id)
 
     def _uploaded(self, job: Job, size: int, seconds: float) -> None:
         if self.observer is not None:

@@ -30,6 +30,7 @@ class TelegramJobEvents:
         self.status.progress(job.id, progress)
 
     async def generated(self, job: Job) -> None:
+        self.status.controls_off(job.id)  # nothing left to cancel: the button goes
         with use_locale(job.locale):
             self.status.show(job, status_texts.uploading())
         self.deliver(job.id)

@@ -19,6 +19,20 @@ written in the job's own locale (``jobs.locale``), whoever triggers the edit.
 A job's last word (failed, cancelled…) always reaches the user: when its status message is gone
 (the user deleted it, or it is too old to edit), it is sent as a new message replying to the
 request instead of being dropped with the refused edit.
+
+**Live preview** (``PREVIEW=on``, docs/architecture.md "Live preview"): the status message is a
+*photo* from the start (a placeholder of the video's aspect, ``bot/notify/placeholder.py``) with
+the status text as its caption (≤ 1024 characters). The worker's preview JPEGs
+(``Progress.preview``) ride the same throttle as the text: one flush edits the caption alone
+(``editMessageCaption``) or the picture and the caption together (``editMessageMedia``), at most
+once per ``min_interval``; only the newest preview survives a burst. The kind of message is stored
+with the job (``jobs.status_media``), so every edit after a restart uses the method that fits it,
+and delivery can put the finished video into the same message (``bot/notify/delivery.py``).
+``PREVIEW=off`` keeps a plain text status message.
+
+**Cancel button**: while a job is queued or running its status message carries «✖ Cancel»
+(``CancelCb``); every edit sends it again (an edit without a keyboard removes it), and the last
+word — failed, cancelled, the video — comes without it.
 """
 
 from __future__ import annotations
@@ -36,13 +50,16 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramNotFound,
 )
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, InputMediaPhoto
 
 from bot.eta import JobClock, estimate_seconds, remaining_seconds
 from bot.i18n import use_locale
+from bot.notify.placeholder import placeholder_jpeg
 from bot.services.cost import shown_cost
 from bot.storage.jobs import JobStatus
+from bot.telegram.keyboards import cancel_keyboard
 from bot.telegram.replies import reply_to
-from bot.texts import MESSAGE_LIMIT, shorten
+from bot.texts import CAPTION_LIMIT, MESSAGE_LIMIT, shorten
 from bot.texts import status as status_texts
 from pipeline.progress import Progress, Stage
 from pipeline.quality import TierSupport
@@ -54,7 +71,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EditResult = Literal["ok", "no_message", "missing", "uneditable", "gone", "error"]
+EditResult = Literal["ok", "no_message", "missing", "uneditable", "gone", "error", "no_preview"]
+PHOTO = "photo"
+"""``jobs.status_media`` of a status message sent as a photo (the live preview)."""
 
 
 def is_not_modified(error: TelegramBadRequest) -> bool:
@@ -132,9 +151,15 @@ class StatusReporter:
         self.last_text: str | None = None
         self.last_edit = float("-inf")
         self.pending: str | None = None
+        self.pending_preview: bytes | None = None
+        self.previews = True
+        """False once Telegram refused a preview image: the caption goes on alone."""
+        self.cancellable = True
+        """Whether edits carry the «✖ Cancel» button (until the job is generated or ends)."""
         self.closed = False
         self.run: RunState | None = None
         self._task: asyncio.Task[None] | None = None
+        self._editing = False
 
     def show(self, text: str) -> None:
         """Make ``text`` the status as soon as the throttle allows (a newer text replaces it)."""
@@ -146,6 +171,23 @@ class StatusReporter:
         self.pending = text
         self.flush_soon()
 
+    def show_preview(self, jpeg: bytes) -> None:
+        """Make ``jpeg`` the status picture as soon as the throttle allows (newest wins)."""
+        if self.closed or not self.previews:
+            return
+        self.pending_preview = jpeg
+        self.flush_soon()
+
+    def markup(self) -> InlineKeyboardMarkup | None:
+        """The keyboard every edit carries: «✖ Cancel» while the job can be cancelled."""
+        if not self.cancellable:
+            return None
+        with use_locale(self.locale):
+            return cancel_keyboard(self.job_id)
+
+    def _waiting(self) -> bool:
+        return self.pending is not None or self.pending_preview is not None
+
     def sent(self, text: str) -> None:
         """``text`` was just sent as the status message: never edit to it again."""
         self.last_text = text
@@ -154,8 +196,8 @@ class StatusReporter:
             self.pending = None
 
     def flush_soon(self) -> None:
-        """Start the flush task if a text waits and none runs."""
-        if self.pending is not None and (self._task is None or self._task.done()):
+        """Start the flush task if a text or a preview waits and none runs."""
+        if self._waiting() and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._flush(), name=f"status-{self.job_id}")
 
     def stop(self) -> None:
@@ -165,22 +207,60 @@ class StatusReporter:
             self._task.cancel()
 
     async def _flush(self) -> None:
-        while self.pending is not None and not self.closed:
+        while self._waiting() and not self.closed:
             wait = self.last_edit + self.hub.min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue  # the text may have changed while we slept
-            text = self.pending
-            result = await self.hub.edit(self.job_id, self.chat_id, text)
+            text = self.pending if self.pending is not None else self.last_text
+            if text is None:
+                return  # nothing sent yet: announce() flushes once the message exists
+            preview = self.pending_preview
+            self._editing = True
+            try:
+                result = await self.hub.edit(
+                    self.job_id, self.chat_id, text, preview=preview, markup=self.markup()
+                )
+            finally:
+                self._editing = False
             if result == "no_message":
                 return  # keep ``pending``: announce() flushes it once the message id is stored
             self.last_edit = time.monotonic()
+            if result == "no_preview":  # the picture was refused: captions only from now on
+                self.previews = False
+                self.pending_preview = None
+                continue
             if self.pending == text:
                 self.pending = None
+            if self.pending_preview is preview:
+                self.pending_preview = None
             if result == "ok":
                 self.last_text = text
             elif result in ("gone", "uneditable"):
                 self.closed = True
+
+    async def quiesce(self) -> None:
+        """Stop editing, but let an edit in flight land and put a waiting text up at once (no
+        throttle; without the cancel button): the caller replaces the message next (the video),
+        and no late edit may overwrite it."""
+        task = self._task
+        self.closed = True
+        self.cancellable = False
+        if task is not None and not task.done():
+            if self._editing:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        text = self.pending
+        self.pending = self.pending_preview = None
+        if text is not None and text != self.last_text:
+            result = await self.hub.edit(self.job_id, self.chat_id, text, markup=None)
+            if result == "ok":
+                self.last_text = text
+            self.last_edit = time.monotonic()
 
     async def close(
         self, final_text: str | None = None, *, delete: bool = False, resend: bool = True
@@ -201,7 +281,12 @@ class StatusReporter:
             wait = self.last_edit + self.hub.min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            result = await self.hub.edit(self.job_id, self.chat_id, final_text)
+            result = await self.hub.edit(self.job_id, self.chat_id, final_text, markup=None)
+            if result == "no_message" and self.hub.announcing(self.job_id):
+                # Its status message is being sent (a photo takes a moment): the last word goes
+                # there, not into a second message beside it.
+                await self.hub.wait_announced(self.job_id)
+                result = await self.hub.edit(self.job_id, self.chat_id, final_text, markup=None)
             if resend and result in ("no_message", "missing", "uneditable"):
                 await self.hub.send(self.job_id, self.chat_id, final_text)
             self.last_edit = time.monotonic()
@@ -219,15 +304,19 @@ class StatusHub:
         min_interval: float = 3.0,
         queue_refresh_interval: float = 10.0,
         tiers: TierSupport | None = None,
+        preview: bool = False,
     ) -> None:
         """``tiers``: the loaded model's ``TierSupport`` (``ModelInfo.tiers``), by which each
-        job's cost is counted; without it every tier counts its steps as best does."""
+        job's cost is counted; without it every tier counts its steps as best does.
+        ``preview``: status messages are photos showing the live preview (``PREVIEW``)."""
         self.bot = bot
+        self.preview = preview
         self.jobs = jobs
         self.tiers = tiers or TierSupport()
         self.min_interval = min_interval
         self.queue_refresh_interval = queue_refresh_interval
         self._reporters: dict[int, StatusReporter] = {}
+        self._announcing: dict[int, asyncio.Event] = {}
         self._running_id: int | None = None
         self._refresh_task: asyncio.Task[None] | None = None
         self._last_refresh = float("-inf")
@@ -251,22 +340,66 @@ class StatusHub:
         message (at worst the old one lingers), never at a deleted one whose final edit — the
         failure notice — would go nowhere. Returns False if the message could not be sent (the
         job stands; its video is still delivered)."""
-        full = f"{prefix}\n{text}" if prefix else text
+        announced = self._announcing.setdefault(job.id, asyncio.Event())
         try:
-            reply = await self.bot.send_message(
-                chat_id=job.chat_id,
-                text=shorten(full, MESSAGE_LIMIT),
-                reply_parameters=reply_to(job.request_message_id),
-            )
+            return await self._announce(job, text, prefix)
+        finally:
+            announced.set()
+            if self._announcing.get(job.id) is announced:
+                del self._announcing[job.id]
+
+    def expect_announce(self, job_id: int) -> None:
+        """The status message of ``job_id`` is about to be sent (:meth:`wait_announced` waits
+        for it from now on, even before :meth:`announce` starts)."""
+        self._announcing.setdefault(job_id, asyncio.Event())
+
+    def announcing(self, job_id: int) -> bool:
+        """The status message of ``job_id`` is being sent now (or is about to be)."""
+        return job_id in self._announcing
+
+    async def wait_announced(self, job_id: int, timeout: float = 10.0) -> None:
+        """Until the status message of ``job_id`` being sent now is stored (at most ``timeout``
+        seconds): a video rendered faster than its status photo was sent goes into that photo
+        rather than beside it."""
+        announced = self._announcing.get(job_id)
+        if announced is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(announced.wait(), timeout)
+
+    async def _announce(self, job: Job, text: str, prefix: str | None) -> bool:
+        full = f"{prefix}\n{text}" if prefix else text
+        markup = None
+        if job.status in JobStatus.ACTIVE:
+            with use_locale(job.locale):
+                markup = cancel_keyboard(job.id)
+        media = PHOTO if self.preview else None
+        try:
+            if media == PHOTO:
+                size = (job.options.width, job.options.height)
+                reply = await self.bot.send_photo(
+                    chat_id=job.chat_id,
+                    photo=BufferedInputFile(placeholder_jpeg(*size), filename="preview.jpg"),
+                    caption=shorten(full, CAPTION_LIMIT),
+                    reply_parameters=reply_to(job.request_message_id),
+                    reply_markup=markup,
+                )
+            else:
+                reply = await self.bot.send_message(
+                    chat_id=job.chat_id,
+                    text=shorten(full, MESSAGE_LIMIT),
+                    reply_parameters=reply_to(job.request_message_id),
+                    reply_markup=markup,
+                )
         except TelegramAPIError as error:
             log.warning("job %s: status message not sent: %s", job.id, error)
             return False
-        await self.jobs.set_status_message(job.id, reply.message_id)
+        await self.jobs.set_status_message(job.id, reply.message_id, media)
         current = await self.jobs.get(job.id)
         if current is None:
             return True
         if current.status in (*JobStatus.ACTIVE, JobStatus.GENERATED):
             reporter = self.reporter(current)
+            reporter.cancellable = current.status in JobStatus.ACTIVE
             reporter.sent(full)
             reporter.flush_soon()
         else:  # it ended before its status message existed: give it its last word now
@@ -304,6 +437,19 @@ class StatusHub:
             else:
                 await self.finish(job, delete=True)
 
+    async def quiesce(self, job: Job) -> None:
+        """Delivery is about to put the video into the status message: let the last edit land,
+        then edit no more (:meth:`StatusReporter.quiesce`)."""
+        reporter = self._reporters.get(job.id)
+        if reporter is not None:
+            await reporter.quiesce()
+
+    def controls_off(self, job_id: int) -> None:
+        """The job can no longer be cancelled (its video is made): edits drop the button."""
+        reporter = self._reporters.get(job_id)
+        if reporter is not None:
+            reporter.cancellable = False
+
     def silence(self, job_id: int) -> None:
         """Stop editing ``job_id`` at once (someone else writes its last word, e.g. /cancel)."""
         reporter = self._reporters.get(job_id)
@@ -332,6 +478,8 @@ class StatusHub:
         if reporter is None or reporter.run is None:
             return
         reporter.run.update(progress)
+        if progress.preview is not None and self.preview:
+            reporter.show_preview(progress.preview.jpeg)
         with use_locale(reporter.locale):
             reporter.show(reporter.run.text())
 
@@ -414,19 +562,51 @@ class StatusHub:
         job = await self.jobs.get(job_id)
         return job.status_message_id if job is not None else None
 
-    async def edit(self, job_id: int, chat_id: int, text: str) -> EditResult:
-        """Edit the status message. ``ok``; ``no_message`` (id not stored yet); ``missing``
-        ("message to edit not found": deleted by the user, or just replaced by a restart notice —
-        the id is looked up again next time); ``uneditable`` ("message can't be edited": too old,
-        stop editing); ``gone`` (any other refusal, or the user blocked the bot: stop editing);
-        ``error`` (try again later)."""
-        message_id = await self._message_id(job_id)
-        if message_id is None:
+    async def edit(
+        self,
+        job_id: int,
+        chat_id: int,
+        text: str,
+        *,
+        preview: bytes | None = None,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> EditResult:
+        """Edit the status message: its text, or for a photo its caption and (with ``preview``)
+        its picture; ``markup`` is the keyboard it keeps (None removes it). ``ok``;
+        ``no_message`` (id not stored yet); ``missing`` ("message to edit not found": deleted by
+        the user, or just replaced by a restart notice — the id is looked up again next time);
+        ``uneditable`` ("message can't be edited": too old, stop editing); ``no_preview`` (the
+        picture was refused, not the message); ``gone`` (any other refusal, or the user blocked
+        the bot: stop editing); ``error`` (try again later)."""
+        job = await self.jobs.get(job_id)
+        message_id = job.status_message_id if job is not None else None
+        if job is None or message_id is None:
             return "no_message"
         try:
-            await self.bot.edit_message_text(
-                text=shorten(text, MESSAGE_LIMIT), chat_id=chat_id, message_id=message_id
-            )
+            if job.status_media == PHOTO and preview is not None:
+                await self.bot.edit_message_media(
+                    media=InputMediaPhoto(
+                        media=BufferedInputFile(preview, filename="preview.jpg"),
+                        caption=shorten(text, CAPTION_LIMIT),
+                    ),
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    reply_markup=markup,
+                )
+            elif job.status_media == PHOTO:
+                await self.bot.edit_message_caption(
+                    caption=shorten(text, CAPTION_LIMIT),
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    reply_markup=markup,
+                )
+            else:
+                await self.bot.edit_message_text(
+                    text=shorten(text, MESSAGE_LIMIT),
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    reply_markup=markup,
+                )
         except TelegramBadRequest as error:
             if is_not_modified(error):
                 return "ok"
@@ -434,7 +614,9 @@ class StatusHub:
             description = str(error).lower()
             if "not found" in description:
                 return "missing"
-            return "uneditable" if "can't be edited" in description else "gone"
+            if "can't be edited" in description:
+                return "uneditable"
+            return "no_preview" if preview is not None else "gone"
         except (TelegramForbiddenError, TelegramNotFound) as error:
             log.info("job %s: status edit impossible: %s", job_id, error)
             return "gone"

@@ -11,6 +11,10 @@ metrics and health watch work unchanged:
 - a new stage or step in its heartbeat → ``progress``;
 - ``generated`` → ``generated`` (delivery uploads it);
 - ``failed`` → ``failed`` (the reason in the user's language);
+- a newer live preview in ``job_previews`` (the worker's heartbeat stores its newest, with
+  ``PREVIEW=on``) → ``progress`` carrying it, as the in-process loop's ``Progress.preview``
+  (same status-message throttle; only the step marks are read each look, the image only
+  when it is newer than the one shown);
 - a job it saw running that is ``queued`` again (its worker died and the reaper took the job
   back, or the worker stopped and released it), or running under a newer attempt it never saw
   queued → ONE "continues" notice (``bot/notify/recovery.py``), then ``started`` when it runs.
@@ -31,11 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from bot.notify.recovery import renew_status
 from bot.storage.jobs import JobStatus
-from pipeline.progress import Progress, Stage
+from pipeline.progress import PreviewImage, Progress, Stage
 
 if TYPE_CHECKING:
     from bot.notify.status import StatusHub
     from bot.storage.jobs import Job, JobStore
+    from bot.storage.previews import PreviewStore
     from bot.worker.events import JobEvents
 
 log = logging.getLogger(__name__)
@@ -69,8 +74,13 @@ class JobWatcher:
         *,
         local_worker_id: str | None = None,
         interval: float = WATCH_INTERVAL,
+        previews: PreviewStore | None = None,
     ) -> None:
+        """``previews``: where workers store their live previews (None: none are shown)."""
         self.jobs = jobs
+        self.previews = previews
+        self._shown: dict[int, tuple[int, int]] = {}
+        """Job id → (attempt, step) of the last preview passed on."""
         self.events = events
         self.status = status
         self.local_worker_id = local_worker_id
@@ -138,14 +148,44 @@ class JobWatcher:
         present = {job.id for job in rows}
         for job_id in [j for j in self._seen if j not in present]:
             del self._seen[job_id]
+        followed: list[Job] = []
         for job in rows:
             if self.local_worker_id is not None and job.worker_id == self.local_worker_id:
                 self._seen.pop(job.id, None)  # the embedded loop reports its own jobs
                 continue
+            followed.append(job)
             try:
                 await self._look(job, self._seen.get(job.id), first)
             except Exception:
                 log.exception("job %s: reporting a worker's change failed", job.id)
+        try:
+            await self._previews([job for job in followed if job.status == JobStatus.RUNNING])
+        except Exception:
+            log.exception("reading the workers' previews failed")
+
+    async def _previews(self, running: list[Job]) -> None:
+        """Pass each running job's newer stored preview on, as its progress report."""
+        live = {job.id for job in running}
+        for job_id in [j for j in self._shown if j not in live]:
+            del self._shown[job_id]
+        if self.previews is None or not running:
+            return
+        marks = await self.previews.marks(live)
+        for job in running:
+            mark = marks.get(job.id)
+            if mark is None or mark[0] != job.attempts or mark == self._shown.get(job.id):
+                continue
+            if job.stage != Stage.DENOISE.value:
+                continue  # a late picture once the video is decoding would only distract
+            stored = await self.previews.get(job.id)
+            if stored is None or stored.attempt != job.attempts:
+                continue
+            self._shown[job.id] = (stored.attempt, stored.step)
+            image = PreviewImage(stored.data, stored.width, stored.height, stored.step)
+            progress = Progress(
+                Stage.DENOISE, job.step or 0, job.steps or 0, job.elapsed or 0.0, preview=image
+            )
+            self.events.progress(job, progress)
 
     async def _look(self, job: Job, seen: _Seen | None, first: bool) -> None:
         remember = True

@@ -1,4 +1,4 @@
-"""Cancelling jobs: ``/cancel`` (and any later button), and the queued jobs of a banned user.
+"""Cancelling jobs: ``/cancel``, the «✖ Cancel» button, and the queued jobs of a banned user.
 
 A user cancels only their own jobs; an admin may cancel any. Someone else's job id gets exactly
 the answer a non-existent id gets, so ids leak nothing. Cancelling a running job flips its row to
@@ -51,6 +51,19 @@ class CancelService:
             if job is None:
                 await answer(queue_texts.cancel_not_found(number))
                 return None
+        return await self._cancel(actor, job, answer)
+
+    async def cancel_by_button(self, actor: Actor, job_id: int, answer: Answer) -> Job | None:
+        """The «✖ Cancel» button of job ``job_id`` (its row id, from callback data that may be
+        forged): the owner's or an admin's press cancels it as ``/cancel`` would; anyone else's —
+        or a job that does not exist — changes nothing and gets the same answer."""
+        job = await self.jobs.get(job_id)
+        if job is None or (job.user_id != actor.user_id and not actor.is_admin):
+            await answer(queue_texts.button_foreign())
+            return None
+        return await self._cancel(actor, job, answer)
+
+    async def _cancel(self, actor: Actor, job: Job, answer: Answer) -> Job | None:
         shown = job.number if job.user_id == actor.user_id else job.id
         before = await self.jobs.cancel(job.id)
         if before is None:  # it finished (or was cancelled) since it was read

@@ -416,6 +416,7 @@ class RequestService:
             source,
             cost,
         )
+        self.status.expect_announce(job.id)  # its video waits for the status photo, not beside it
         self.worker.wake()
         await self._announce(job)
         # In the fair queue a newcomer may go ahead of jobs already waiting: move them down.

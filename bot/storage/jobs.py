@@ -231,6 +231,9 @@ class Job:
     cost: float = 1.0  # GPU cost in ordinary videos (bot/services/cost.py), fixed at admission
     number: int = 0
     """The requester's own number for it (``#3``: their third job), shown in every message."""
+    status_media: str | None = None
+    """What the status message is: None = text, ``photo`` = a photo with the status as caption
+    (the live preview; the video replaces it at delivery)."""
     improve: bool = False
     """Its English prompt comes from the prompt improver (migration 0009): improved by the
     worker when ``prompt_en`` is empty, else chosen by the user in advance."""
@@ -284,6 +287,7 @@ class Job:
             locale=row["locale"],
             cost=row["cost"],
             number=row["number"] or row["id"],
+            status_media=row["status_media"],
             improve=bool(row["improve"]),
             worker_id=row["worker_id"],
             lease_until=row["lease_until"],
@@ -496,9 +500,13 @@ class JobStore:
     async def get(self, job_id: int) -> Job | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
 
-    async def set_status_message(self, job_id: int, message_id: int) -> bool:
+    async def set_status_message(
+        self, job_id: int, message_id: int, media: str | None = None
+    ) -> bool:
+        """Store the status message and its kind (``media``: None = text, ``photo``)."""
         return await self._changed(
-            "UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id)
+            "UPDATE jobs SET status_message_id = ?, status_media = ? WHERE id = ?",
+            (message_id, media, job_id),
         )
 
     async def set_prompt_en(self, job_id: int, text: str, *, attempt: int | None = None) -> bool:

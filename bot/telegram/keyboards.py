@@ -30,12 +30,49 @@ class SettingsCb(CallbackData, prefix="set"):
     value: str = ""
 
 
+class CancelCb(CallbackData, prefix="cxl"):
+    """ "✖ Cancel" under the status message of an active job (the rules of ``/cancel``)."""
+
+    job_id: int
+
+
 class ImproveCb(CallbackData, prefix="imp"):
     """«✅ Render this» / «✏️ As I wrote it» under an improved prompt: ``token`` names the draft
     (``bot/storage/drafts.py``: random, 16 characters), ``choice`` is ``improved`` or ``plain``."""
 
     token: str
     choice: str
+
+
+class ShareCb(CallbackData, prefix="shl"):
+    """ "🔗 Share" under a video: make (or show again) the share link of ``job_id``."""
+
+    job_id: int
+
+
+class ShareRunCb(CallbackData, prefix="shr"):
+    """ "🎬 Make this video" under a shared request: render the job behind ``token`` for the
+    presser. It carries the link's token, never a job id, and is checked like a new link."""
+
+    token: str
+
+
+def result_buttons(job_id: int) -> InlineKeyboardBuilder:
+    """The buttons under every delivered video (texts in the current locale), as a builder so
+    another button can join them before :func:`result_keyboard` lays them out."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=status_texts.button_repeat(), callback_data=RepeatCb(job_id=job_id))
+    builder.button(text=share_texts.button_share(), callback_data=ShareCb(job_id=job_id))
+    builder.button(text=status_texts.button_settings(), callback_data=SettingsCb(action="open"))
+    return builder
+
+
+def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    """The buttons under every delivered video: «🔁 Another take» and «🔗 Share» in one row,
+    «⚙️ Settings» under them."""
+    builder = result_buttons(job_id)
+    builder.adjust(2, 1)
+    return builder.as_markup()
 
 
 def improve_keyboard(token: str) -> InlineKeyboardMarkup:
@@ -54,25 +91,9 @@ def improve_keyboard(token: str) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-class ShareCb(CallbackData, prefix="shl"):
-    """ "🔗 Share" under a video: make (or show again) the share link of ``job_id``."""
-
-    job_id: int
-
-
-class ShareRunCb(CallbackData, prefix="shr"):
-    """ "🎬 Make this video" under a shared request: render the job behind ``token`` for the
-    presser. It carries the link's token, never a job id, and is checked like a new link."""
-
-    token: str
-
-
-def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    """The buttons under every delivered video (texts in the current locale): «🔁 Another take»
-    and «🔗 Share» in one row, «⚙️ Settings» under them."""
+def cancel_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    """The one button under an active job's status message; it goes when the job ends (the
+    last edit carries no keyboard)."""
     builder = InlineKeyboardBuilder()
-    builder.button(text=status_texts.button_repeat(), callback_data=RepeatCb(job_id=job_id))
-    builder.button(text=share_texts.button_share(), callback_data=ShareCb(job_id=job_id))
-    builder.button(text=status_texts.button_settings(), callback_data=SettingsCb(action="open"))
-    builder.adjust(2, 1)
+    builder.button(text=status_texts.button_cancel(), callback_data=CancelCb(job_id=job_id))
     return builder.as_markup()

@@ -197,3 +197,12 @@ def button_repeat() -> str:
 
 def button_settings() -> str:
     return _("⚙️ Settings")
+
+
+def button_cancel() -> str:
+    return _("✖ Cancel")
+
+
+def ready(job_id: int) -> str:
+    """The short reply after the video replaced the preview (an edit does not notify)."""
+    return _("✅ Done: video #{id} is above.").format(id=job_id)

@@ -33,6 +33,7 @@ from bot.services.policy import PolicyService
 from bot.storage import db
 from bot.storage.jobs import job_store
 from bot.storage.policy import PolicyCounts
+from bot.storage.previews import PreviewStore
 from bot.storage.state import StateStore
 from bot.storage.workers import WorkerStore
 from bot.wiring import video_store
@@ -82,12 +83,19 @@ async def run(settings: WorkerSettings, backend: VideoBackend | None = None) -> 
             videos=video_store(settings),  # VIDEO_STORE: VIDEO_DIR, or an S3 bucket
             policy=policy,
             screen=await load_screen(settings),
+            # The front end (another process) shows the render's live preview from here.
+            previews=PreviewStore(conn) if settings.preview else None,
             worker_id=worker_id,
             lease_seconds=settings.lease_seconds,
             release_on_stop=True,
             idle_poll=IDLE_POLL,
         )
-        reaper = Reaper(jobs, settings.max_attempts, reap_interval(settings.lease_seconds))
+        reaper = Reaper(
+            jobs,
+            settings.max_attempts,
+            reap_interval(settings.lease_seconds),
+            previews=PreviewStore(conn),
+        )
         stop = asyncio.Event()
         event_loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

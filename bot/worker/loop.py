@@ -67,7 +67,7 @@ from bot.storage.videos import LocalVideoStore
 from bot.worker.screening import PromptRefused, VideoWithheld, prompt_guard, screen_video
 from pipeline.errors import GenerationOOM, VideoTooLarge
 from pipeline.options import OptionError, resolve_options
-from pipeline.progress import GenerationCancelled, Progress, Stage
+from pipeline.progress import GenerationCancelled, PreviewImage, Progress, Stage
 
 if TYPE_CHECKING:
     from bot.backend import RunResultLike, VideoBackend
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from bot.services.policy import PolicyService
     from bot.storage.images import ImageStore
     from bot.storage.jobs import Job, JobStore
+    from bot.storage.previews import PreviewStore
     from bot.storage.videos import VideoStore
     from bot.worker.events import JobEvents
     from bot.worker.screening import VideoScreen
@@ -116,6 +117,10 @@ class _Run:
     lost: bool = False
     """The lease is gone (or could not be renewed in time): write nothing more for this job."""
     progress: dict[str, Any] = field(default_factory=dict)
+    preview: PreviewImage | None = None
+    """The newest live preview of the render (written by the heartbeat, ``previews``)."""
+    preview_written: int = 0
+    """The step of the last preview stored in ``job_previews`` (0: none yet)."""
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -188,6 +193,7 @@ class GenerationLoop:
         policy: PolicyService | None = None,
         screen: VideoScreen | None = None,
         images: ImageStore | None = None,
+        previews: PreviewStore | None = None,
         worker_id: str | None = None,
         lease_seconds: float | None = None,
         release_on_stop: bool = False,
@@ -200,7 +206,8 @@ class GenerationLoop:
         machine alone). ``release_on_stop``: a graceful stop gives the running job back at once
         (``python -m bot.worker``) instead of leaving it for this process's next start.
         ``idle_poll``: seconds between looks at an empty queue (a worker in another process is
-        never woken by the front end)."""
+        never woken by the front end). ``previews``: store the render's newest live preview with
+        each heartbeat (``job_previews``), for a front end in another process to show."""
         from bot.storage.images import ImageStore
 
         self.policy = policy
@@ -212,6 +219,7 @@ class GenerationLoop:
         self.jobs = jobs
         self.videos = videos or LocalVideoStore(video_dir)
         self.images = images if images is not None else ImageStore(jobs.conn)
+        self.previews = previews
         self.backend = backend
         self.events = events
         self.pause = pause
@@ -313,6 +321,11 @@ class GenerationLoop:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
+            if self.previews is not None and run_state.preview_written:
+                try:  # the render ended: its preview is of no more use
+                    await self.previews.delete(job.id, job.attempts)
+                except Exception:
+                    log.exception("job %s: its preview could not be deleted", job.id)
 
     async def _heartbeat(self, run: _Run) -> None:
         """Renew the lease and report progress until cancelled (the render ended); raise the
@@ -336,6 +349,7 @@ class GenerationLoop:
                 log.error("job %s: lease not renewed for %.0f s: stopping", job.id, sent - renewed)
             if beat == Beat.OK:
                 renewed = sent
+                await self._store_preview(run)
                 continue
             if beat == Beat.CANCELLED:
                 log.info("job %s: cancelled (seen by the heartbeat)", job.id)
@@ -344,6 +358,22 @@ class GenerationLoop:
                 run.lost = True
             run.cancel.set()
             return
+
+    async def _store_preview(self, run: _Run) -> None:
+        """After a renewed lease: store the render's newest preview if it is newer than the one
+        stored (fenced by the attempt; a failed write only loses a picture)."""
+        preview = run.preview
+        if self.previews is None or preview is None or preview.step <= run.preview_written:
+            return
+        job = run.job
+        try:
+            await self.previews.put(
+                job.id, job.attempts, preview.step, preview.width, preview.height, preview.jpeg
+            )
+        except Exception as error:
+            log.warning("job %s: preview not stored: %s", job.id, error)
+            return
+        run.preview_written = preview.step
 
     async def _render(self, job: Job, run_state: _Run) -> None:
         cancel = run_state.cancel
@@ -477,6 +507,8 @@ class GenerationLoop:
         if run.lost:
             return
         self.events.progress(job, progress)
+        if progress.preview is not None:
+            run.preview = progress.preview
         run.progress = {
             "stage": progress.stage.value,
             "step": progress.step,

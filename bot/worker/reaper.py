@@ -1,7 +1,8 @@
 """The reaper: takes back jobs whose worker's lease expired (the worker died, hangs, or lost the
 database), every few seconds. It only changes rows (``JobStore.reap``: requeue, or fail after
 ``MAX_ATTEMPTS``); the front end's watcher tells the users (bot/notify/watcher.py). Idempotent,
-so any number of processes may run it at once; the front end does."""
+so any number of processes may run it at once; the front end does. It also deletes the live
+previews (``job_previews``) of attempts that no longer render, such as a killed worker's."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.storage.jobs import JobStore, Reaped
+    from bot.storage.previews import PreviewStore
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,16 @@ def reap_interval(lease_seconds: float) -> float:
 
 
 class Reaper:
-    def __init__(self, jobs: JobStore, max_attempts: int, interval: float) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        max_attempts: int,
+        interval: float,
+        *,
+        previews: PreviewStore | None = None,
+    ) -> None:
         self.jobs = jobs
+        self.previews = previews
         self.max_attempts = max_attempts
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -49,6 +59,8 @@ class Reaper:
             )
         for job in reaped.failed:
             log.warning("job %s: lease expired after %d attempts; failed", job.id, job.attempts)
+        if self.previews is not None:
+            await self.previews.forget_stale()
         return reaped
 
     async def _run(self) -> None:

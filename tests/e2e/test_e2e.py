@@ -394,6 +394,9 @@ def _tiny_settings(tg: FakeTelegram, data_dir: Path, wan: Path, marian: Path) ->
         "QUEUE_REFRESH_INTERVAL": "0.2",
         "POLLING_TIMEOUT": "1",
         "LOG_LEVEL": "INFO",
+        # Text status and sendVideo, which these tests read; the real model with the live
+        # preview and delivery into the status photo: tests/e2e/test_preview.py.
+        "PREVIEW": "off",
     }
 
 

@@ -55,13 +55,15 @@ async def test_each_family_renders_a_request_through_the_bot(
     try:
         await asyncio.wait_for(app.started.wait(), timeout=30)
         tg.push_message("кот играет на пианино в космосе", user_id=ALICE)
-        (video,) = await tg.wait_for(lambda: tg.videos(ALICE), timeout=120)
+        # PREVIEW=on (the default): the video is edited into the status photo, and each
+        # family's latents go through the live preview (a family it cannot read turns it off).
+        (video,) = await tg.wait_for(lambda: tg.video_uploads(ALICE), timeout=120)
         job = await app.jobs.get(1)
     finally:
         await app.stop()
         await task
     path = tmp_path / "got.mp4"
-    path.write_bytes(video.file("video").data)
+    path.write_bytes(video.data)
     mp4 = read_mp4(path)
     assert (len(mp4.frames), mp4.width, mp4.height) == (frames, 64, 64)
     assert job is not None and job.status == "delivered"

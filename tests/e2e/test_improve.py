@@ -9,6 +9,7 @@ worker, in the stage of translation."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,13 @@ def button_data(message: SentMessage) -> list[str]:
 
 
 async def video_prompts(app: Any, user_id: int) -> list[str | None]:
-    """The English prompt each of the user's delivered videos was rendered from."""
-    jobs = await app.jobs.user_jobs(user_id, limit=20)
+    """The English prompt each of the user's delivered videos was rendered from (once every
+    video sent is committed as delivered: Telegram's answer arrives before that commit)."""
+    for _ in range(200):
+        jobs = await app.jobs.user_jobs(user_id, limit=20)
+        if not any(job.status == "generated" for job in jobs):
+            break
+        await asyncio.sleep(0.05)
     return [job.video_meta["prompt_en"] for job in reversed(jobs) if job.status == "delivered"]
 
 

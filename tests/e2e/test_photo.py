@@ -48,23 +48,29 @@ def mean_colour(frame: np.ndarray) -> list[float]:
     return frame.reshape(-1, 3).mean(axis=0).tolist()
 
 
+@pytest.mark.parametrize("preview", [False, True], ids=["text-status", "photo-status"])
 @pytest.mark.parametrize("mode", MODES)
 async def test_photo_with_russian_caption_comes_back_as_one_video(
-    tg: FakeTelegram, tmp_path: Path
+    tg: FakeTelegram, tmp_path: Path, preview: bool
 ) -> None:
+    """PREVIEW=off: the video is sent as a reply to the request; PREVIEW=on: it is edited into
+    the status photo (itself a reply to the request). Either way ONE video, from the photo."""
     backend = i2v_backend()
-    async with running_bot(tg, tmp_path, backend) as app:
+    async with running_bot(tg, tmp_path, backend, preview=preview) as app:
         request = tg.push_photo(
             data=images.solid(320, 180, RED), width=320, height=180,
             caption="кот медленно поворачивает голову",
         )  # fmt: skip
-        (video,) = await tg.wait_for(lambda: tg.videos(ALICE), timeout=20)
+        (upload,) = await tg.wait_for(lambda: tg.video_uploads(ALICE), timeout=20)
+        await tg.wait_for(lambda: tg.video_message_count(ALICE) == 1, timeout=5)
         job = await app.jobs.get(1)
         await asyncio.sleep(0.3)  # nothing more arrives
-        assert len(tg.videos(ALICE)) == 1
+        assert len(tg.video_uploads(ALICE)) == tg.video_message_count(ALICE) == 1
     assert job is not None and job.status == "delivered"
     assert job.prompt == "кот медленно поворачивает голову"
-    assert video.params["reply_parameters"]["message_id"] == request["message_id"]
+    (shown,) = [m for m in tg.sent(ALICE) if m.media == "video" and not m.deleted]
+    assert shown.upload is upload and shown.reply_to == request["message_id"]
+    assert shown.method == ("sendPhoto" if preview else "sendVideo")
     # The photo was fetched the Bot API way: getFile, then its file URL.
     assert [c.params["file_id"] for c in tg.calls_of("getFile")] == [
         request["photo"][-1]["file_id"]
@@ -76,7 +82,7 @@ async def test_photo_with_russian_caption_comes_back_as_one_video(
         (1, 80, 48, "image/png", len(backend.images[0]))
     ]
     path = tmp_path / "got.mp4"
-    path.write_bytes(video.file("video").data)
+    path.write_bytes(upload.data)
     mp4 = read_mp4(path)
     assert (len(mp4.frames), mp4.width, mp4.height) == (9, 80, 48)
     assert mean_colour(mp4.frames[0]) == pytest.approx(RED, abs=12)  # starts from the photo

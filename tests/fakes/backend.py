@@ -20,7 +20,7 @@ from bot.backend import ImageModel
 from pipeline.export import VideoFile, export_mp4
 from pipeline.improve import ImprovedPrompt
 from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
-from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
+from pipeline.progress import GenerationCancelled, PreviewImage, Progress, ProgressCallback, Stage
 from pipeline.quality import TierSupport
 
 FAKE_DEFAULTS = GenerationDefaults(steps=4, frames=9, fps=8, width=64, height=64, guidance=5.0)
@@ -57,6 +57,18 @@ def frames_for(options: GenerationOptions) -> np.ndarray:
         for channel in range(3):
             out[index, :, :, channel] = (base[channel] + xs * 2 + ys + index * 9) % 256
     return out
+
+
+def preview_jpeg(step: int, size: tuple[int, int] = (64, 64)) -> bytes:
+    """A small JPEG whose colour tells the step it was made at (as the worker's previews)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.new("RGB", size, ((step * 40) % 256, 90, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=70)
+    return buffer.getvalue()
 
 
 def frames_from_photo(options: GenerationOptions, image: bytes) -> np.ndarray:
@@ -109,6 +121,10 @@ class FakeBackend:
     on_gpu: bool = False
     warm_up_error: BaseException | None = None
     warm_ups: list[tuple[GenerationDefaults | None, str]] = field(default_factory=list)
+    previews: bool = False
+    """Report a preview JPEG (:func:`preview_jpeg`) with every denoising step after the first,
+    as ``pipeline/preview.py`` does with ``PREVIEW=on``; ``previews_sent`` lists them."""
+    previews_sent: list[bytes] = field(default_factory=list)
     improver: Any = None
     improvements: list[str] = field(default_factory=list)
     improve_threads: set[str] = field(default_factory=set)
@@ -154,9 +170,16 @@ class FakeBackend:
         self.started.set()
         start = time.perf_counter()
 
-        def report(stage: Stage, step: int, total: int, detail: str | None = None) -> None:
+        def report(
+            stage: Stage,
+            step: int,
+            total: int,
+            detail: str | None = None,
+            preview: PreviewImage | None = None,
+        ) -> None:
             if on_progress is not None:
-                on_progress(Progress(stage, step, total, time.perf_counter() - start, detail))
+                elapsed = time.perf_counter() - start
+                on_progress(Progress(stage, step, total, elapsed, detail, preview))
 
         def check_cancel() -> None:
             if cancel is not None and cancel.is_set():
@@ -183,7 +206,11 @@ class FakeBackend:
             elif self.step_delay:
                 time.sleep(self.step_delay)
             self.steps_done += 1
-            report(Stage.DENOISE, step, options.steps)
+            shot = None  # not ``image``: that is the photo an image-to-video run starts from
+            if self.previews and 1 < step < options.steps:
+                shot = PreviewImage(preview_jpeg(step), 64, 64, step)
+                self.previews_sent.append(shot.jpeg)
+            report(Stage.DENOISE, step, options.steps, preview=shot)
         check_cancel()
         report(Stage.ENCODE_VIDEO, 0, 1)
         frames = frames_for(options) if image is None else frames_from_photo(options, image)

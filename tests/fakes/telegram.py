@@ -11,11 +11,20 @@ via ``TELEGRAM_API_URL``. Every call is recorded; faults can be injected per met
         await tg.wait_for(lambda: tg.videos())
 
 Methods: getMe, getUpdates (long poll with offset/timeout), sendMessage, editMessageText,
-editMessageReplyMarkup, deleteMessage, sendVideo, sendPhoto, sendDocument, sendChatAction,
-answerCallbackQuery, setMyCommands, deleteMyCommands, setWebhook, deleteWebhook, getWebhookInfo,
-getFile, close, logOut; and file downloads (``GET /file/bot<token>/<file_path>``, as aiogram's
-``Bot.download_file`` fetches them) of the files users sent (:meth:`FakeTelegram.push_photo`,
-:meth:`FakeTelegram.push_document`, or :meth:`FakeTelegram.add_file`).
+editMessageReplyMarkup, editMessageCaption, editMessageMedia, deleteMessage, sendVideo,
+sendPhoto, sendDocument, sendChatAction, answerCallbackQuery, setMyCommands, deleteMyCommands,
+setWebhook, deleteWebhook, getWebhookInfo, getFile, close, logOut; and file downloads
+(``GET /file/bot<token>/<file_path>``, as aiogram's ``Bot.download_file`` fetches them) of the
+files users sent (:meth:`FakeTelegram.push_photo`, :meth:`FakeTelegram.push_document`, or
+:meth:`FakeTelegram.add_file`).
+
+Media messages as Telegram keeps them: a message sent with a photo or a video has ``media``
+(``SentMessage.media``/``.upload``) and a caption (≤ 1024 characters); ``editMessageMedia``
+(multipart, the new file referenced by ``attach://`` in the JSON ``media`` field, a thumbnail
+likewise) replaces the picture or the video of such a message, with its caption and keyboard;
+``editMessageCaption`` replaces the caption. As Telegram answers: 400 "message to edit not found"
+(deleted or unknown), 400 "there is no media in the message to edit" / "there is no caption in
+the message to edit" (a text message), 400 "message is not modified" (same caption and keyboard).
 
 Webhooks, as Telegram runs them: after ``setWebhook`` (url, secret_token, allowed_updates)
 ``getUpdates`` answers 409 Conflict, and a delivery task POSTs each pushed update to the URL as
@@ -54,6 +63,7 @@ JSON_FIELDS = {
     "link_preview_options",
     "entities",
     "caption_entities",
+    "media",
 }
 INT_FIELDS = {
     "chat_id",
@@ -167,6 +177,14 @@ class SentMessage:
     deleted: bool = False
     edits: list[tuple[float, str]] = field(default_factory=list)
     sent_at: float = field(default_factory=time.monotonic)
+    media: str | None = None
+    """``photo`` / ``video`` / ``document`` for a media message (an edit may change it)."""
+    upload: Upload | None = None
+    """The file the message shows now (the last upload that set its media)."""
+    media_object: dict[str, Any] | None = None
+    """The Bot API object of its media (``video``: {...}, ``photo``: [...])."""
+    media_edits: list[tuple[float, str]] = field(default_factory=list)
+    """(time, kind) of every ``editMessageMedia`` that changed it."""
 
 
 class FakeTelegram:
@@ -509,6 +527,14 @@ class FakeTelegram:
         """Successful sendVideo calls (what users actually received)."""
         return self.calls_of("sendVideo", chat_id, ok=True)
 
+    def video_uploads(self, chat_id: int | None = None) -> list[Upload]:
+        """The video files the bot got through: by sendVideo, or edited into a message."""
+        uploads = [c.file("video") for c in self.videos(chat_id)]
+        for call in self.calls_of("editMessageMedia", chat_id, ok=True):
+            if call.params["media"].get("type") == "video":
+                uploads.append(self.media_upload(call))
+        return [upload for upload in uploads if upload is not None]
+
     def texts_to(self, chat_id: int) -> list[str]:
         """Current texts of the bot's text messages in a chat, oldest first (deleted ones too)."""
         return [
@@ -552,6 +578,8 @@ class FakeTelegram:
             message["caption"] = sent.caption
         if sent.reply_markup:
             message["reply_markup"] = sent.reply_markup
+        if sent.media is not None and sent.media_object is not None:
+            message[sent.media] = sent.media_object
         if sent.reply_to is not None:
             original = self.user_messages.get((sent.chat_id, sent.reply_to))
             if original is not None:
@@ -786,8 +814,93 @@ class FakeTelegram:
 
     async def _m_editMessageCaption(self, call: Call) -> Any:
         sent = self._existing(call, "edit")
-        sent.caption = call.params.get("caption")
+        if sent.media is None:
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        caption = call.params.get("caption")
+        if caption and len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        markup = call.params.get("reply_markup")
+        if caption == sent.caption and markup == sent.reply_markup:
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply"
+                " markup are exactly the same as a current content and reply markup of the message",
+            )
+        sent.caption = caption
+        sent.reply_markup = markup
+        sent.edits.append((call.time, caption or ""))
         return self._message_object(sent)
+
+    def media_upload(self, call: Call, field_name: str = "media") -> Upload | None:
+        """The file an ``InputMedia`` field of ``call`` points at (``attach://``), if uploaded."""
+        media = call.params.get("media")
+        if not isinstance(media, dict):
+            return None
+        value = media.get(field_name)
+        if isinstance(value, str) and value.startswith("attach://"):
+            return call.files.get(value.removeprefix("attach://"))
+        return None
+
+    def _media_object(
+        self, kind: str, upload: Upload | None, media: dict[str, Any], thumb: Upload | None
+    ) -> Any:
+        if kind == "photo":
+            return [{**self._file(upload, "photo"), "width": 320, "height": 180}]
+        obj = {
+            **self._file(upload, kind),
+            "width": int(media.get("width") or 0),
+            "height": int(media.get("height") or 0),
+            "duration": int(media.get("duration") or 0),
+            "mime_type": "video/mp4",
+        }
+        if thumb is not None:
+            obj["thumbnail"] = {**self._file(thumb, "thumb"), "width": 320, "height": 180}
+        return obj
+
+    async def _m_editMessageMedia(self, call: Call) -> Any:
+        sent = self._existing(call, "edit")
+        media = call.params.get("media")
+        if not isinstance(media, dict) or media.get("type") not in ("photo", "video"):
+            raise ApiError(400, "Bad Request: can't parse InputMedia: media type is invalid")
+        if sent.media is None:
+            raise ApiError(400, "Bad Request: there is no media in the message to edit")
+        upload = self.media_upload(call)
+        reference = media.get("media")
+        if upload is None and (
+            not isinstance(reference, str) or reference.startswith("attach://") or not reference
+        ):
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        caption = media.get("caption")
+        if caption and len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        markup = call.params.get("reply_markup")
+        current_id = (sent.media_object or {}) if isinstance(sent.media_object, dict) else {}
+        if (
+            upload is None
+            and reference == current_id.get("file_id")
+            and caption == sent.caption
+            and markup == sent.reply_markup
+        ):
+            raise ApiError(400, "Bad Request: message is not modified")
+        kind = str(media["type"])
+        sent.media = kind
+        sent.upload = upload
+        sent.media_object = self._media_object(
+            kind, upload, media, self.media_upload(call, "thumbnail")
+        )
+        sent.caption = caption
+        sent.reply_markup = markup
+        sent.media_edits.append((call.time, kind))
+        sent.edits.append((call.time, caption or ""))
+        return self._message_object(sent)
+
+    def video_message_count(self, chat_id: int | None = None) -> int:
+        """Messages that show a video now (sent as one, or a photo edited into one)."""
+        return sum(
+            1
+            for m in self.messages.values()
+            if m.media == "video" and not m.deleted and (chat_id is None or m.chat_id == chat_id)
+        )
 
     async def _m_deleteMessage(self, call: Call) -> Any:
         sent = self._existing(call, "delete")
@@ -810,26 +923,21 @@ class FakeTelegram:
         if caption and len(caption) > 1024:
             raise ApiError(400, "Bad Request: message caption is too long")
         sent = self._store(call, caption=caption)
-        message = self._message_object(sent)
-        video = {
-            **self._file(upload, "video"),
-            "width": int(call.params.get("width") or 0),
-            "height": int(call.params.get("height") or 0),
-            "duration": int(call.params.get("duration") or 0),
-            "mime_type": "video/mp4",
-        }
-        thumb = call.file("thumbnail")
-        if thumb is not None:
-            video["thumbnail"] = {**self._file(thumb, "thumb"), "width": 320, "height": 180}
-        message["video"] = video
-        return message
+        sent.media, sent.upload = "video", upload
+        sent.media_object = self._media_object("video", upload, call.params, call.file("thumbnail"))
+        return self._message_object(sent)
 
     async def _m_sendPhoto(self, call: Call) -> Any:
         upload = call.file("photo")
-        sent = self._store(call, caption=call.params.get("caption"))
-        message = self._message_object(sent)
-        message["photo"] = [{**self._file(upload, "photo"), "width": 640, "height": 480}]
-        return message
+        if upload is None and not isinstance(call.params.get("photo"), str):
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        caption = call.params.get("caption")
+        if caption and len(caption) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        sent = self._store(call, caption=caption)
+        sent.media, sent.upload = "photo", upload
+        sent.media_object = [{**self._file(upload, "photo"), "width": 640, "height": 480}]
+        return self._message_object(sent)
 
     async def _m_sendDocument(self, call: Call) -> Any:
         upload = call.file("document")
@@ -1050,6 +1158,10 @@ def bot_settings(tg: FakeTelegram, data_dir: Any, **overrides: Any) -> Any:
         "max_cost_per_job": 0,
         "daily_cost_per_user": 0,
         "daily_cost_per_chat": 0,
+        # Most e2e tests read the text status and sendVideo (PREVIEW=off); the live preview and
+        # delivery by editMessageMedia (PREVIEW=on, the default) have their own tests
+        # (tests/e2e/test_preview.py) and run in the kill -9 matrix (tests/reliability).
+        "preview": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

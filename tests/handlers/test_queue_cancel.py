@@ -173,3 +173,50 @@ async def test_job_numbers_count_each_users_own_jobs(env: FeatureEnv) -> None:
     assert "#3 · 20" in admin_list
     await env.send(ADMIN, "/cancel 3")
     assert (await env.jobs.get(3)).status == "cancelled"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ the «✖ Cancel» button
+
+
+async def test_cancel_button_of_a_queued_job_by_its_owner(env: FeatureEnv) -> None:
+    from bot.telegram.keyboards import CancelCb
+
+    job = await env.add_job(ALICE, "кот")
+    session = await env.press(ALICE, CancelCb(job_id=job.id).pack(), message_id=900 + job.id)
+    (answer,) = session.answers()
+    assert answer.text == queue_texts.cancelled_queued(job.number) and answer.show_alert
+    assert (await env.jobs.get(job.id)).status == "cancelled"  # type: ignore[union-attr]
+    # The status message's last word carries no keyboard: the button is gone.
+    (edit,) = [e for e in session.edits() if e.message_id == 900 + job.id]
+    assert edit.reply_markup is None and f"#{job.number}" in edit.text
+
+
+async def test_cancel_button_of_a_running_job_by_an_admin(env: FeatureEnv) -> None:
+    from bot.telegram.keyboards import CancelCb
+
+    job = await env.add_job(ALICE, "кот", status="running")
+    session = await env.press(ADMIN, CancelCb(job_id=job.id).pack(), chat_id=ALICE)
+    (answer,) = session.answers()
+    assert answer.text == queue_texts.cancelled_running(job.id)  # admins know jobs by id
+    assert (await env.jobs.get(job.id)).status == "cancelled"  # type: ignore[union-attr]
+    assert env.loop.cancelled == [job.id]  # the worker's flag: it stops within one step
+
+
+@pytest.mark.parametrize("data", ["cxl:{id}", "cxl:999999", "cxl:0", "cxl:-1", "cxl:x", "cxl:"])
+async def test_cancel_button_forged_or_foreign_changes_nothing(env: FeatureEnv, data: str) -> None:
+    job = await env.add_job(ALICE, "кот", status="running")
+    session = await env.press(BOB, data.format(id=job.id))
+    (answer,) = session.answers()
+    assert answer.text in (queue_texts.button_foreign(), queue_texts.button_broken())
+    assert (await env.jobs.get(job.id)).status == "running"  # type: ignore[union-attr]
+    assert env.loop.cancelled == [] and not session.edits()
+
+
+async def test_cancel_button_after_the_job_ended(env: FeatureEnv) -> None:
+    from bot.telegram.keyboards import CancelCb
+
+    job = await env.add_job(ALICE, "кот", status="delivered")
+    session = await env.press(ALICE, CancelCb(job_id=job.id).pack())
+    (answer,) = session.answers()
+    assert answer.text == queue_texts.cancel_already_final(job.number, "delivered")
+    assert (await env.jobs.get(job.id)).status == "delivered"  # type: ignore[union-attr]

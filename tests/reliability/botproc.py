@@ -40,7 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.options import GenerationDefaults, GenerationOptions, ModelLimits
-from pipeline.progress import GenerationCancelled, Progress, ProgressCallback, Stage
+from pipeline.progress import (
+    GenerationCancelled,
+    PreviewImage,
+    Progress,
+    ProgressCallback,
+    Stage,
+)
 
 DEFAULTS = GenerationDefaults(steps=4, frames=9, fps=8, width=64, height=64, guidance=5.0)
 LIMITS = ModelLimits(
@@ -91,6 +97,9 @@ class StageBackend:
     - ``REL_ENOSPC``: every write of a video fails with ``OSError(ENOSPC)`` (a full disk).
     - ``REL_I2V``: an image-to-video model is loaded too (``I2V_MODEL``); ``images`` of runs are
       not kept (the process is killed), only accepted.
+    - ``REL_PREVIEWS``: every denoising step after the first reports a live preview
+      (``tests/fakes/backend.py`` ``preview_jpeg(step)``: its colour tells the step), as
+      ``pipeline/preview.py`` does with ``PREVIEW=on``.
     - ``REL_STEP_MARKS``: after each denoising step, ``<REL_MARK_DIR>/steps-<output name>``
       holds the number of steps done (how far a cancelled run got).
     """
@@ -116,6 +125,7 @@ class StageBackend:
 
             self.image_model = ImageModel(DEFAULTS, LIMITS)
         self.step_marks = bool(os.environ.get("REL_STEP_MARKS"))
+        self.previews = bool(os.environ.get("REL_PREVIEWS"))
         self._paused = False
         self.can_improve = bool(os.environ.get("REL_IMPROVE"))
         self.improvements = 0
@@ -154,9 +164,16 @@ class StageBackend:
             raise RuntimeError("no image-to-video model is loaded (I2V_MODEL)")
         start = time.perf_counter()
 
-        def report(stage: Stage, step: int, total: int, detail: str | None = None) -> None:
+        def report(
+            stage: Stage,
+            step: int,
+            total: int,
+            detail: str | None = None,
+            preview: PreviewImage | None = None,
+        ) -> None:
             if on_progress is not None:
-                on_progress(Progress(stage, step, total, time.perf_counter() - start, detail))
+                elapsed = time.perf_counter() - start
+                on_progress(Progress(stage, step, total, elapsed, detail, preview))
 
         def check_cancel() -> None:
             if cancel is not None and cancel.is_set():
@@ -175,7 +192,12 @@ class StageBackend:
             check_cancel()
             if self.step_delay:
                 time.sleep(self.step_delay)
-            report(Stage.DENOISE, step, options.steps)
+            shot = None
+            if self.previews and step > 1:
+                from tests.fakes.backend import preview_jpeg
+
+                shot = PreviewImage(preview_jpeg(step), 64, 64, step)
+            report(Stage.DENOISE, step, options.steps, preview=shot)
             if self.step_marks:
                 (self.mark_dir / f"steps-{output.name}").write_text(str(step))
             if step == 1:

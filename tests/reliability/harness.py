@@ -185,25 +185,52 @@ class FaultyTelegram(FakeTelegram):
       answer never comes back — the bot dies between Telegram's accept and its own commit.
     - ``hang_video = "drop_after"``: the next sendVideo is accepted, then the connection breaks
       before the answer (a proxy or mobile link dropping mid-response).
+
+    With ``PREVIEW=on`` (the default) the video goes into the status photo by
+    ``editMessageMedia``: the same faults apply to the next such edit that carries a video.
+    ``hang_done = "after"``: the next «done» reply (a sendMessage replying to a video message) is
+    accepted and its answer never comes back.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hang_video: str | None = None
+        self.hang_done: str | None = None
         self.held: list[Call] = []
         self._release = asyncio.Event()
 
     def release(self) -> None:
         self.hang_video = None
+        self.hang_done = None
         self._release.set()
 
     async def _m_sendVideo(self, call: Call) -> Any:
+        return await self._hang(call, super()._m_sendVideo)
+
+    async def _m_editMessageMedia(self, call: Call) -> Any:
+        media = call.params.get("media")
+        if not (isinstance(media, dict) and media.get("type") == "video"):
+            return await super()._m_editMessageMedia(call)
+        return await self._hang(call, super()._m_editMessageMedia)
+
+    async def _m_sendMessage(self, call: Call) -> Any:
+        reply = call.params.get("reply_parameters") or {}
+        target = self.messages.get((call.chat_id, reply.get("message_id")))  # type: ignore[arg-type]
+        if self.hang_done and target is not None and target.media == "video":
+            self.hang_done = None
+            result = await super()._m_sendMessage(call)
+            self.held.append(call)
+            await self._release.wait()
+            return result
+        return await super()._m_sendMessage(call)
+
+    async def _hang(self, call: Call, send: Any) -> Any:
         mode, self.hang_video = self.hang_video, None
         if mode == "before":
             self.held.append(call)
             await self._release.wait()
             raise ApiError(500, "Internal Server Error: upload interrupted")
-        result = await super()._m_sendVideo(call)
+        result = await send(call)
         if mode == "after":
             self.held.append(call)
             await self._release.wait()
@@ -224,7 +251,7 @@ class FaultyTelegram(FakeTelegram):
 
     def video_messages(self) -> list[Any]:
         """Videos Telegram accepted (and so showed to the user), whether the bot heard back."""
-        return [m for m in self.messages.values() if m.method == "sendVideo" and not m.deleted]
+        return [m for m in self.messages.values() if m.media == "video" and not m.deleted]
 
     def videos_per_job(self) -> Counter[int]:
         """Job id (from the «🔁» button's callback data ``rep:<id>``) → videos received."""

@@ -302,7 +302,7 @@ async def test_file_paths_never_from_user_text(
         assert path == videos / f"job-{row['id']}.mp4"
         meta = json.loads(row["video_meta"])
         assert Path(meta["path"]) == path
-    uploaded = sorted(c.file("video").filename for c in tg.videos())
+    uploaded = sorted(upload.filename for upload in tg.video_uploads())
     assert uploaded == sorted(f"video-{row['number']}.mp4" for row in rows)
     check_only_known_files(tmp_path)
     assert len(db_jobs(tmp_path / "bot.sqlite3")) == len(prompts)

@@ -48,7 +48,7 @@ async def sample_rss(proc, samples: list[int], stop: asyncio.Event) -> None:  # 
 def first_reply(tg: FaultyTelegram, chat_id: int, request_id: int) -> str | None:
     for message in tg.sent(chat_id):
         if message.reply_to == request_id:
-            return message.text or ""
+            return message.text or message.caption or ""  # a status photo's caption
     return None
 
 

@@ -49,7 +49,10 @@ async def test_disk_full_fails_jobs_with_message_then_recovers(
         for row in rows:
             assert row["status"] == "failed", row
             assert row["error"] == "generation", row  # the reason code; the user reads its text
-            assert any(CYRILLIC.search(t) for t in [m.text or "" for m in tg.sent(row["chat_id"])])
+            assert any(
+                CYRILLIC.search(t)
+                for t in [m.text or m.caption or "" for m in tg.sent(row["chat_id"])]
+            )
         # Space is back: the same bot serves new requests.
         again = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot-2.log")
         try:
@@ -88,7 +91,9 @@ async def test_video_dir_unusable_while_running(fork_server: ForkServer, tmp_pat
                 stuck = [r["status"] for r in db_jobs(tmp_path / "bot.sqlite3")]
                 FIGURES["video_dir_replaced_by_file"] = {"job_status_after_4s": stuck}
             assert rows[0]["status"] == "failed" and rows[0]["error"] == "generation"
-            assert any(CYRILLIC.search(m.text or "") for m in tg.sent(rows[0]["chat_id"]))
+            assert any(
+                CYRILLIC.search(m.text or m.caption or "") for m in tg.sent(rows[0]["chat_id"])
+            )
             videos.unlink()
             videos.mkdir()
             tg.push_message("кот снова", user_id=9312)

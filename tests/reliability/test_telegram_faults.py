@@ -97,7 +97,7 @@ async def test_429_storm(fork_server: ForkServer, tmp_path: Path) -> None:
         tg.fail("sendVideo", status=429, retry_after=1, times=4)
         tg.fail("sendChatAction", status=429, retry_after=2, times=3)
 
-    outcome = await scenario(fork_server, tmp_path, inject)
+    outcome = await scenario(fork_server, tmp_path, inject, preview="off")
     assert_each_delivered_once(outcome)
     no_tracebacks(outcome.log)
     assert outcome.faults_served >= 15
@@ -125,7 +125,7 @@ async def test_5xx_and_dropped_connections(fork_server: ForkServer, tmp_path: Pa
         tg.fail("editMessageText", status=503, times=3)
         tg.fail("getUpdates", drop=True, times=2)
 
-    outcome = await scenario(fork_server, tmp_path, inject)
+    outcome = await scenario(fork_server, tmp_path, inject, preview="off")
     assert_each_delivered_once(outcome)
     no_tracebacks(outcome.log)
     FIGURES["tg_5xx_drops"] = {
@@ -142,7 +142,7 @@ async def test_slow_upload_does_not_hold_others(fork_server: ForkServer, tmp_pat
     def inject(tg: FaultyTelegram) -> None:
         tg.slow("sendVideo", 4.0, times=1)
 
-    outcome = await scenario(fork_server, tmp_path, inject)
+    outcome = await scenario(fork_server, tmp_path, inject, preview="off")
     assert_each_delivered_once(outcome)
     tg = outcome.tg
     first_video = tg.calls_of("sendVideo")[0]
@@ -199,7 +199,7 @@ async def test_400_on_every_edit(fork_server: ForkServer, tmp_path: Path) -> Non
             times=None,
         )
 
-    outcome = await scenario(fork_server, tmp_path, inject, rel_step_delay=0.15)
+    outcome = await scenario(fork_server, tmp_path, inject, rel_step_delay=0.15, preview="off")
     assert_each_delivered_once(outcome)
     no_tracebacks(outcome.log)
     edits_refused = sum(1 for c in outcome.tg.calls_of("editMessageText") if c.status == 400)
@@ -208,13 +208,14 @@ async def test_400_on_every_edit(fork_server: ForkServer, tmp_path: Path) -> Non
 
 
 async def test_connection_dropped_after_accept(fork_server: ForkServer, tmp_path: Path) -> None:
-    """sendVideo reaches Telegram, the answer is lost on the way back. The session retries the
-    network error, so the user may get the video twice: measured, at most one duplicate."""
+    """sendVideo reaches Telegram, the answer is lost on the way back (``PREVIEW=off``). The
+    session retries the network error, so the user may get the video twice: measured, at most
+    one duplicate. With the preview on, see the next test."""
 
     def inject(tg: FaultyTelegram) -> None:
         tg.hang_video = "drop_after"
 
-    outcome = await scenario(fork_server, tmp_path, inject, users=USERS[:2])
+    outcome = await scenario(fork_server, tmp_path, inject, users=USERS[:2], preview="off")
     per_job = outcome.tg.videos_per_job()
     duplicates = sum(n - 1 for n in per_job.values())
     assert all(r["status"] == "delivered" for r in outcome.rows), outcome.rows
@@ -309,3 +310,75 @@ async def test_failure_notice_when_status_message_deleted(
     assert rows[0]["status"] == "failed"
     visible = [m.text or "" for m in tg.sent(user) if not m.deleted]
     assert any("😔" in text and CYRILLIC.search(text) for text in visible), visible
+
+
+# ---------------------------------------------------------------- PREVIEW=on (status photo)
+
+
+async def test_connection_dropped_after_accept_with_preview(
+    fork_server: ForkServer, tmp_path: Path
+) -> None:
+    """The video is edited into the status photo; the answer to that edit is lost and the session
+    retries: the retry edits the same message again, so the user has exactly one video."""
+
+    def inject(tg: FaultyTelegram) -> None:
+        tg.hang_video = "drop_after"
+
+    outcome = await scenario(fork_server, tmp_path, inject, users=USERS[:2], rel_step_delay=0.1)
+    per_job = outcome.tg.videos_per_job()
+    assert all(r["status"] == "delivered" for r in outcome.rows), outcome.rows
+    assert all(n == 1 for n in per_job.values()), per_job
+    assert outcome.tg.held and outcome.tg.held[0].method == "editMessageMedia"
+    assert not outcome.tg.calls_of("sendVideo")
+    FIGURES["tg_drop_after_accept_preview"] = {
+        "drops": 1,
+        "duplicates": sum(n - 1 for n in per_job.values()),
+    }
+
+
+async def test_429_storm_with_preview(fork_server: ForkServer, tmp_path: Path) -> None:
+    """429s on the status photo, its caption and media edits and the «done» replies: each is
+    waited out (never resent at once), every user ends with exactly one video."""
+
+    def inject(tg: FaultyTelegram) -> None:
+        tg.fail("sendPhoto", status=429, retry_after=1, times=4)
+        tg.fail("editMessageCaption", status=429, retry_after=1, times=6)
+        tg.fail("editMessageMedia", status=429, retry_after=1, times=4)
+        tg.fail("sendMessage", status=429, retry_after=1, times=3)
+
+    outcome = await scenario(fork_server, tmp_path, inject, rel_step_delay=0.05)
+    assert_each_delivered_once(outcome)
+    no_tracebacks(outcome.log)
+    assert outcome.faults_served >= 10
+    for user in USERS:
+        calls = outcome.tg.calls_of("editMessageMedia", user)
+        for before, after in itertools.pairwise(calls):
+            if before.status == 429:
+                assert after.time - before.time >= 0.9
+    FIGURES["tg_429_storm_preview"] = {
+        "users": len(USERS),
+        "429_served": outcome.faults_served,
+        "seconds_to_all_delivered": round(outcome.seconds, 1),
+    }
+
+
+async def test_status_photo_gone_or_unmodified_with_preview(
+    fork_server: ForkServer, tmp_path: Path
+) -> None:
+    """One user's status photo refuses every edit ("message to edit not found": deleted), another
+    answers "not modified" to every caption edit: the first gets the video by sendVideo, the
+    second in the status photo; one video each."""
+
+    def inject(tg: FaultyTelegram) -> None:
+        gone = "Bad Request: message to edit not found"
+        for method in ("editMessageCaption", "editMessageMedia"):
+            tg.fail(method, status=400, description=gone, times=None, chat_id=USERS[0])
+        tg.fail("editMessageCaption", status=400, times=None, chat_id=USERS[1])  # not modified
+
+    outcome = await scenario(fork_server, tmp_path, inject, users=USERS[:3], rel_step_delay=0.1)
+    assert_each_delivered_once(outcome)
+    no_tracebacks(outcome.log)
+    tg = outcome.tg
+    assert len(tg.videos(USERS[0])) == 1  # the fallback
+    assert not tg.videos(USERS[1]) and not tg.videos(USERS[2])
+    assert tg.video_message_count(USERS[1]) == 1 == tg.video_message_count(USERS[2])

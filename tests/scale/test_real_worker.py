@@ -61,7 +61,9 @@ async def test_a_worker_process_renders_with_the_real_pipeline(
                 await asyncio.wait_for(app.started.wait(), 30)
                 assert app.worker is None and app.context.model.defaults.width == 64
                 tg.push_message("кот играет на пианино", user_id=4242)
-                await tg.wait_for(lambda: tg.videos(4242), timeout=120)
+                # PREVIEW=on: the video is edited into the status photo (no sendVideo).
+                await tg.wait_for(lambda: tg.video_uploads(4242), timeout=120)
+                await tg.wait_for(lambda: tg.video_message_count(4242) == 1, timeout=10)
                 job = await app.jobs.get(1)
             finally:
                 await app.stop()

@@ -5,6 +5,10 @@ processes (the stage backend of tests/reliability/botproc.py; no BOT_TOKEN in th
 share one database and VIDEO_DIR. A worker is killed with SIGKILL at each stage of a job,
 frozen with SIGSTOP past its lease, or has its job cancelled from Telegram; the user must get
 every video exactly once, one "continues" notice for a re-run, and the attempts counted.
+
+The front end runs with ``PREVIEW=on`` (the status message is a photo: its text is the caption,
+the video is edited into it) and ``PREVIEW=off`` (a text status, the video sent as a reply); the
+helpers below read what the user sees in either form.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ import pytest
 
 from bot.i18n import use_locale
 from bot.texts import status as status_texts
+from tests.fakes.backend import preview_jpeg
 from tests.reliability.harness import (
     ADMIN_ID,
     FIGURES,
@@ -29,6 +35,7 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
+    replies_to,
     wait_for,
     wait_ready,
 )
@@ -38,8 +45,14 @@ USER_A, USER_B = 7101, 7102
 FINAL = ("delivered", "failed", "cancelled", "undeliverable")
 
 
-def frontend_env(tg: FaultyTelegram, data: Path, **extra: Any) -> dict[str, str]:
-    return bot_env(tg, data, **{"role": "frontend", "lease_seconds": LEASE, **extra})
+PREVIEWS = pytest.mark.parametrize("preview", ["on", "off"], ids=["photo-status", "text-status"])
+
+
+def frontend_env(
+    tg: FaultyTelegram, data: Path, preview: str = "on", **extra: Any
+) -> dict[str, str]:
+    settings = {"role": "frontend", "lease_seconds": LEASE, "preview": preview, **extra}
+    return bot_env(tg, data, **settings)
 
 
 def worker_env(tg: FaultyTelegram, data: Path, name: str, **extra: Any) -> dict[str, str]:
@@ -55,9 +68,19 @@ def resumed_notice() -> str:
 
 
 def notices(tg: FaultyTelegram, chat_id: int) -> int:
-    """ "Continues" notices the user received (new messages; later edits change their text)."""
-    calls = tg.calls_of("sendMessage", chat_id, ok=True)
-    return sum(resumed_notice() in str(c.params.get("text", "")) for c in calls)
+    """ "Continues" notices the user received: new status messages (a text, or a photo whose
+    caption says it), counted as sent (later edits change their text)."""
+    calls = [
+        *tg.calls_of("sendMessage", chat_id, ok=True),
+        *tg.calls_of("sendPhoto", chat_id, ok=True),
+    ]
+    said = (str(c.params.get("text") or c.params.get("caption") or "") for c in calls)
+    return sum(resumed_notice() in text for text in said)
+
+
+def videos(tg: FaultyTelegram, chat_id: int) -> int:
+    """Videos the user received: sent (``PREVIEW=off``) or edited into the status photo."""
+    return len(tg.video_uploads(chat_id))
 
 
 async def all_final(data: Path, expected: int, *procs: BotProcess) -> list[dict[str, Any]]:
@@ -94,14 +117,24 @@ def stop_all(*procs: BotProcess) -> None:
                 os.kill(proc.pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("stage", ["translate", "denoise", "encode", "generated"])
+@pytest.mark.parametrize(
+    ("stage", "preview"),
+    [
+        ("translate", "on"),
+        ("denoise", "on"),
+        ("encode", "on"),
+        ("generated", "on"),
+        ("denoise", "off"),
+        ("generated", "off"),
+    ],
+)
 async def test_kill9_of_a_worker_at_each_stage(
-    stage: str, fork_server: ForkServer, tmp_path: Path
+    stage: str, preview: str, fork_server: ForkServer, tmp_path: Path
 ) -> None:
     data = tmp_path
     async with FaultyTelegram() as tg:
         w1 = fork_server.spawn(worker_env(tg, data, "w1", rel_pause_at=stage), data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
         procs: list[BotProcess] = [w1, fe]
         try:
             await wait_ready(tg, fe)
@@ -136,8 +169,9 @@ async def test_kill9_of_a_worker_at_each_stage(
             stop_all(*procs)
 
 
+@PREVIEWS
 async def test_a_frozen_worker_loses_its_job_and_writes_nothing(
-    fork_server: ForkServer, tmp_path: Path
+    preview: str, fork_server: ForkServer, tmp_path: Path
 ) -> None:
     """SIGSTOP past the lease: the other worker re-runs the job; after SIGCONT the stale worker
     finds its lease lost, stops rendering on its own, and none of its late writes land."""
@@ -145,7 +179,7 @@ async def test_a_frozen_worker_loses_its_job_and_writes_nothing(
     slow = {"rel_step_delay": 0.25}
     async with FaultyTelegram() as tg:
         w1 = fork_server.spawn(worker_env(tg, data, "w1", **slow), data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
         procs: list[BotProcess] = [w1, fe]
         try:
             await wait_ready(tg, fe)
@@ -174,8 +208,9 @@ async def test_a_frozen_worker_loses_its_job_and_writes_nothing(
             stop_all(*procs)
 
 
+@PREVIEWS
 async def test_cancel_reaches_a_worker_in_another_process_within_a_step(
-    fork_server: ForkServer, tmp_path: Path
+    preview: str, fork_server: ForkServer, tmp_path: Path
 ) -> None:
     data = tmp_path
     step = 1.0  # longer than a heartbeat (LEASE / 3)
@@ -183,7 +218,7 @@ async def test_cancel_reaches_a_worker_in_another_process_within_a_step(
         w1 = fork_server.spawn(
             worker_env(tg, data, "w1", rel_step_delay=step, rel_step_marks=1), data / "w1.log"
         )
-        fe = fork_server.spawn(frontend_env(tg, data), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
         procs = [w1, fe]
         try:
             await wait_ready(tg, fe)
@@ -205,20 +240,21 @@ async def test_cancel_reaches_a_worker_in_another_process_within_a_step(
             assert steps_done() <= at_cancel + 2, "rendered on after the cancel"
             # The worker is free at once: the next job renders and is delivered.
             tg.push_message("собака в космосе", user_id=USER_B)
-            await wait_for(lambda: tg.videos(USER_B), 30, "the next job delivered")
-            assert tg.videos(USER_A) == []
+            await wait_for(lambda: videos(tg, USER_B), 30, "the next job delivered")
+            assert videos(tg, USER_A) == 0
         finally:
             stop_all(*procs)
 
 
+@PREVIEWS
 async def test_sigterm_gives_the_job_to_another_worker_at_once(
-    fork_server: ForkServer, tmp_path: Path
+    preview: str, fork_server: ForkServer, tmp_path: Path
 ) -> None:
     data = tmp_path
     async with FaultyTelegram() as tg:
         env = worker_env(tg, data, "w1", rel_step_delay=0.5, lease_seconds=600)
         w1 = fork_server.spawn(env, data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data, lease_seconds=600), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, preview, lease_seconds=600), data / "fe.log")
         procs = [w1, fe]
         try:
             await wait_ready(tg, fe)
@@ -232,7 +268,7 @@ async def test_sigterm_gives_the_job_to_another_worker_at_once(
             procs.append(w2)
             assert await w1.terminate() == 0
             # A 600 s lease: only the release can have handed the job over this soon.
-            await wait_for(lambda: tg.videos(USER_A), 20, "delivered by w2")
+            await wait_for(lambda: videos(tg, USER_A), 20, "delivered by w2")
             rows = await all_final(data, 1, *procs)
             row = rows[0]
             assert (row["status"], row["worker_id"], row["attempts"]) == ("delivered", "w2", 2)
@@ -241,12 +277,15 @@ async def test_sigterm_gives_the_job_to_another_worker_at_once(
             stop_all(*procs)
 
 
-async def test_workers_honour_the_stored_pause(fork_server: ForkServer, tmp_path: Path) -> None:
+@PREVIEWS
+async def test_workers_honour_the_stored_pause(
+    preview: str, fork_server: ForkServer, tmp_path: Path
+) -> None:
     """/pause on the front end holds a worker in another process; /resume lets it go on."""
     data = tmp_path
     async with FaultyTelegram() as tg:
         w1 = fork_server.spawn(worker_env(tg, data, "w1"), data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
         procs = [w1, fe]
         try:
             await wait_ready(tg, fe)
@@ -264,19 +303,20 @@ async def test_workers_honour_the_stored_pause(fork_server: ForkServer, tmp_path
                 await asyncio.sleep(1.0)
                 assert db_jobs(data / "bot.sqlite3")[0]["status"] == "queued"
             tg.push_message("/resume", user_id=ADMIN_ID)
-            await wait_for(lambda: tg.videos(USER_A), 20, "delivered after /resume")
+            await wait_for(lambda: videos(tg, USER_A), 20, "delivered after /resume")
         finally:
             stop_all(*procs)
 
 
+@PREVIEWS
 async def test_the_embedded_bot_follows_an_extra_worker(
-    fork_server: ForkServer, tmp_path: Path
+    preview: str, fork_server: ForkServer, tmp_path: Path
 ) -> None:
     """``ROLE=all`` with one more ``python -m bot.worker`` on the same database: the extra
     worker's job is reported and delivered by the bot, the embedded one's as before."""
     data = tmp_path
     async with FaultyTelegram() as tg:
-        env = bot_env(tg, data, lease_seconds=LEASE, rel_step_delay=0.5)
+        env = bot_env(tg, data, lease_seconds=LEASE, rel_step_delay=0.5, preview=preview)
         bot = fork_server.spawn(env, data / "bot.log")
         procs = [bot]
         try:
@@ -297,15 +337,16 @@ async def test_the_embedded_bot_follows_an_extra_worker(
             stop_all(*procs)
 
 
+@PREVIEWS
 async def test_a_job_a_worker_refuses_at_claim_time_is_reported(
-    fork_server: ForkServer, tmp_path: Path
+    preview: str, fork_server: ForkServer, tmp_path: Path
 ) -> None:
     """A worker with lower limits refuses a job at once (claimed and failed between two looks
     of the front end): the user still gets the reason."""
     data = tmp_path
     async with FaultyTelegram() as tg:
         w0 = fork_server.spawn(worker_env(tg, data, "w0"), data / "w0.log")
-        fe = fork_server.spawn(frontend_env(tg, data), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
         procs = [w0, fe]
         try:
             await wait_ready(tg, fe)  # it validates with w0's limits (50 steps)
@@ -318,7 +359,51 @@ async def test_a_job_a_worker_refuses_at_claim_time_is_reported(
             assert (rows[0]["status"], rows[0]["error"]) == ("failed", "over_limit:steps:3")
             with use_locale("ru"):
                 reason = status_texts.failure("over_limit:steps:3")
-            await wait_for(lambda: reason in tg.texts_to(USER_A), 10, "the reason told")
-            assert tg.texts_to(USER_A).count(reason) == 1
+            await wait_for(lambda: reason in replies_to(tg, USER_A), 10, "the reason told")
+            assert replies_to(tg, USER_A).count(reason) == 1
         finally:
             stop_all(*procs)
+
+
+def stored_previews(data: Path) -> list[tuple[int, int]]:
+    with sqlite3.connect(f"file:{data / 'bot.sqlite3'}?mode=ro", uri=True, timeout=10) as conn:
+        return conn.execute("SELECT job_id, step FROM job_previews").fetchall()
+
+
+async def test_a_workers_previews_reach_the_status_photo_then_one_video(
+    fork_server: ForkServer, tmp_path: Path
+) -> None:
+    """``PREVIEW=on``: the worker (another process) stores its newest preview with its
+    heartbeats; the front end shows it in the user's status photo, then edits the one video into
+    that same photo. The preview row is gone once the job ended."""
+    data = tmp_path
+    async with FaultyTelegram() as tg:
+        env = worker_env(tg, data, "w1", rel_previews=1, rel_step_delay=0.4)
+        w1 = fork_server.spawn(env, data / "w1.log")
+        fe = fork_server.spawn(frontend_env(tg, data, "on"), data / "fe.log")
+        procs = [w1, fe]
+        try:
+            await wait_ready(tg, fe)
+            tg.push_message("/gen кот играет на пианино --steps 8", user_id=USER_A)
+            rows = await all_final(data, 1, *procs)
+            await wait_for(lambda: videos(tg, USER_A), 10, "the video")
+            await wait_for(lambda: not stored_previews(data), 10, "the preview row deleted")
+        finally:
+            stop_all(*procs)
+    (row,) = rows
+    assert row["status"] == "delivered" and row["worker_id"] == "w1"
+    status_id = row["status_message_id"]
+    pictures = [
+        call
+        for call in tg.calls_of("editMessageMedia", USER_A, ok=True)
+        if call.params["media"]["type"] == "photo"
+    ]
+    made = {preview_jpeg(step) for step in range(2, 9)}
+    assert pictures, "no worker preview reached the status photo"
+    for call in pictures:
+        upload = tg.media_upload(call)
+        assert call.params["message_id"] == status_id
+        assert upload is not None and upload.data in made
+    assert videos(tg, USER_A) == tg.video_message_count(USER_A) == 1
+    (video,) = [m for m in tg.sent(USER_A) if m.media == "video"]
+    assert video.message_id == status_id and not tg.calls_of("sendVideo")

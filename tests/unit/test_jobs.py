@@ -153,6 +153,11 @@ async def test_setters(store: JobStore) -> None:
     loaded = await store.get(job.id)
     assert loaded is not None
     assert loaded.status_message_id == 555 and loaded.prompt_en == "a cat"
+    assert loaded.status_media is None  # a text status message
+    # A status photo (PREVIEW=on): its kind is kept, so edits after a restart fit the message.
+    assert await store.set_status_message(job.id, 556, "photo")
+    again = await store.get(job.id)
+    assert again is not None and (again.status_message_id, again.status_media) == (556, "photo")
 
 
 async def test_progress_is_stored_only_while_running_and_clamped(store: JobStore) -> None:
