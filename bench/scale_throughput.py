@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             for n in counts:
                 figures = run_count(engine, folder, url, n, per_worker, args.render, args.lease)
                 report[f"{engine}_{n}"] = {"engine": engine, **figures}
-                verdict = "ok" if figures["of_ideal"] >= TARGET else "UNDER TARGET"
+                verdict = "ok" if figures["of_ideal"] >= TARGET else "under target"
+                if n != max(COUNTS):  # the target is for N = 16; short runs pay the idle poll
+                    verdict = "target is for N=16"
                 extra = ""
                 if "commits_per_job" in figures:
                     extra = (

@@ -17,6 +17,8 @@ the model loader is replaced: :class:`SleepBackend` sleeps instead of rendering 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.process
 import os
 import signal
 import sys
@@ -166,46 +168,53 @@ def prepare_fork() -> None:
     worker_entry.load_backend = load_sleep_backend  # type: ignore[assignment]
 
 
+_CHILDREN: dict[int, multiprocessing.process.BaseProcess] = {}
+
+
+def _worker_child(env: dict[str, str], log: Path) -> None:
+    """In the forked child: output to ``log``, the environment ``env``, then the worker's main
+    (its exit code is the process's)."""
+    os.setpgid(0, 0)  # its own process group, as a separately started command would be
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.environ.clear()
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    import bot.worker.__main__ as worker_entry
+
+    sys.exit(worker_entry.main())
+
+
 def fork_worker(env: dict[str, str], log: Path) -> int:
     """A child process running ``bot.worker.__main__.main()`` in ``env``; returns its pid.
     Fork only while no event loop runs and no database connection is open in this process."""
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 70
-    try:
-        os.setpgid(0, 0)
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        os.environ.clear()
-        os.environ.update(env)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        import bot.worker.__main__ as worker_entry
-
-        code = worker_entry.main()
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        code = 71
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    child = multiprocessing.get_context("fork").Process(
+        target=_worker_child, args=(env, log), name=env.get("WORKER_ID", "worker")
+    )
+    child.start()
+    assert child.pid is not None
+    _CHILDREN[child.pid] = child
+    return child.pid
 
 
 def stop_workers(pids: list[int], sig: int = signal.SIGKILL) -> None:
-    """Signal the given children (each only by its own pid) and reap them."""
+    """Signal the given children (each only by its own pid) and wait for them; one that
+    ignores SIGTERM for a minute gets SIGKILL."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
     for pid in pids:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+        child = _CHILDREN.pop(pid, None)
+        if child is None:
+            continue
+        child.join(60)
+        if child.is_alive():
+            child.kill()
+            child.join()
 
 
 def start_postgres(root: Path) -> tuple[Any, str]:
