@@ -161,23 +161,20 @@ SQLite ≥ 3.25 and PostgreSQL (placeholders aside). Jobs requeued at start and 
 time have ``started_at`` cleared, so they are not their user's turn."""
 QUEUE_ORDER_PARAMS: tuple[str, ...] = (JobStatus.QUEUED,)
 
-CLAIM_CANDIDATES_SQL = (
-    "SELECT f.first_id AS id, COALESCE(f.last_start, -1.0) AS last_start, f.first_id FROM ("
-    " SELECT q.user_id, q.first_id, (SELECT MAX(s.started_at) FROM jobs AS s"
-    " WHERE s.user_id = q.user_id) AS last_start"
-    " FROM (SELECT user_id, MIN(id) AS first_id FROM jobs WHERE status = ? GROUP BY user_id) AS q"
-    ") AS f"
+CLAIM_SQL = (
+    "SELECT q.id FROM jobs AS q WHERE q.status = '" + JobStatus.QUEUED + "' AND NOT EXISTS ("
+    "SELECT 1 FROM jobs AS o WHERE o.user_id = q.user_id AND o.status = '"
+    + JobStatus.QUEUED
+    + "' AND o.id < q.id) ORDER BY q.queue_key, q.id"
 )
-"""The jobs :meth:`JobStore.claim_next` chooses from, with their sort keys (parameters:
-:data:`QUEUE_ORDER_PARAMS`): each waiting user's oldest queued job — the jobs of ``turn`` 1 in
-:data:`QUEUE_ORDER_SQL` — and the start of that user's latest render. Ordered by
-:data:`CLAIM_ORDER_SQL` its first row is the first of the whole fair order (turn 1 comes before
-turn 2, and within a turn the keys are the same), without numbering every queued job and
-without carrying whole rows through window functions: the claim reads one narrow row per
-waiting user (``MAX(started_at)`` is one probe of ``idx_jobs_user_started``)."""
-CLAIM_ORDER_SQL = "ORDER BY c.last_start, c.first_id"
-"""Never rendered (-1: times are positive UNIX seconds) first, then the oldest latest render,
-ties by the oldest queued job: :data:`QUEUE_ORDER_SQL`'s keys within a turn, each computed once."""
+"""The claim's choice, first row first (no parameters; the caller adds ``LIMIT 1``): each waiting
+user's oldest queued job (``turn`` 1 of :data:`QUEUE_ORDER_SQL`) ordered by ``queue_key`` — its
+user's latest start, ``COALESCE(MAX(started_at), -1)``, kept on every queued job by the triggers
+of migration 0020 — then by id: :data:`QUEUE_ORDER_SQL`'s keys within a turn (never rendered
+first, then the oldest latest render, ties by the oldest queued job), and turn 1 comes before
+turn 2. A walk of the partial index ``jobs_claim_order`` whose first row is (almost always) the
+answer, and one probe of ``jobs_user_queued`` per row: constant time at any queue length. The
+status is a literal so that both engines may use the partial indexes."""
 
 CHARGED_SQL = "(started_at IS NOT NULL OR status NOT IN (?, ?))"
 """The jobs a daily budget counts: all but those that ended without ever starting to render
@@ -552,21 +549,14 @@ class JobStore:
             " stage = NULL, step = NULL, steps = NULL, elapsed = NULL"
             f" WHERE id = ({self._next_claim_sql()})"
             " AND status = ? RETURNING *",
-            (
-                JobStatus.RUNNING,
-                self.clock(),
-                worker_id,
-                lease_seconds,
-                *QUEUE_ORDER_PARAMS,
-                JobStatus.QUEUED,
-            ),
+            (JobStatus.RUNNING, self.clock(), worker_id, lease_seconds, JobStatus.QUEUED),
         )
 
     def _next_claim_sql(self) -> str:
-        """The id of the job to claim (parameters: :data:`QUEUE_ORDER_PARAMS`): the first of
-        :data:`QUEUE_ORDER_SQL`. On SQLite one writer at a time makes the plain query safe;
-        :class:`PostgresJobStore` locks the row it picks."""
-        return f"SELECT c.id FROM ({CLAIM_CANDIDATES_SQL}) AS c {CLAIM_ORDER_SQL} LIMIT 1"
+        """The id of the job to claim (no parameters): the first of :data:`QUEUE_ORDER_SQL`, read
+        from the maintained key (:data:`CLAIM_SQL`). On SQLite one writer at a time makes the
+        plain query safe; :class:`PostgresJobStore` locks the row it picks."""
+        return f"{CLAIM_SQL} LIMIT 1"
 
     async def heartbeat(
         self,
@@ -1068,18 +1058,14 @@ class PostgresJobStore(JobStore):
     row it picks with ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take different jobs
     instead of queuing behind one row lock (and a claimer never waits for another's commit).
 
-    Aggregates cannot take ``FOR UPDATE``: the candidates (:data:`CLAIM_CANDIDATES_SQL`) are
-    computed with their sort keys and joined back to ``jobs``, whose rows are locked in the fair
-    order; a row another transaction claimed meanwhile is skipped (locked) or fails the
-    re-checked ``status``. When every candidate is locked by other claimers the claim finds
-    nothing this time (the worker looks again), never a job out of turn."""
+    The rows of :data:`CLAIM_SQL` are locked in the fair order; a row another transaction
+    claims meanwhile is skipped (locked) or fails the re-checked ``status``, and its user's next
+    job is not taken instead (that user's locked job is still their oldest queued one). When
+    every candidate is locked by other claimers the claim finds nothing this time (the worker
+    looks again), never a job out of turn."""
 
     def _next_claim_sql(self) -> str:
-        return (
-            f"SELECT jobs.id FROM ({CLAIM_CANDIDATES_SQL}) AS c JOIN jobs ON jobs.id = c.id"
-            f" WHERE jobs.status = '{JobStatus.QUEUED}' {CLAIM_ORDER_SQL}"
-            " FOR UPDATE OF jobs SKIP LOCKED LIMIT 1"
-        )
+        return f"{CLAIM_SQL} FOR UPDATE OF q SKIP LOCKED LIMIT 1"
 
 
 def job_store(conn: Database, clock: Callable[[], float] = time.time) -> JobStore:

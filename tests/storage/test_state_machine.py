@@ -125,6 +125,17 @@ def make_machine(open_conn: Any) -> type[RuleBasedStateMachine]:
             self.guarded("cancel", job_id, self.store.cancel(job_id))
 
         @rule(job_id=jobs_bundle)
+        def release(self, job_id: int) -> None:
+            """A worker stopping gracefully gives its job back (the reaper's and take-back's
+            requeue write the same columns): queued again, never started, attempt counted."""
+            self.tick()
+            model = self.model[job_id]
+            released = self.run(self.store.release(job_id, model.attempts))
+            assert released == (model.status == JobStatus.RUNNING)
+            if released:
+                model.status, model.started_at = JobStatus.QUEUED, None
+
+        @rule(job_id=jobs_bundle)
         def refuse_claimed(self, job_id: int) -> None:
             reason = FailReason.over_limit("steps", 1)
             self.guarded("refuse_claimed", job_id, self.store.refuse_claimed(job_id, reason))
