@@ -1,4 +1,4 @@
--- PostgreSQL version of 0020_queue_key.sql (same column, indexes and rules; the trigger body is
+-- PostgreSQL version of 0013_queue_key.sql (same column, indexes and rules; the trigger body is
 -- a PL/pgSQL function, its text in single quotes so bot/storage/db.py splits the file right).
 ALTER TABLE jobs ADD COLUMN queue_key DOUBLE PRECISION;
 

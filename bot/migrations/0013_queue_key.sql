@@ -5,7 +5,7 @@
 -- queued job: one walk of the partial index jobs_claim_order, whatever the queue's length.
 -- Triggers keep the key right on every path that queues a job or moves a start (insert, claim,
 -- release, reap, take-back, recovery, refusal at claim time), raw SQL included.
--- SQLite version; 0020_queue_key.postgres.sql is the same with a PL/pgSQL trigger function.
+-- SQLite version; 0013_queue_key.postgres.sql is the same with a PL/pgSQL trigger function.
 ALTER TABLE jobs ADD COLUMN queue_key DOUBLE PRECISION;
 
 UPDATE jobs SET queue_key = (

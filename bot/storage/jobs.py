@@ -170,7 +170,7 @@ CLAIM_SQL = (
 """The claim's choice, first row first (no parameters; the caller adds ``LIMIT 1``): each waiting
 user's oldest queued job (``turn`` 1 of :data:`QUEUE_ORDER_SQL`) ordered by ``queue_key`` — its
 user's latest start, ``COALESCE(MAX(started_at), -1)``, kept on every queued job by the triggers
-of migration 0020 — then by id: :data:`QUEUE_ORDER_SQL`'s keys within a turn (never rendered
+of migration 0013 — then by id: :data:`QUEUE_ORDER_SQL`'s keys within a turn (never rendered
 first, then the oldest latest render, ties by the oldest queued job), and turn 1 comes before
 turn 2. A walk of the partial index ``jobs_claim_order`` whose first row is (almost always) the
 answer, and one probe of ``jobs_user_queued`` per row: constant time at any queue length. The
