@@ -64,11 +64,13 @@ from bot.storage.engine import Database
 from bot.storage.inbox import UpdateInbox
 from bot.storage.janitor import Janitor
 from bot.storage.jobs import JobStore, job_store
+from bot.storage.leader import leader_lock
 from bot.storage.policy import PolicyCounts
 from bot.storage.state import StateStore
 from bot.storage.users import UserStore
 from bot.storage.workers import RegisteredModel, WorkerStore
 from bot.telegram.commands import set_profile
+from bot.telegram.leadership import LeaderReceiver, Leadership, LeadershipLost
 from bot.telegram.polling import Polling
 from bot.telegram.session import RetryPolicy, make_session
 from bot.telegram.updates import InboxDispatcher, Receiver, UpdateRunner
@@ -108,10 +110,24 @@ class App:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     observability: Observability | None = None
     """Metrics, health checks, the updates heartbeat, and the ``METRICS_LISTEN`` server."""
+    leadership: Leadership = field(init=False)
+    """The leader lock: polling and the background duties run only while this process holds it."""
     runner: UpdateRunner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.runner = UpdateRunner(self.dp, self.bot, receiver_for(self.settings))
+        settings = self.settings
+        self.leadership = Leadership(
+            leader_lock(
+                settings.database_url_value,
+                settings.database_path,
+                settings.bot_token.get_secret_value(),
+            )
+        )
+        inner = receiver_for(settings)
+        receiver = LeaderReceiver(
+            inner, self.leadership, self.lead, serve_meanwhile=isinstance(inner, Webhook)
+        )
+        self.runner = UpdateRunner(self.dp, self.bot, receiver)
 
     @property
     def settings(self) -> Settings:
@@ -130,7 +146,10 @@ class App:
         try:
             await self.runner.run(handle_signals=handle_signals)
         finally:
+            await self.leadership.release()
             await self.conn.close()
+        if self.leadership.lost:
+            raise LeadershipLost("the leader lock's database connection ended")
 
     async def stop(self) -> None:
         """What SIGTERM does: stop receiving, then run the shutdown hooks."""
@@ -142,13 +161,22 @@ class App:
         task.add_done_callback(self._tasks.discard)
 
     async def on_startup(self, bot: Bot) -> None:
-        settings, context = self.settings, self.context
+        """Every front end, leader or standby: the operator's endpoint, the menu, the reaper.
+        What must run once (:meth:`lead`) waits for the leader lock."""
+        settings = self.settings
         if self.observability is not None and self.observability.server is not None:
             await self.observability.server.start()  # METRICS_LISTEN: /healthz, /metrics
         try:
             await set_profile(bot, settings.admin_ids)
         except Exception as error:  # a menu is a nicety: never a reason not to start
             log.warning("command menu not set: %s", error)
+        if self.reaper is not None:
+            self.reaper.start()  # idempotent: any process may run it
+
+    async def lead(self, bot: Bot) -> None:
+        """This process holds the leader lock (at start, or taking over from a dead leader): do
+        what a restarted bot does, then the background duties, before any update is received."""
+        settings, context = self.settings, self.context
         worker_id = self.worker.worker_id if self.worker is not None else None
         recovered = await recover(context.jobs, self.events, settings.max_attempts, worker_id)
         if recovered:
@@ -159,8 +187,6 @@ class App:
             self.worker.start()
         if self.watcher is not None:
             self.watcher.start()
-        if self.reaper is not None:
-            self.reaper.start()
         self.janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
         # Updates stored but never fully handled (a kill -9 mid-handler): before new ones.
         await self.dp.replay_pending(bot)
@@ -176,7 +202,7 @@ class App:
             await self.watcher.stop()
         if self.worker is not None:
             await self.worker.stop()
-        if self.presence is not None:
+        if self.presence is not None and self.leadership.leading:
             await self.presence.stop()
         await self.events.drain(DELIVERY_GRACE)
         for task in list(self._tasks):
@@ -185,6 +211,7 @@ class App:
         self.context.drafts.close()
         if self.observability is not None and self.observability.server is not None:
             await self.observability.server.stop()
+        await self.leadership.release()
 
 
 def receiver_for(settings: Settings) -> Receiver:
@@ -342,6 +369,7 @@ def _wire(
     server = MetricsServer(*address, metrics=metrics, health=health, jobs=jobs) if address else None
     app = App(context, bot, dp, worker, events, janitor, conn, watcher, reaper, presence)
     app.observability = Observability(metrics, heartbeat, watch, health, server)
+    health.standby = lambda: not app.leadership.leading
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app
@@ -458,6 +486,9 @@ def main(argv: Sequence[str] = ()) -> int:
 
         if isinstance(error, ModelLoadError):
             log.error("cannot start: %s", error)
+            return 1
+        if isinstance(error, LeadershipLost):
+            log.error("stopped: %s; start again to stand by", error)
             return 1
         if isinstance(error, PolicyFileError):
             log.error("cannot start: %s", error)
