@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from tests.fakes.telegram import free_port
 from tests.reliability.harness import (
     FIGURES,
     FINAL,
@@ -68,6 +70,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path | str
     return url, url
 
 
+async def healthz(port: int) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{port}/healthz"
+    async with aiohttp.ClientSession() as client, client.get(url) as response:
+        return response.status, await response.text()
+
+
 async def final_jobs(where: Path | str, expected: int, *procs: BotProcess) -> list[dict]:
     def done() -> list[dict] | None:
         rows = db_jobs(where)
@@ -109,9 +117,13 @@ async def test_kill9_of_the_polling_leader_hands_over_to_the_standby(
         try:
             await wait_ready(tg, a, 60)
             await wait_for(lambda: POLLING in a.output(), 20, "A polls")
-            b = fork_server.spawn(frontend(tg, data, url), data / "b.log")
+            port = free_port()
+            b_env = frontend(tg, data, url, metrics_listen=f"127.0.0.1:{port}")
+            b = fork_server.spawn(b_env, data / "b.log")
             procs.append(b)
             await wait_for(lambda: STANDBY in b.output(), 30, "B stands by")
+            status, text = await healthz(port)
+            assert (status, text.splitlines()[0]) == (200, "standby"), text
             push("кот играет на пианино")
             await wait_for(
                 lambda: any(r["status"] == "running" for r in db_jobs(where)), 20, "a render"
@@ -129,14 +141,17 @@ async def test_kill9_of_the_polling_leader_hands_over_to_the_standby(
             for text in ("сова ночью", "поезд в горах"):
                 push(text)
             await wait_for(lambda: POLLING in b.output(), 20, "B takes over")
-            FIGURES.setdefault("failover_kill9_to_polling_s", {})[url and "postgres" or "sqlite"] = (
-                round(time.monotonic() - killed, 2)
-            )
+            FIGURES.setdefault("failover_kill9_to_polling_s", {})[
+                "postgres" if url else "sqlite"
+            ] = round(time.monotonic() - killed, 2)
             rows = await final_jobs(where, len(update_ids), *procs)
             await wait_for(lambda: len(tg.video_messages()) >= len(rows), 10, "videos sent")
             assert_each_once(tg, rows, update_ids)
             assert tg.poll_conflicts == [], "two processes polled the token at once"
             assert "leader: this front end holds" in b.output()
+            status, text = await healthz(port)
+            assert (status, text.splitlines()[0]) == (200, "ok"), text
+            assert "front end: ok, leader" in text
         finally:
             stop_all(*procs)
 
