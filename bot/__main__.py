@@ -177,6 +177,14 @@ class App:
         """This process holds the leader lock (at start, or taking over from a dead leader): do
         what a restarted bot does, then the background duties, before any update is received."""
         settings, context = self.settings, self.context
+        if self.watcher is not None:
+            # Its first look notes what runs and what is generated already (recovery below
+            # delivers those); any job generated after it is delivered by its next looks, so a
+            # takeover while workers render leaves no gap.
+            try:
+                await self.watcher.poll()
+            except Exception:
+                log.exception("the job watcher's first look failed")
         worker_id = self.worker.worker_id if self.worker is not None else None
         recovered = await recover(context.jobs, self.events, settings.max_attempts, worker_id)
         if recovered:

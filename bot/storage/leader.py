@@ -21,6 +21,7 @@ database do not exclude each other.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -31,6 +32,14 @@ from typing import Any, Protocol
 from bot.storage.engine import lock_key
 
 log = logging.getLogger(__name__)
+
+TIMEOUT = 3.0
+"""Seconds a connect or a check of the lock's connection may take before it counts as gone."""
+KEEPALIVES = (
+    "SET tcp_keepalives_idle = 5",
+    "SET tcp_keepalives_interval = 2",
+    "SET tcp_keepalives_count = 3",
+)
 
 
 class LeaderLock(Protocol):
@@ -107,14 +116,24 @@ class PostgresLeaderLock:
             self._held = False
             # keepalives: a holder whose machine vanished is noticed by the server in seconds,
             # so its session (and the lock) ends instead of waiting for TCP's hours.
-            self._conn = await psycopg.AsyncConnection.connect(
-                self.url,
-                autocommit=True,
-                keepalives=1,
-                keepalives_idle=5,
-                keepalives_interval=2,
-                keepalives_count=3,
+            conn = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(
+                    self.url,
+                    autocommit=True,
+                    keepalives=1,
+                    keepalives_idle=5,
+                    keepalives_interval=2,
+                    keepalives_count=3,
+                ),
+                TIMEOUT,
             )
+            # The server's side too: if this machine vanishes (a partition, a power cut), the
+            # server ends the session (and frees the lock) within about 11 s instead of the
+            # operating system's two hours. User-settable; a server that refuses keeps its own.
+            for setting in KEEPALIVES:
+                with contextlib.suppress(Exception):
+                    await conn.execute(setting)
+            self._conn = conn
         return self._conn
 
     async def try_acquire(self) -> bool:
@@ -131,12 +150,13 @@ class PostgresLeaderLock:
             self._held = False
             return False
         try:
-            await self._conn.execute("SELECT 1")
-        except Exception as error:
-            log.error("leader lock: its database connection is gone: %s", error)
+            await asyncio.wait_for(self._conn.execute("SELECT 1"), TIMEOUT)
+        except Exception as error:  # a timeout too: a partitioned session may be gone already
+            log.error("leader lock: its database connection is gone: %r", error)
             self._held = False
+            conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):
-                await self._conn.close()
+                await asyncio.wait_for(conn.close(), TIMEOUT)
             return False
         return True
 

@@ -20,11 +20,12 @@ serves Telegram's calls from the start (each update is stored in the shared inbo
 
 Why delivery cannot happen twice: a generated job is delivered by the leader's watcher or by
 recovery at takeover, and only one process holds the lock at a time. A leader whose PostgreSQL
-session ends (network loss: the server dropped its lock, a standby may already lead) notices it
-at its next check (every :data:`RETRY` seconds) and stops the process with an error, so it
-neither polls nor delivers beside the new leader; run it under a supervisor that restarts it (it
-comes back as a standby). The one window left is the documented one of any restart: a video
-whose ``sendVideo`` was in flight when the leader died may be sent again by the new leader.
+lock connection ends notices it at its next check (every :data:`RETRY` seconds) and takes the
+lock again on a new connection; if a standby holds it by then, the old leader stops the process
+with an error (exit 1), so it neither polls nor delivers beside the new leader: run it under a
+supervisor that restarts it (it comes back as a standby). Windows left: a delivery the old
+leader had begun in the second before it noticed, and the documented one of any restart (a
+video whose ``sendVideo`` was in flight when the leader died may be sent again).
 """
 
 from __future__ import annotations
@@ -87,17 +88,28 @@ class Leadership:
         return False
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """While leading: check the lock every ``retry`` seconds; set ``stop`` when it is lost."""
+        """While leading: check the lock every ``retry`` seconds. When its connection is gone,
+        take it again on a new one (a database restart: nobody else could take it meanwhile);
+        if another front end holds it now, set ``stop`` (this process must not lead beside it).
+        While the database cannot be reached at all, keep trying (no one else can lead)."""
         while not stop.is_set():
             try:
                 await until_stopped(stop, asyncio.sleep(self.retry))
             except Stopped:
                 return
-            if not await self.lock.check():
-                log.error("leader lock lost: stopping (a standby may lead already)")
-                self.leading, self.lost = False, True
-                stop.set()
-                return
+            if await self.lock.check():
+                continue
+            try:
+                if await self.lock.try_acquire():
+                    log.warning("leader lock taken again on a new connection: still leading")
+                    continue
+            except Exception as error:
+                log.warning("leader lock: cannot be taken again yet: %s", error)
+                continue
+            log.error("leader lock held by another front end now: stopping")
+            self.leading, self.lost = False, True
+            stop.set()
+            return
 
     async def release(self) -> None:
         if self.leading:
