@@ -16,6 +16,11 @@ resumes at the next start.
 imported): the model's defaults and bounds come from the ``workers`` table, and what the workers
 (``python -m bot.worker``) do reaches the users through the :class:`bot.notify.watcher.JobWatcher`.
 Both roles run the watcher (workers of other processes may share the queue) and the reaper.
+
+Several front ends may run at once (``bot/telegram/leadership.py``): the one holding the leader
+lock polls and runs recovery, the replay, the watcher, the embedded worker and the janitor
+(:meth:`App.lead`); the others stand by (or, in webhook mode, serve webhooks meanwhile) and take
+over when it dies.
 """
 
 from __future__ import annotations
