@@ -164,5 +164,11 @@ class LeaderReceiver:
         return True
 
     async def _lead(self, bot: Bot, stop: asyncio.Event) -> None:
-        if await self._win(bot, stop):
-            await self.leadership.watch(stop)
+        try:
+            if await self._win(bot, stop):
+                await self.leadership.watch(stop)
+        except Exception:
+            # A leader without its duties would hold the lock for nothing: stop (exit 1).
+            log.exception("taking up the leader's duties failed: stopping")
+            stop.set()
+            raise
