@@ -166,7 +166,7 @@ class App:
         task.add_done_callback(self._tasks.discard)
 
     async def on_startup(self, bot: Bot) -> None:
-        """Every front end, leader or standby: the operator's endpoint, the menu, the reaper.
+        """Every front end, leader or standby: the operator's endpoint, the menu.
         What must run once (:meth:`lead`) waits for the leader lock."""
         settings = self.settings
         if self.observability is not None and self.observability.server is not None:
@@ -175,8 +175,6 @@ class App:
             await set_profile(bot, settings.admin_ids)
         except Exception as error:  # a menu is a nicety: never a reason not to start
             log.warning("command menu not set: %s", error)
-        if self.reaper is not None:
-            self.reaper.start()  # idempotent: any process may run it
 
     async def lead(self, bot: Bot) -> None:
         """This process holds the leader lock (at start, or taking over from a dead leader): do
@@ -200,6 +198,10 @@ class App:
             self.worker.start()
         if self.watcher is not None:
             self.watcher.start()
+        if self.reaper is not None:
+            # After recovery, which tells users of this process's interrupted jobs itself.
+            # Idempotent, so any process may run it; workers run their own too.
+            self.reaper.start()
         self.janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
         # Updates stored but never fully handled (a kill -9 mid-handler): before new ones.
         await self.dp.replay_pending(bot)

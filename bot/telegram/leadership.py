@@ -8,7 +8,7 @@ holding the leader lock (:mod:`bot.storage.leader`) is the **leader**:
 - in both modes it alone runs what must not run twice: recovery at takeover (requeue, deliver
   videos left undelivered), the replay of updates stored but never finished, the job watcher
   (delivery of what workers rendered, progress, status refreshes), the embedded worker
-  (``ROLE=all``) and the janitor. The reaper is idempotent and runs everywhere.
+  (``ROLE=all``), the reaper (idempotent; every worker runs one too) and the janitor.
 
 The others are **hot standbys**: they have opened the database, loaded (or read) the model and
 built the dispatcher, and try the lock every :data:`RETRY` seconds (``/healthz``: 200,

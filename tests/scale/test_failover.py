@@ -157,10 +157,10 @@ async def test_kill9_of_the_polling_leader_hands_over_to_the_standby(
 
 
 async def test_webhook_front_ends_serve_at_once_and_deliver_each_video_once(
-    fork_server: ForkServer, tmp_path: Path
+    database: tuple[Path | str, str | None], fork_server: ForkServer, tmp_path: Path
 ) -> None:
+    where, url = database
     data, users = tmp_path, iter(range(8201, 8300))
-    where = data / "bot.sqlite3"
     update_ids: list[int] = []
 
     def push(text: str) -> None:
@@ -169,9 +169,9 @@ async def test_webhook_front_ends_serve_at_once_and_deliver_each_video_once(
         update_ids.append(tg.last_update_id)
 
     async with FaultyTelegram() as tg:
-        a_env = frontend(tg, data, None, **{k.lower(): v for k, v in mode_env("webhook").items()})
-        b_env = frontend(tg, data, None, **{k.lower(): v for k, v in mode_env("webhook").items()})
-        w1 = fork_server.spawn(worker(tg, data, None), data / "w1.log")
+        a_env = frontend(tg, data, url, **{k.lower(): v for k, v in mode_env("webhook").items()})
+        b_env = frontend(tg, data, url, **{k.lower(): v for k, v in mode_env("webhook").items()})
+        w1 = fork_server.spawn(worker(tg, data, url), data / "w1.log")
         a = fork_server.spawn(a_env, data / "a.log")
         procs = [w1, a]
         try:
