@@ -16,6 +16,11 @@ resumes at the next start.
 imported): the model's defaults and bounds come from the ``workers`` table, and what the workers
 (``python -m bot.worker``) do reaches the users through the :class:`bot.notify.watcher.JobWatcher`.
 Both roles run the watcher (workers of other processes may share the queue) and the reaper.
+
+Several front ends may run at once (``bot/telegram/leadership.py``): the one holding the leader
+lock polls and runs recovery, the replay, the watcher, the embedded worker and the janitor
+(:meth:`App.lead`); the others stand by (or, in webhook mode, serve webhooks meanwhile) and take
+over when it dies.
 """
 
 from __future__ import annotations
@@ -64,12 +69,14 @@ from bot.storage.engine import Database
 from bot.storage.inbox import UpdateInbox
 from bot.storage.janitor import Janitor
 from bot.storage.jobs import JobStore, job_store
+from bot.storage.leader import leader_lock
 from bot.storage.policy import PolicyCounts
 from bot.storage.previews import PreviewStore
 from bot.storage.state import StateStore
 from bot.storage.users import UserStore
 from bot.storage.workers import RegisteredModel, WorkerStore
 from bot.telegram.commands import set_profile
+from bot.telegram.leadership import LeaderReceiver, Leadership, LeadershipLost
 from bot.telegram.polling import Polling
 from bot.telegram.session import RetryPolicy, make_session
 from bot.telegram.updates import InboxDispatcher, Receiver, UpdateRunner
@@ -109,10 +116,24 @@ class App:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     observability: Observability | None = None
     """Metrics, health checks, the updates heartbeat, and the ``METRICS_LISTEN`` server."""
+    leadership: Leadership = field(init=False)
+    """The leader lock: polling and the background duties run only while this process holds it."""
     runner: UpdateRunner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.runner = UpdateRunner(self.dp, self.bot, receiver_for(self.settings))
+        settings = self.settings
+        self.leadership = Leadership(
+            leader_lock(
+                settings.database_url_value,
+                settings.database_path,
+                settings.bot_token.get_secret_value(),
+            )
+        )
+        inner = receiver_for(settings)
+        receiver = LeaderReceiver(
+            inner, self.leadership, self.lead, serve_meanwhile=isinstance(inner, Webhook)
+        )
+        self.runner = UpdateRunner(self.dp, self.bot, receiver)
 
     @property
     def settings(self) -> Settings:
@@ -131,7 +152,10 @@ class App:
         try:
             await self.runner.run(handle_signals=handle_signals)
         finally:
+            await self.leadership.release()
             await self.conn.close()
+        if self.leadership.lost:
+            raise LeadershipLost("the leader lock's database connection ended")
 
     async def stop(self) -> None:
         """What SIGTERM does: stop receiving, then run the shutdown hooks."""
@@ -143,13 +167,28 @@ class App:
         task.add_done_callback(self._tasks.discard)
 
     async def on_startup(self, bot: Bot) -> None:
-        settings, context = self.settings, self.context
+        """Every front end, leader or standby: the operator's endpoint, the menu.
+        What must run once (:meth:`lead`) waits for the leader lock."""
+        settings = self.settings
         if self.observability is not None and self.observability.server is not None:
             await self.observability.server.start()  # METRICS_LISTEN: /healthz, /metrics
         try:
             await set_profile(bot, settings.admin_ids)
         except Exception as error:  # a menu is a nicety: never a reason not to start
             log.warning("command menu not set: %s", error)
+
+    async def lead(self, bot: Bot) -> None:
+        """This process holds the leader lock (at start, or taking over from a dead leader): do
+        what a restarted bot does, then the background duties, before any update is received."""
+        settings, context = self.settings, self.context
+        if self.watcher is not None:
+            # Its first look notes what runs and what is generated already (recovery below
+            # delivers those); any job generated after it is delivered by its next looks, so a
+            # takeover while workers render leaves no gap.
+            try:
+                await self.watcher.poll()
+            except Exception:
+                log.exception("the job watcher's first look failed")
         worker_id = self.worker.worker_id if self.worker is not None else None
         recovered = await recover(context.jobs, self.events, settings.max_attempts, worker_id)
         if recovered:
@@ -161,6 +200,8 @@ class App:
         if self.watcher is not None:
             self.watcher.start()
         if self.reaper is not None:
+            # After recovery, which tells users of this process's interrupted jobs itself.
+            # Idempotent, so any process may run it; workers run their own too.
             self.reaper.start()
         self.janitor.start()  # VIDEO_RETENTION_DAYS: a sweep now, then hourly
         # Updates stored but never fully handled (a kill -9 mid-handler): before new ones.
@@ -177,7 +218,7 @@ class App:
             await self.watcher.stop()
         if self.worker is not None:
             await self.worker.stop()
-        if self.presence is not None:
+        if self.presence is not None and self.leadership.leading:
             await self.presence.stop()
         await self.events.drain(DELIVERY_GRACE)
         for task in list(self._tasks):
@@ -186,6 +227,7 @@ class App:
         self.context.drafts.close()
         if self.observability is not None and self.observability.server is not None:
             await self.observability.server.stop()
+        await self.leadership.release()
 
 
 def receiver_for(settings: Settings) -> Receiver:
@@ -351,6 +393,7 @@ def _wire(
     server = MetricsServer(*address, metrics=metrics, health=health, jobs=jobs) if address else None
     app = App(context, bot, dp, worker, events, janitor, conn, watcher, reaper, presence)
     app.observability = Observability(metrics, heartbeat, watch, health, server)
+    health.standby = lambda: not app.leadership.leading
     dp.startup.register(app.on_startup)
     dp.shutdown.register(app.on_shutdown)
     return app
@@ -467,6 +510,9 @@ def main(argv: Sequence[str] = ()) -> int:
 
         if isinstance(error, ModelLoadError):
             log.error("cannot start: %s", error)
+            return 1
+        if isinstance(error, LeadershipLost):
+            log.error("stopped: %s; start again to stand by", error)
             return 1
         if isinstance(error, PolicyFileError):
             log.error("cannot start: %s", error)

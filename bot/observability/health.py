@@ -12,6 +12,9 @@
   (140 s by default: a long poll returns at least every ``POLLING_TIMEOUT`` seconds, and
   aiogram's backoff after a network error stays well below the grace) — or the bot runs in
   webhook mode (:class:`bot.observability.heartbeat.UpdatesHeartbeat`).
+- **front end** (when the bot stands by for the leader lock, ``bot/telegram/leadership.py``):
+  ``leader``, or ``standby``: a hot standby neither polls nor runs the watcher, so those two
+  checks say "standby" and pass; the answer's first line is then ``standby``, still 200.
 
 Healthy → 200, else 503; the text says which check failed and why.
 """
@@ -92,6 +95,12 @@ class LoopWatch:
         pass
 
 
+class HealthChecks(Protocol):
+    """What ``/healthz`` asks (:class:`Health` for a bot, ``bot/worker/health.py`` for a worker)."""
+
+    async def checks(self) -> list[Check]: ...
+
+
 class LoopState(Protocol):
     @property
     def running(self) -> bool: ...
@@ -102,6 +111,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    standby: bool = False
+    """This process is a hot standby (``/healthz`` answers "standby")."""
 
     def __str__(self) -> str:
         return f"{self.name}: {'ok' if self.ok else 'FAIL'}, {self.detail}"
@@ -128,6 +139,11 @@ class Health:
         self.stuck_seconds = stuck_seconds
         self.updates_seconds = updates_seconds
         self.db_timeout = db_timeout
+        self.standby: Callable[[], bool] | None = None
+        """True while this front end waits for the leader lock (set by ``bot/__main__.py``)."""
+
+    def standing_by(self) -> bool:
+        return self.standby is not None and self.standby()
 
     def stuck_bound(self) -> float:
         typical = self.watch.typical_step()
@@ -146,6 +162,8 @@ class Health:
         return Check("database", True, f"{rows[0][0]} jobs queued")
 
     def generation_loop(self) -> Check:
+        if self.standing_by() and not self.loop.running:
+            return Check("generation loop", True, "standby: starts when this front end leads")
         if not self.loop.running:
             return Check("generation loop", False, "not running")
         job_id = self.watch.job_id
@@ -163,6 +181,8 @@ class Health:
     def updates_arrive(self) -> Check:
         if self.updates.webhook:
             return Check("updates", True, "webhook mode")
+        if self.standing_by():
+            return Check("updates", True, "standby: the leader polls")
         age = self.updates.age()
         if age > self.updates_seconds:
             return Check(
@@ -172,5 +192,13 @@ class Health:
             )
         return Check("updates", True, f"last getUpdates {age:.0f} s ago")
 
+    def front_end(self) -> Check:
+        if self.standing_by():
+            return Check("front end", True, "standby: waiting for the leader lock", standby=True)
+        return Check("front end", True, "leader")
+
     async def checks(self) -> list[Check]:
-        return [await self.database(), self.generation_loop(), self.updates_arrive()]
+        checks = [await self.database(), self.generation_loop(), self.updates_arrive()]
+        if self.standby is not None:
+            checks.append(self.front_end())
+        return checks

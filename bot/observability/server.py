@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
-    from bot.observability.health import Health
+    from bot.observability.health import HealthChecks
     from bot.observability.metrics import BotMetrics
     from bot.storage.jobs import JobStore
 
@@ -27,7 +27,7 @@ class MetricsServer:
     (port 0: any free port, see :attr:`port`)."""
 
     def __init__(
-        self, host: str, port: int, *, metrics: BotMetrics, health: Health, jobs: JobStore
+        self, host: str, port: int, *, metrics: BotMetrics, health: HealthChecks, jobs: JobStore
     ) -> None:
         self.host, self.port = host, port
         self.metrics = metrics
@@ -70,6 +70,8 @@ class MetricsServer:
         healthy = all(check.ok for check in checks)
         failed = [str(check) for check in checks if not check.ok]
         head = "ok" if healthy else f"unhealthy: {'; '.join(failed)}"
+        if healthy and any(check.standby for check in checks):
+            head = "standby"
         body = "\n".join([head, *(str(check) for check in checks)]) + "\n"
         return web.Response(status=200 if healthy else 503, text=body)
 

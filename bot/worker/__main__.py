@@ -4,7 +4,9 @@ settings (no ``BOT_TOKEN``: a worker never holds it) → logging → database + 
 model, loaded exactly as the bot loads it (``bot/backend.py``) → its row in ``workers`` (the
 model's defaults and bounds, for front ends without a model) → take back this ``WORKER_ID``'s
 own interrupted job → the generation loop (claims with a lease of ``LEASE_SECONDS``, heartbeats,
-renders into ``VIDEO_DIR``, marks ``generated``) and the reaper → until SIGTERM/SIGINT.
+renders into ``VIDEO_DIR``, marks ``generated``) and the reaper → with ``METRICS_LISTEN``,
+``/healthz`` (database, loop, lease) and ``/metrics`` (``bot/worker/health.py``) → until
+SIGTERM/SIGINT.
 
 Start one per GPU (``DEVICE=cuda:N``), on any number of machines that share the database (one
 host's SQLite file in WAL mode, or PostgreSQL) and ``VIDEO_DIR``. The front end
@@ -27,17 +29,24 @@ from pydantic import ValidationError
 from bot.backend import SettingsDoNotFit, VideoBackend, configure, load_backend
 from bot.config import WorkerSettings
 from bot.logs import setup_logging
+from bot.observability.events import MetricsJobEvents
+from bot.observability.health import Health, LoopWatch
+from bot.observability.heartbeat import UpdatesHeartbeat
+from bot.observability.metrics import BotMetrics
+from bot.observability.server import MetricsServer
 from bot.policy.content import ContentPolicy
 from bot.services.pause import PauseSwitch
 from bot.services.policy import PolicyService
 from bot.storage import db
-from bot.storage.jobs import job_store
+from bot.storage.engine import Database
+from bot.storage.jobs import JobStore, job_store
 from bot.storage.policy import PolicyCounts
 from bot.storage.previews import PreviewStore
 from bot.storage.state import StateStore
 from bot.storage.workers import WorkerStore
 from bot.wiring import video_store
-from bot.worker.events import LogJobEvents
+from bot.worker.events import JobEventsFanout, LogJobEvents
+from bot.worker.health import RenderCounter, WorkerCollector, WorkerHealth
 from bot.worker.loop import GenerationLoop
 from bot.worker.presence import WorkerPresence
 from bot.worker.reaper import Reaper, reap_interval
@@ -73,10 +82,16 @@ async def run(settings: WorkerSettings, backend: VideoBackend | None = None) -> 
         settings.video_dir.mkdir(parents=True, exist_ok=True)
         # The content policy's render-time checks: the translated prompt, NSFW_MODEL.
         policy = PolicyService(ContentPolicy(settings.blocked_words_file), PolicyCounts(conn))
+        watch, renders = LoopWatch(), RenderCounter()
+        metrics = BotMetrics(
+            model=settings.t2v_model,
+            device=model.device_info().split(",")[0],
+            memory_stats=model.memory_stats,  # GPU memory, sampled at scrape time
+        )
         loop = GenerationLoop(
             jobs=jobs,
             backend=model,
-            events=LogJobEvents(),
+            events=JobEventsFanout(LogJobEvents(), watch, renders, MetricsJobEvents(metrics, jobs)),
             pause=PauseSwitch(StateStore(conn)),
             video_dir=settings.video_dir,
             upload_limit_bytes=settings.upload_limit_bytes,
@@ -96,6 +111,9 @@ async def run(settings: WorkerSettings, backend: VideoBackend | None = None) -> 
             reap_interval(settings.lease_seconds),
             previews=PreviewStore(conn),
         )
+        server = metrics_server(settings, conn, jobs, loop, watch, renders, metrics)
+        if server is not None:
+            await server.start()  # METRICS_LISTEN: /healthz, /metrics
         stop = asyncio.Event()
         event_loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -116,8 +134,35 @@ async def run(settings: WorkerSettings, backend: VideoBackend | None = None) -> 
             await reaper.stop()
             await loop.stop(grace=STOP_GRACE)
             await presence.stop()
+            if server is not None:
+                await server.stop()
     finally:
         await conn.close()
+
+
+def metrics_server(
+    settings: WorkerSettings,
+    conn: Database,
+    jobs: JobStore,
+    loop: GenerationLoop,
+    watch: LoopWatch,
+    renders: RenderCounter,
+    metrics: BotMetrics,
+) -> MetricsServer | None:
+    """``METRICS_LISTEN``: the worker's ``/healthz`` (database, loop, lease) and ``/metrics``."""
+    address = settings.metrics_address
+    if address is None:
+        return None
+    metrics.registry.register(WorkerCollector(loop, renders))
+    health = Health(
+        conn=conn,
+        loop=loop,
+        watch=watch,
+        updates=UpdatesHeartbeat(),  # a worker receives no updates: that check is not asked
+        stuck_seconds=settings.health_stuck_seconds,
+    )
+    checks = WorkerHealth(health, loop, settings.lease_seconds)
+    return MetricsServer(*address, metrics=metrics, health=checks, jobs=jobs)
 
 
 def load_settings() -> WorkerSettings | None:

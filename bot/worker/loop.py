@@ -123,6 +123,19 @@ class _Run:
     """The step of the last preview stored in ``job_previews`` (0: none yet)."""
 
 
+@dataclass
+class LeaseStats:
+    """What the heartbeats of this loop did: for the worker's ``/healthz`` and ``/metrics``."""
+
+    renewals: int = 0
+    failures: int = 0
+    """Heartbeats that raised (the database did not answer)."""
+    lost: int = 0
+    """Renders stopped because the lease was lost or could not be renewed in time."""
+    renewed_at: float | None = None
+    """``time.monotonic()`` of the last renewal (or claim) of the lease of the running job."""
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """CUDA/MPS out-of-memory, whether the pipeline wrapped it or not."""
     if isinstance(error, (GenerationOOM, MemoryError)):
@@ -226,6 +239,8 @@ class GenerationLoop:
         self.video_dir = Path(video_dir)
         self.upload_limit_bytes = upload_limit_bytes
         self.current_job_id: int | None = None
+        self.leases = LeaseStats()
+        """Heartbeat figures for ``/healthz`` and ``/metrics`` (``bot/worker/health.py``)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         self._wake = asyncio.Event()
         self._cancels: dict[int, threading.Event] = {}
@@ -334,6 +349,7 @@ class GenerationLoop:
         assert self.worker_id is not None and self.lease_seconds is not None
         job, interval = run.job, heartbeat_interval(self.lease_seconds)
         renewed = time.monotonic()  # the claim took the lease just now
+        self.leases.renewed_at = renewed
         while True:
             await asyncio.sleep(interval)
             sent = time.monotonic()
@@ -342,13 +358,15 @@ class GenerationLoop:
                     job.id, job.attempts, self.worker_id, self.lease_seconds, **run.progress
                 )
             except Exception as error:
+                self.leases.failures += 1
                 if time.monotonic() - renewed < self.lease_seconds:
                     log.warning("job %s: heartbeat failed: %s", job.id, error)
                     continue
                 beat = Beat.LOST
                 log.error("job %s: lease not renewed for %.0f s: stopping", job.id, sent - renewed)
             if beat == Beat.OK:
-                renewed = sent
+                renewed = self.leases.renewed_at = sent
+                self.leases.renewals += 1
                 await self._store_preview(run)
                 continue
             if beat == Beat.CANCELLED:
@@ -356,6 +374,7 @@ class GenerationLoop:
             else:
                 log.warning("job %s: lease lost (attempt %d): stopping", job.id, job.attempts)
                 run.lost = True
+                self.leases.lost += 1
             run.cancel.set()
             return
 

@@ -110,6 +110,8 @@ class Call:
     time: float
     status: int = 200
     result: Any = None
+    connected: Callable[[], bool] = lambda: True
+    """Whether the caller's connection is still open (a killed bot's long poll is not)."""
 
     @property
     def ok(self) -> bool:
@@ -230,6 +232,12 @@ class FakeTelegram:
         """As Telegram: more calls than this within one second (``getUpdates`` aside) get
         429 with ``retry_after`` 1. None = unlimited."""
         self._recent: collections.deque[float] = collections.deque()
+        self._polls: dict[int, Call] = {}
+        """Long polls in progress (``id(call)`` → call)."""
+        self._superseded: set[int] = set()
+        self.poll_conflicts: list[Call] = []
+        """``getUpdates`` calls answered 409 because another one (from a connection still open)
+        came meanwhile: what Telegram does when two processes poll one token."""
         self.files: dict[str, bytes] = {}
         """file_id → the content of a file a user sent (served by ``getFile`` + download)."""
         self.downloads: list[str] = []
@@ -630,6 +638,9 @@ class FakeTelegram:
             return web.json_response(self._error(401, "Unauthorized"), status=401)
         params, files = await self._read(request)
         call = Call(method, params, files, time.monotonic())
+        call.connected = lambda: (
+            request.transport is not None and not request.transport.is_closing()
+        )
         self.calls.append(call)
         chat_id = call.chat_id
 
@@ -725,9 +736,33 @@ class FakeTelegram:
             " use deleteWebhook to delete the webhook first",
         )
 
+    @staticmethod
+    def _poll_conflict() -> ApiError:
+        return ApiError(
+            409,
+            "Conflict: terminated by other getUpdates request;"
+            " make sure that only one bot instance is running",
+        )
+
     async def _m_getUpdates(self, call: Call) -> Any:
         if self.webhook is not None:
             raise self._webhook_conflict()
+        # As Telegram: a second poller ends the first one's request with 409 Conflict (a poll
+        # whose connection is already closed, e.g. of a killed bot, is no conflict).
+        others = [c for c in self._polls.values() if c.connected()]
+        if others:
+            for other in others:
+                self._superseded.add(id(other))
+            self.poll_conflicts.extend(others)
+            self._new_update.set()
+        self._polls[id(call)] = call
+        try:
+            return await self._poll(call)
+        finally:
+            self._polls.pop(id(call), None)
+            self._superseded.discard(id(call))
+
+    async def _poll(self, call: Call) -> Any:
         self._remember_allowed(call)
         offset = int(call.params.get("offset") or 0)
         timeout = float(call.params.get("timeout") or 0)
@@ -738,6 +773,8 @@ class FakeTelegram:
         while True:
             if self.webhook is not None:  # set while this long poll waited
                 raise self._webhook_conflict()
+            if id(call) in self._superseded:
+                raise self._poll_conflict()
             ready = [u for u in self._updates if u["update_id"] >= offset and self._wanted(u)]
             if ready:
                 batch = ready[: int(call.params.get("limit") or 100)]
