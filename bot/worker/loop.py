@@ -325,8 +325,11 @@ class GenerationLoop:
             await asyncio.sleep(interval)
             sent = time.monotonic()
             try:
-                beat = await self.jobs.heartbeat(
-                    job.id, job.attempts, self.worker_id, self.lease_seconds, **run.progress
+                beat = await self._bounded(
+                    self.jobs.heartbeat(
+                        job.id, job.attempts, self.worker_id, self.lease_seconds, **run.progress
+                    ),
+                    timeout=max(interval, self.lease_seconds - (sent - renewed)),
                 )
             except Exception as error:
                 if time.monotonic() - renewed < self.lease_seconds:
@@ -344,6 +347,24 @@ class GenerationLoop:
                 run.lost = True
             run.cancel.set()
             return
+
+    async def _bounded(self, coro: Any, timeout: float) -> Any:
+        """``coro``'s result, or TimeoutError after ``timeout`` seconds. A statement stuck on a
+        dead link (a network partition sends no error) must not keep this worker rendering past
+        its lease; and the stuck call is left to end on its own (psycopg's cancellation waits
+        for the server, seconds more), not awaited."""
+        call = asyncio.ensure_future(coro)
+        try:
+            done, _ = await asyncio.wait({call}, timeout=timeout)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        if not done:
+            call.cancel()
+            self._background.add(call)
+            call.add_done_callback(self._background.discard)
+            raise TimeoutError(f"no answer from the database within {timeout:.1f} s")
+        return call.result()
 
     async def _render(self, job: Job, run_state: _Run) -> None:
         cancel = run_state.cancel
