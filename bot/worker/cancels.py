@@ -72,7 +72,11 @@ class CancelListener:
                 raise
             except Exception as error:
                 self.listening.clear()
-                log.warning("cancel listener: %s; reconnecting in %.1f s", error, backoff)
+                log.warning(
+                    "cancel listener: %s; reconnecting in %.1f s",
+                    error or type(error).__name__,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue

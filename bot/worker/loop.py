@@ -336,7 +336,12 @@ class GenerationLoop:
                     log.warning("job %s: heartbeat failed: %s", job.id, error)
                     continue
                 beat = Beat.LOST
-                log.error("job %s: lease not renewed for %.0f s: stopping", job.id, sent - renewed)
+                log.error(
+                    "job %s: lease not renewed for %.1f s (%s): stopping",
+                    job.id,
+                    time.monotonic() - renewed,
+                    error or type(error).__name__,
+                )
             if beat == Beat.OK:
                 renewed = sent
                 continue
