@@ -261,6 +261,12 @@ def job_of_markup(markup: Any) -> int | None:
 # -------------------------------------------------------------------- database (read-only)
 
 
+def engine_env(database: Path | str) -> dict[str, str]:
+    """The bot's variables for ``database``: ``DATABASE_URL`` for a PostgreSQL URL, nothing for
+    the SQLite file (``bot_env`` already points ``DATABASE_PATH`` at ``data/bot.sqlite3``)."""
+    return {"DATABASE_URL": database} if isinstance(database, str) else {}
+
+
 def db_jobs(db_path: Path | str) -> list[dict[str, Any]]:
     """Every job row, as dicts (empty before the first start). ``db_path``: the SQLite file, or
     the ``postgresql://`` URL a bot was given as ``DATABASE_URL``."""
