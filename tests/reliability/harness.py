@@ -286,6 +286,25 @@ def db_jobs(db_path: Path | str) -> list[dict[str, Any]]:
         conn.close()
 
 
+def db_rows(database: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of any read query (``?`` placeholders) on the SQLite file (read-only; none before
+    it exists) or the PostgreSQL URL."""
+    if isinstance(database, str):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(database, autocommit=True, row_factory=dict_row) as conn:
+            return list(conn.execute(sql.replace("?", "%s").encode(), params).fetchall())
+    if not database.exists():
+        return []
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    try:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
+
+
 def _postgres_jobs(url: str) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.rows import dict_row
