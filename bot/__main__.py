@@ -82,6 +82,7 @@ from bot.telegram.session import RetryPolicy, make_session
 from bot.telegram.updates import InboxDispatcher, Receiver, UpdateRunner
 from bot.telegram.webhook import Webhook
 from bot.wiring import build_context, setup_dispatcher, video_store
+from bot.worker.cancels import CancelListener
 from bot.worker.events import JobEventsFanout
 from bot.worker.loop import GenerationLoop
 from bot.worker.presence import WorkerPresence
@@ -112,6 +113,9 @@ class App:
     watcher: JobWatcher | None = None
     reaper: Reaper | None = None
     presence: WorkerPresence | None = None
+    cancels: CancelListener | None = None
+    """``LISTEN t2v_cancel`` for the in-process worker on PostgreSQL (a cancel made by another
+    front end stops it at the next step, not at the next heartbeat)."""
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     observability: Observability | None = None
@@ -197,6 +201,9 @@ class App:
             await self.presence.start()
         if self.worker is not None:
             self.worker.start()
+            if settings.database_url_value:
+                self.cancels = CancelListener(settings.database_url_value, self.worker.cancel)
+                self.cancels.start()
         if self.watcher is not None:
             self.watcher.start()
         if self.reaper is not None:
@@ -216,6 +223,8 @@ class App:
             await self.reaper.stop()
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.cancels is not None:
+            await self.cancels.stop()
         if self.worker is not None:
             await self.worker.stop()
         if self.presence is not None and self.leadership.leading:

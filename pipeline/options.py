@@ -270,7 +270,11 @@ def parse_request(text: str) -> ParsedRequest:
     Options may stand anywhere; the words that are not options form the prompt. A value may be
     written ``--name value``, ``--name=value`` or ``name=value``; ``--negative`` takes a quoted
     string or every word up to the next option.
+
+    NUL characters are dropped first: they never describe anything, and PostgreSQL text
+    columns cannot hold them (the job's insert would fail there, not on SQLite).
     """
+    text = text.replace("\x00", "")
     values: dict[str, str] = {}
     prompt_parts: list[str] = []
     pos = 0

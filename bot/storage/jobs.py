@@ -28,6 +28,7 @@ transaction, and reports whether it happened: a job cancelled while it rendered 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,12 @@ from bot.storage.clock import now_sql
 from bot.storage.db import transaction
 from bot.storage.engine import Database, Row, dialect_of, lock_key
 from pipeline.options import GenerationOptions
+
+log = logging.getLogger(__name__)
+
+CANCEL_CHANNEL = "t2v_cancel"
+"""PostgreSQL ``NOTIFY`` channel of cancels of running jobs (payload: the job id); a wake-up
+hint for the rendering worker (bot/worker/cancels.py), never the marker itself."""
 
 
 class JobStatus:
@@ -1066,6 +1073,20 @@ class PostgresJobStore(JobStore):
 
     def _next_claim_sql(self) -> str:
         return f"{CLAIM_SQL} FOR UPDATE OF q SKIP LOCKED LIMIT 1"
+
+    async def cancel(self, job_id: int) -> Job | None:
+        """Mark the row (the durable marker the heartbeats read), then ``NOTIFY`` the workers
+        when it was running: the one rendering it stops at its next step instead of at its next
+        heartbeat (bot/worker/cancels.py). A lost notification only costs that wait."""
+        job = await super().cancel(job_id)
+        if job is not None and job.status == JobStatus.RUNNING:
+            try:
+                await self.conn.execute_fetchall(
+                    "SELECT pg_notify(?, ?)", (CANCEL_CHANNEL, str(job_id))
+                )
+            except Exception as error:  # the hint only: the row already says cancelled
+                log.warning("job %s: cancel notification not sent: %s", job_id, error)
+        return job
 
 
 def job_store(conn: Database, clock: Callable[[], float] = time.time) -> JobStore:

@@ -4,9 +4,9 @@ settings (no ``BOT_TOKEN``: a worker never holds it) → logging → database + 
 model, loaded exactly as the bot loads it (``bot/backend.py``) → its row in ``workers`` (the
 model's defaults and bounds, for front ends without a model) → take back this ``WORKER_ID``'s
 own interrupted job → the generation loop (claims with a lease of ``LEASE_SECONDS``, heartbeats,
-renders into ``VIDEO_DIR``, marks ``generated``) and the reaper → with ``METRICS_LISTEN``,
-``/healthz`` (database, loop, lease) and ``/metrics`` (``bot/worker/health.py``) → until
-SIGTERM/SIGINT.
+renders into ``VIDEO_DIR``, marks ``generated``) and the reaper, and on PostgreSQL the cancel
+listener (``LISTEN t2v_cancel``) → with ``METRICS_LISTEN``, ``/healthz`` (database, loop, lease)
+and ``/metrics`` (``bot/worker/health.py``) → until SIGTERM/SIGINT.
 
 Start one per GPU (``DEVICE=cuda:N``), on any number of machines that share the database (one
 host's SQLite file in WAL mode, or PostgreSQL) and ``VIDEO_DIR``. The front end
@@ -45,6 +45,7 @@ from bot.storage.previews import PreviewStore
 from bot.storage.state import StateStore
 from bot.storage.workers import WorkerStore
 from bot.wiring import video_store
+from bot.worker.cancels import CancelListener
 from bot.worker.events import JobEventsFanout, LogJobEvents
 from bot.worker.health import RenderCounter, WorkerCollector, WorkerHealth
 from bot.worker.loop import GenerationLoop
@@ -121,6 +122,12 @@ async def run(settings: WorkerSettings, backend: VideoBackend | None = None) -> 
                 event_loop.add_signal_handler(signum, stop.set)
         loop.start()
         reaper.start()
+        # PostgreSQL: a cancel's NOTIFY stops the render at the next step, not at the next
+        # heartbeat (the row stays the marker: the heartbeat still reads it).
+        listener = None
+        if settings.database_url_value:
+            listener = CancelListener(settings.database_url_value, loop.cancel)
+            listener.start()
         log.info(
             "worker %s started on %s (lease %.0f s)",
             worker_id,
@@ -131,6 +138,8 @@ async def run(settings: WorkerSettings, backend: VideoBackend | None = None) -> 
             await stop.wait()
         finally:
             log.info("worker %s stopping: the running job goes back to the queue", worker_id)
+            if listener is not None:
+                await listener.stop()
             await reaper.stop()
             await loop.stop(grace=STOP_GRACE)
             await presence.stop()

@@ -354,8 +354,11 @@ class GenerationLoop:
             await asyncio.sleep(interval)
             sent = time.monotonic()
             try:
-                beat = await self.jobs.heartbeat(
-                    job.id, job.attempts, self.worker_id, self.lease_seconds, **run.progress
+                beat = await self._bounded(
+                    self.jobs.heartbeat(
+                        job.id, job.attempts, self.worker_id, self.lease_seconds, **run.progress
+                    ),
+                    timeout=max(interval, self.lease_seconds - (sent - renewed)),
                 )
             except Exception as error:
                 self.leases.failures += 1
@@ -363,7 +366,12 @@ class GenerationLoop:
                     log.warning("job %s: heartbeat failed: %s", job.id, error)
                     continue
                 beat = Beat.LOST
-                log.error("job %s: lease not renewed for %.0f s: stopping", job.id, sent - renewed)
+                log.error(
+                    "job %s: lease not renewed for %.1f s (%s): stopping",
+                    job.id,
+                    time.monotonic() - renewed,
+                    error or type(error).__name__,
+                )
             if beat == Beat.OK:
                 renewed = self.leases.renewed_at = sent
                 self.leases.renewals += 1
@@ -393,6 +401,24 @@ class GenerationLoop:
             log.warning("job %s: preview not stored: %s", job.id, error)
             return
         run.preview_written = preview.step
+
+    async def _bounded(self, coro: Any, timeout: float) -> Any:
+        """``coro``'s result, or TimeoutError after ``timeout`` seconds. A statement stuck on a
+        dead link (a network partition sends no error) must not keep this worker rendering past
+        its lease; and the stuck call is left to end on its own (psycopg's cancellation waits
+        for the server, seconds more), not awaited."""
+        call = asyncio.ensure_future(coro)
+        try:
+            done, _ = await asyncio.wait({call}, timeout=timeout)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        if not done:
+            call.cancel()
+            self._background.add(call)
+            call.add_done_callback(self._background.discard)
+            raise TimeoutError(f"no answer from the database within {timeout:.1f} s")
+        return call.result()
 
     async def _render(self, job: Job, run_state: _Run) -> None:
         cancel = run_state.cancel

@@ -23,7 +23,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pytest
 
@@ -52,6 +52,35 @@ class PostgresServer:
         """The server's URL with another database name."""
         parts = urlsplit(self.admin_url)
         return urlunsplit(parts._replace(path="/" + database))
+
+    def socket_path(self) -> Path:
+        """The server's Unix socket (it listens on no TCP port): what a test proxy forwards to."""
+        directory = Path(parse_qs(urlsplit(self.admin_url).query)["host"][0])
+        return next(p for p in directory.glob(".s.PGSQL.*") if not p.name.endswith(".lock"))
+
+    def restart_immediate(self) -> None:
+        """``pg_ctl -m immediate restart``: every backend killed without a checkpoint (a crash of
+        the database server), then crash recovery; the same socket and settings afterwards."""
+        import pgserver
+
+        pgserver.pg_ctl(
+            ["-w", "-m", "immediate", "restart"],
+            pgdata=self.server.pgdata,
+            user=self.server.system_user,
+            timeout=60,
+        )
+
+    def terminate(self, application_name: str) -> int:
+        """``pg_terminate_backend`` of every session with this ``application_name``: how many."""
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (application_name,),
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     def _admin(self, statement: str) -> None:
         import psycopg

@@ -102,6 +102,8 @@ class StageBackend:
       ``pipeline/preview.py`` does with ``PREVIEW=on``.
     - ``REL_STEP_MARKS``: after each denoising step, ``<REL_MARK_DIR>/steps-<output name>``
       holds the number of steps done (how far a cancelled run got).
+    - ``REL_HEARTBEAT``: the longest pause between two heartbeats (``HEARTBEAT_INTERVAL``), to
+      show a cancel arriving sooner than any heartbeat (the PostgreSQL ``NOTIFY``).
     """
 
     reads_russian = False
@@ -294,6 +296,10 @@ def _child(env: dict[str, str], log: str) -> None:
             os.chdir(env["REL_CWD"])
         if env.get("REL_HOLD_JOB_WRITE"):
             _hold_job_writes(Path(env.get("REL_MARK_DIR", ".")))
+        if env.get("REL_HEARTBEAT"):
+            import bot.worker.loop as worker_loop
+
+            worker_loop.HEARTBEAT_INTERVAL = float(env["REL_HEARTBEAT"])
         if env.get("REL_PAUSE_AT") == "generated":
             _hold_after_generated(Path(env.get("REL_MARK_DIR", ".")))
         if env.get("REL_ENTRY") == "worker":

@@ -37,3 +37,12 @@ def fork_server(sample_mp4: Path) -> Iterator[ForkServer]:
 @pytest.fixture(scope="session")
 def sample_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_sample_mp4(tmp_path_factory.mktemp("sample") / "sample.mp4")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The bot's database, for tests that run on both engines: the SQLite file the harness
+    points ``DATABASE_PATH`` at, or a fresh PostgreSQL URL (give it with ``engine_env``)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return tmp_path / "bot.sqlite3"

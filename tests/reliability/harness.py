@@ -288,6 +288,12 @@ def job_of_markup(markup: Any) -> int | None:
 # -------------------------------------------------------------------- database (read-only)
 
 
+def engine_env(database: Path | str) -> dict[str, str]:
+    """The bot's variables for ``database``: ``DATABASE_URL`` for a PostgreSQL URL, nothing for
+    the SQLite file (``bot_env`` already points ``DATABASE_PATH`` at ``data/bot.sqlite3``)."""
+    return {"DATABASE_URL": database} if isinstance(database, str) else {}
+
+
 def db_jobs(db_path: Path | str) -> list[dict[str, Any]]:
     """Every job row, as dicts (empty before the first start). ``db_path``: the SQLite file, or
     the ``postgresql://`` URL a bot was given as ``DATABASE_URL``."""
@@ -303,6 +309,25 @@ def db_jobs(db_path: Path | str) -> list[dict[str, Any]]:
         except sqlite3.OperationalError:
             return []
         return [dict(row) for row in rows]
+    finally:
+        conn.close()
+
+
+def db_rows(database: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of any read query (``?`` placeholders) on the SQLite file (read-only; none before
+    it exists) or the PostgreSQL URL."""
+    if isinstance(database, str):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(database, autocommit=True, row_factory=dict_row) as conn:
+            return list(conn.execute(sql.replace("?", "%s").encode(), params).fetchall())
+    if not database.exists():
+        return []
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    try:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute(sql, params).fetchall()]
     finally:
         conn.close()
 

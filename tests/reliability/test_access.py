@@ -23,6 +23,7 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
+    engine_env,
     wait_all_final,
     wait_ready,
 )
@@ -232,13 +233,18 @@ def test_own_button_still_works(env: DispatchEnv) -> None:
 # ------------------------------------------------------------------ the token and file paths
 
 
-async def test_token_never_logged_or_shown(fork_server: ForkServer, tmp_path: Path) -> None:
+async def test_token_never_logged_or_shown(
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
+) -> None:
     """DEBUG logging, every fault kind, a failing generation, an unauthorised call: the token
-    (or its secret half) appears in no log line, no stored error, no text sent to a user."""
+    (or its secret half) appears in no log line, no stored error, no text sent to a user. On
+    both engines (the ``database`` fixture)."""
     async with FaultyTelegram() as tg:
         token = tg.token
         proc = fork_server.spawn(
-            bot_env(tg, tmp_path, log_level="DEBUG", rel_fail_mark="ошибка"),
+            bot_env(
+                tg, tmp_path, log_level="DEBUG", rel_fail_mark="ошибка", **engine_env(database)
+            ),
             tmp_path / "bot.log",
         )
         try:
@@ -250,7 +256,7 @@ async def test_token_never_logged_or_shown(fork_server: ForkServer, tmp_path: Pa
             tg.push_message("ошибка генерации", user_id=9002)
             tg.push_message("собака", user_id=9003)
             tg.push_message(f"/generate {token}", user_id=9004)  # a user pastes it: their text
-            rows = await wait_all_final(tmp_path / "bot.sqlite3", 4, proc, 40)
+            rows = await wait_all_final(database, 4, proc, 40)
         finally:
             await proc.terminate()
     log = proc.output()
@@ -276,7 +282,7 @@ def check_only_known_files(data: Path) -> None:
 
 
 async def test_file_paths_never_from_user_text(
-    fork_server: ForkServer, tmp_path: Path, sample_mp4: Path
+    fork_server: ForkServer, tmp_path: Path, sample_mp4: Path, database: Path | str
 ) -> None:
     prompts = [
         "../../etc/passwd",
@@ -287,12 +293,14 @@ async def test_file_paths_never_from_user_text(
         "%2e%2e%2f%2e%2e%2fetc",
     ]
     async with FaultyTelegram() as tg:
-        proc = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot.log")
+        proc = fork_server.spawn(
+            bot_env(tg, tmp_path, **engine_env(database)), tmp_path / "bot.log"
+        )
         try:
             await wait_ready(tg, proc)
             for index, prompt in enumerate(prompts):
                 tg.push_message(prompt, user_id=9100 + index)
-            rows = await wait_all_final(tmp_path / "bot.sqlite3", len(prompts), proc, 30)
+            rows = await wait_all_final(database, len(prompts), proc, 30)
         finally:
             await proc.terminate()
     videos = tmp_path / "videos"
@@ -305,4 +313,4 @@ async def test_file_paths_never_from_user_text(
     uploaded = sorted(upload.filename for upload in tg.video_uploads())
     assert uploaded == sorted(f"video-{row['number']}.mp4" for row in rows)
     check_only_known_files(tmp_path)
-    assert len(db_jobs(tmp_path / "bot.sqlite3")) == len(prompts)
+    assert len(db_jobs(database)) == len(prompts)

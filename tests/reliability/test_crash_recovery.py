@@ -46,6 +46,7 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
+    engine_env,
     mode_env,
     wait_all_final,
     wait_for,
@@ -54,6 +55,15 @@ from tests.reliability.harness import (
 
 STAGES = ("queued", "translate", "denoise", "encode", "uploading", "after_upload", "after_done")
 REPEATS = 5
+POSTGRES_REPEATS = 1
+"""The PostgreSQL variant of the crash matrix runs each cell once (CI time); SQLite REPEATS times."""
+ENGINE_RUNS = [pytest.param("sqlite", r, id=f"sqlite-{r}") for r in range(REPEATS)] + [
+    pytest.param("postgres", r, id=f"postgres-{r}") for r in range(POSTGRES_REPEATS)
+]
+ENGINE_MODES = [pytest.param(m, "sqlite", id=m) for m in MODES] + [
+    pytest.param("polling", "postgres", id="polling-postgres")
+]
+"""Mode × engine of the single-run crash tests: both modes on SQLite, polling on PostgreSQL."""
 USER_A, USER_B = 7001, 7002
 
 _results: dict[str, dict[str, dict[str, int]]] = {}
@@ -111,6 +121,13 @@ async def _reach_stage(
             return all(r["status"] == "delivered" for r in rows if r["chat_id"] != held_chat)
 
         await wait_for(other_sent, 10, "the other job sent")
+
+
+def engine_database(engine: str, data: Path, request: pytest.FixtureRequest) -> Path | str:
+    """The bots' database: the SQLite file under ``data``, or a fresh PostgreSQL URL."""
+    if engine == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return data / "bot.sqlite3"
 
 
 def _texts(tg: FaultyTelegram, chat_id: int) -> list[str]:
@@ -174,15 +191,26 @@ async def _settle(tg: FaultyTelegram, quiet: float = 0.3) -> None:
         last = now
 
 
-@pytest.mark.parametrize("repeat", range(REPEATS))
+@pytest.mark.parametrize(("engine", "repeat"), ENGINE_RUNS)
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("mode", MODES)
 async def test_kill9_at_stage(
-    mode: str, stage: str, repeat: int, fork_server: ForkServer, tmp_path: Path
+    mode: str,
+    stage: str,
+    engine: str,
+    repeat: int,
+    fork_server: ForkServer,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    outcome = await crash_run(stage, fork_server, tmp_path, mode)
+    database = engine_database(engine, tmp_path, request)
+    url = database if isinstance(database, str) else None
+    outcome = await crash_run(stage, fork_server, tmp_path, mode, database_url=url)
     rows, per_job = outcome["rows"], outcome["per_job"]
     tg: FaultyTelegram = outcome["tg"]
+    if url is not None:
+        assert not (tmp_path / "bot.sqlite3").exists()  # nothing went to the SQLite default
+        mode = f"{mode}-postgres"  # its own figures
     _record(mode, stage, "runs")
     _record(mode, stage, "jobs", len(rows))
     if mode == "webhook":
@@ -223,19 +251,6 @@ async def test_kill9_at_stage(
         assert len(tg.calls_of("editMessageMedia", USER_A, ok=True)) >= 1
 
 
-@pytest.mark.parametrize("stage", ("queued", "denoise", "uploading"))
-async def test_kill9_at_stage_on_postgres(
-    stage: str, fork_server: ForkServer, tmp_path: Path, postgres_url: str
-) -> None:
-    """The same kill -9 with DATABASE_URL: the queue, the pause and the inbox in PostgreSQL."""
-    outcome = await crash_run(stage, fork_server, tmp_path, database_url=postgres_url)
-    rows, per_job = outcome["rows"], outcome["per_job"]
-    assert [r["status"] for r in rows] == ["delivered", "delivered"], rows
-    assert all(n == 1 for n in per_job.values()), (per_job, outcome["logs"][-3000:])
-    assert all(n == 1 for n in outcome["per_request"].values()), outcome["per_request"]
-    assert not (tmp_path / "bot.sqlite3").exists()  # nothing went to the SQLite default
-
-
 async def test_no_duplicate_after_upload_before_commit(
     fork_server: ForkServer, tmp_path: Path
 ) -> None:
@@ -262,13 +277,14 @@ async def test_send_video_window_with_preview_off(
     assert not outcome["tg"].calls_of("editMessageMedia")
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("mode", "engine"), ENGINE_MODES)
 async def test_repeated_crashes_fail_with_message(
-    mode: str, fork_server: ForkServer, tmp_path: Path
+    mode: str, engine: str, fork_server: ForkServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A job that kills the bot at every attempt ends ``failed`` with a Russian message after
     MAX_ATTEMPTS (3) tries, and the job behind it is still delivered."""
-    receive = mode_env(mode)
+    database = engine_database(engine, tmp_path, request)
+    receive = {**mode_env(mode), **engine_env(database)}
     async with FaultyTelegram() as tg:
         env = bot_env(tg, tmp_path, rel_pause_at="denoise", max_attempts=3, **receive)
         attempts = 0
@@ -278,6 +294,8 @@ async def test_repeated_crashes_fail_with_message(
                 await wait_ready(tg, proc)
                 if attempt == 1:
                     tg.push_message("кот на луне", user_id=USER_A)
+                    # Job 1 must be A's: updates are handled concurrently, so B's is sent after.
+                    await wait_for(lambda: db_jobs(database), 10, "A's job written")
                     tg.push_message("собака", user_id=USER_B)
                 # Attempt n writes job-1.mp4, then job-1-a<n>.mp4 (bot/worker/loop.py output_path).
                 suffix = f"-a{attempt}" if attempt > 1 else ""
@@ -294,7 +312,7 @@ async def test_repeated_crashes_fail_with_message(
                     # tests/test_status_final.py).
                     await wait_for(
                         lambda: (
-                            db_jobs(tmp_path / "bot.sqlite3")[0]["status_message_id"]
+                            db_jobs(database)[0]["status_message_id"]
                             == max(m.message_id for m in tg.sent(USER_A))
                         ),
                         10,
@@ -306,7 +324,7 @@ async def test_repeated_crashes_fail_with_message(
         last = fork_server.spawn(bot_env(tg, tmp_path, **receive), tmp_path / "bot-last.log")
         try:
             await wait_ready(tg, last)
-            rows = await wait_all_final(tmp_path / "bot.sqlite3", 2, last)
+            rows = await wait_all_final(database, 2, last)
         finally:
             await last.terminate()
         first, second = rows
@@ -317,7 +335,7 @@ async def test_repeated_crashes_fail_with_message(
         assert tg.videos_per_job() == {2: 1}
         # The user of the failed job was told (status message edited or a new message).
         assert any("прерван" in t or "😔" in t for t in _texts(tg, USER_A)), _texts(tg, USER_A)
-        FIGURES.setdefault("crash_max_attempts", {})[mode] = {
+        FIGURES.setdefault("crash_max_attempts", {})[f"{mode}-{engine}"] = {
             "kills": 3,
             "final": first["status"],
         }
@@ -332,17 +350,17 @@ time.sleep(float(sys.argv[2]))
 """
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("mode", "engine"), ENGINE_MODES)
 async def test_kill_after_update_confirmed_before_job_written(
-    mode: str, fork_server: ForkServer, tmp_path: Path
+    mode: str, engine: str, fork_server: ForkServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The request reached the bot and the bot told Telegram it had it (the next ``getUpdates``
     offset is past it, or the webhook call was answered 200); its job is not written yet (the
     write is held, ``REL_HOLD_JOB_WRITE``): kill -9. The update inbox (bot/telegram/updates.py)
     stored it before confirming it, so the restarted bot replays it: exactly one job, one
     "queued" answer, one video."""
-    db = tmp_path / "bot.sqlite3"
-    receive = mode_env(mode)
+    db = engine_database(engine, tmp_path, request)
+    receive = {**mode_env(mode), **engine_env(db)}
     async with FaultyTelegram() as tg:
         first = fork_server.spawn(
             bot_env(tg, tmp_path, rel_hold_job_write=1, **receive), tmp_path / "bot-1.log"
@@ -357,8 +375,8 @@ async def test_kill_after_update_confirmed_before_job_written(
             assert not tg.calls_of("sendMessage", USER_A), "answered before the job was written"
         finally:
             await first.kill9()
-        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1, receive)
-    FIGURES.setdefault("lost_update_window", {})[mode] = {
+        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1, receive, db)
+    FIGURES.setdefault("lost_update_window", {})[f"{mode}-{engine}"] = {
         "jobs_after_restart": len(rows),
         "answers": len(answers),
     }
@@ -404,7 +422,7 @@ async def test_database_locked_when_update_arrives(
             if locker is not None:
                 locker.kill()
                 locker.wait()
-        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1, receive)
+        rows, answers = await _restart_until_final(fork_server, tg, tmp_path, 1, receive, db)
     FIGURES.setdefault("locked_at_receipt", {})[mode] = {
         "jobs_after_restart": len(rows),
         "answers": len(answers),
@@ -420,13 +438,14 @@ async def _restart_until_final(
     data: Path,
     expected: int,
     receive: dict[str, str],
+    database: Path | str,
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """A fresh bot on the same database until ``expected`` jobs are final and all is quiet;
     returns the job rows and the "queued" answers (sendMessage) to USER_A."""
     second = fork_server.spawn(bot_env(tg, data, **receive), data / "bot-2.log")
     try:
         await wait_ready(tg, second)
-        rows = await wait_all_final(data / "bot.sqlite3", expected, second)
+        rows = await wait_all_final(database, expected, second)
         await _settle(tg)
     finally:
         await second.terminate()

@@ -14,7 +14,6 @@ improver (``REL_IMPROVE=1``, ``PROMPT_MODEL`` set) against the fake Bot API:
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
+    db_rows,
+    engine_env,
     wait_all_final,
     wait_for,
     wait_ready,
@@ -33,15 +34,8 @@ USER = 7101
 IMPROVER = {"rel_improve": 1, "prompt_model": "Qwen/Qwen2.5-1.5B-Instruct"}
 
 
-def drafts(db: Path) -> list[dict[str, Any]]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM prompt_drafts ORDER BY created_at")]
-    finally:
-        conn.close()
+def drafts(db: Path | str) -> list[dict[str, Any]]:
+    return db_rows(db, "SELECT * FROM prompt_drafts ORDER BY created_at")
 
 
 def proposals(tg: FaultyTelegram) -> list[Any]:
@@ -53,12 +47,13 @@ def button_data(message: Any) -> list[str]:
 
 
 async def test_kill9_while_improving_a_request_on_ask(
-    fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
 ) -> None:
-    db = tmp_path / "bot.sqlite3"
+    db = database
     async with FaultyTelegram() as tg:
         first = fork_server.spawn(
-            bot_env(tg, tmp_path, rel_pause_at="improve", **IMPROVER), tmp_path / "bot-1.log"
+            bot_env(tg, tmp_path, rel_pause_at="improve", **IMPROVER, **engine_env(db)),
+            tmp_path / "bot-1.log",
         )
         try:
             await wait_ready(tg, first)
@@ -71,7 +66,9 @@ async def test_kill9_while_improving_a_request_on_ask(
             assert await first.kill9() == -9
         assert not proposals(tg) and not db_jobs(db)
 
-        second = fork_server.spawn(bot_env(tg, tmp_path, **IMPROVER), tmp_path / "bot-2.log")
+        second = fork_server.spawn(
+            bot_env(tg, tmp_path, **IMPROVER, **engine_env(db)), tmp_path / "bot-2.log"
+        )
         try:
             await wait_ready(tg, second)
             shown = (await wait_for(lambda: proposals(tg), 10, "improved prompt shown"))[0]
@@ -95,12 +92,13 @@ async def test_kill9_while_improving_a_request_on_ask(
 
 
 async def test_kill9_after_the_press_before_its_job_is_written(
-    fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
 ) -> None:
-    db = tmp_path / "bot.sqlite3"
+    db = database
     async with FaultyTelegram() as tg:
         first = fork_server.spawn(
-            bot_env(tg, tmp_path, rel_hold_job_write=1, **IMPROVER), tmp_path / "bot-1.log"
+            bot_env(tg, tmp_path, rel_hold_job_write=1, **IMPROVER, **engine_env(db)),
+            tmp_path / "bot-1.log",
         )
         try:
             await wait_ready(tg, first)
@@ -114,7 +112,9 @@ async def test_kill9_after_the_press_before_its_job_is_written(
         finally:
             assert await first.kill9() == -9
 
-        second = fork_server.spawn(bot_env(tg, tmp_path, **IMPROVER), tmp_path / "bot-2.log")
+        second = fork_server.spawn(
+            bot_env(tg, tmp_path, **IMPROVER, **engine_env(db)), tmp_path / "bot-2.log"
+        )
         try:
             await wait_ready(tg, second)
             rows = await wait_all_final(db, 1, second)
@@ -132,12 +132,13 @@ async def test_kill9_after_the_press_before_its_job_is_written(
 
 
 async def test_kill9_while_the_worker_improves_on_always(
-    fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
 ) -> None:
-    db = tmp_path / "bot.sqlite3"
+    db = database
     async with FaultyTelegram() as tg:
         first = fork_server.spawn(
-            bot_env(tg, tmp_path, rel_pause_at="improve", **IMPROVER), tmp_path / "bot-1.log"
+            bot_env(tg, tmp_path, rel_pause_at="improve", **IMPROVER, **engine_env(db)),
+            tmp_path / "bot-1.log",
         )
         try:
             await wait_ready(tg, first)
@@ -153,7 +154,9 @@ async def test_kill9_while_the_worker_improves_on_always(
         finally:
             assert await first.kill9() == -9
 
-        second = fork_server.spawn(bot_env(tg, tmp_path, **IMPROVER), tmp_path / "bot-2.log")
+        second = fork_server.spawn(
+            bot_env(tg, tmp_path, **IMPROVER, **engine_env(db)), tmp_path / "bot-2.log"
+        )
         try:
             await wait_ready(tg, second)
             rows = await wait_all_final(db, 1, second)
@@ -173,10 +176,6 @@ def _answer(tg: FaultyTelegram, callback_id: str) -> str | None:
     return None
 
 
-def _settings_of(db: Path) -> str:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = conn.execute("SELECT settings FROM users WHERE user_id = ?", (USER,)).fetchall()
-        return rows[0][0] if rows else ""
-    finally:
-        conn.close()
+def _settings_of(db: Path | str) -> str:
+    rows = db_rows(db, "SELECT settings FROM users WHERE user_id = ?", (USER,))
+    return rows[0]["settings"] or "" if rows else ""

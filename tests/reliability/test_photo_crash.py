@@ -28,6 +28,8 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
+    db_rows,
+    engine_env,
     mode_env,
     wait_all_final,
     wait_for,
@@ -38,7 +40,10 @@ USER = 7101
 CAPTION = "кот поворачивает голову"
 
 
-def photo_rows(db: Path) -> list[tuple[int, int, int]]:
+def photo_rows(db: Path | str) -> list[tuple[int, int, int]]:
+    if isinstance(db, str):  # PostgreSQL: migrated before the bot starts
+        rows = db_rows(db, "SELECT job_id, width, height FROM job_images ORDER BY job_id")
+        return [(r["job_id"], r["width"], r["height"]) for r in rows]
     if not db.exists():
         return []
     with sqlite3.connect(db) as conn:
@@ -61,10 +66,10 @@ async def settle(tg: FaultyTelegram, quiet: float = 0.3) -> None:
 @pytest.mark.parametrize("window", ["after_download", "after_insert"])
 @pytest.mark.parametrize("mode", MODES)
 async def test_kill9_around_a_photo_request(
-    mode: str, window: str, fork_server: ForkServer, tmp_path: Path
+    mode: str, window: str, fork_server: ForkServer, tmp_path: Path, database: Path | str
 ) -> None:
-    db = tmp_path / "bot.sqlite3"
-    receive = mode_env(mode)
+    db = database
+    receive = {**mode_env(mode), **engine_env(db)}
     held = asyncio.Event()
 
     async def hold_answer(call: Call) -> None:  # the "queued" answer never leaves

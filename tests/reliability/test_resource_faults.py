@@ -27,6 +27,7 @@ from tests.reliability.harness import (
     base_env,
     bot_env,
     db_jobs,
+    engine_env,
     wait_all_final,
     wait_for,
     wait_ready,
@@ -34,15 +35,18 @@ from tests.reliability.harness import (
 
 
 async def test_disk_full_fails_jobs_with_message_then_recovers(
-    fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
 ) -> None:
+    engine = engine_env(database)
     async with FaultyTelegram() as tg:
-        full = fork_server.spawn(bot_env(tg, tmp_path, rel_enospc=1), tmp_path / "bot-1.log")
+        full = fork_server.spawn(
+            bot_env(tg, tmp_path, rel_enospc=1, **engine), tmp_path / "bot-1.log"
+        )
         try:
             await wait_ready(tg, full)
             for user in (9301, 9302, 9303):
                 tg.push_message("кот на луне", user_id=user)
-            rows = await wait_all_final(tmp_path / "bot.sqlite3", 3, full)
+            rows = await wait_all_final(database, 3, full)
             assert full.alive()
         finally:
             await full.terminate()
@@ -54,11 +58,11 @@ async def test_disk_full_fails_jobs_with_message_then_recovers(
                 for t in [m.text or m.caption or "" for m in tg.sent(row["chat_id"])]
             )
         # Space is back: the same bot serves new requests.
-        again = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot-2.log")
+        again = fork_server.spawn(bot_env(tg, tmp_path, **engine), tmp_path / "bot-2.log")
         try:
             await wait_ready(tg, again)
             tg.push_message("кот снова", user_id=9301)
-            rows = await wait_all_final(tmp_path / "bot.sqlite3", 4, again)
+            rows = await wait_all_final(database, 4, again)
         finally:
             await again.terminate()
         assert rows[-1]["status"] == "delivered"
@@ -74,21 +78,25 @@ async def test_video_dir_is_a_file_at_start(fork_server: ForkServer, tmp_path: P
     assert "videos" in proc.output()
 
 
-async def test_video_dir_unusable_while_running(fork_server: ForkServer, tmp_path: Path) -> None:
+async def test_video_dir_unusable_while_running(
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
+) -> None:
     """VIDEO_DIR vanishes and a file takes its place mid-run: the job fails with a message (it
     must not stay ``running``), the loop goes on, and works again once the folder is back."""
     videos = tmp_path / "videos"
     async with FaultyTelegram() as tg:
-        proc = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot.log")
+        proc = fork_server.spawn(
+            bot_env(tg, tmp_path, **engine_env(database)), tmp_path / "bot.log"
+        )
         try:
             await wait_ready(tg, proc)
             shutil.rmtree(videos)
             videos.write_text("not a directory")
             tg.push_message("кот на луне", user_id=9311)
             try:
-                rows = await wait_all_final(tmp_path / "bot.sqlite3", 1, proc, 4)
+                rows = await wait_all_final(database, 1, proc, 4)
             finally:
-                stuck = [r["status"] for r in db_jobs(tmp_path / "bot.sqlite3")]
+                stuck = [r["status"] for r in db_jobs(database)]
                 FIGURES["video_dir_replaced_by_file"] = {"job_status_after_4s": stuck}
             assert rows[0]["status"] == "failed" and rows[0]["error"] == "generation"
             assert any(
@@ -97,7 +105,7 @@ async def test_video_dir_unusable_while_running(fork_server: ForkServer, tmp_pat
             videos.unlink()
             videos.mkdir()
             tg.push_message("кот снова", user_id=9312)
-            rows = await wait_all_final(tmp_path / "bot.sqlite3", 2, proc)
+            rows = await wait_all_final(database, 2, proc)
             assert rows[-1]["status"] == "delivered"
         finally:
             await proc.terminate()

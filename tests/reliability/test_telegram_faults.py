@@ -1,7 +1,8 @@
 """Telegram misbehaving: 429 storms, 5xx, dropped connections, slow uploads, one user who blocked
 the bot, 400 on edits. The real entry point runs against the fake Bot API with several users at
 once; after every storm the loop must still be alive (one more request is delivered) and every
-other user's job delivered exactly once."""
+other user's job delivered exactly once. Every test runs on SQLite and on PostgreSQL
+(the ``database`` fixture)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
+    engine_env,
     wait_all_final,
     wait_for,
     wait_ready,
@@ -41,6 +43,7 @@ class Outcome:
 async def scenario(
     fork_server: ForkServer,
     data: Path,
+    database: Path | str,
     inject: Callable[[FaultyTelegram], None],
     *,
     users: tuple[int, ...] = USERS,
@@ -50,21 +53,21 @@ async def scenario(
     """Start the bot, inject faults, let every user send one request, wait for all jobs to end;
     then clear the faults and prove the loop is alive with one more request."""
     async with FaultyTelegram() as tg:
-        proc = fork_server.spawn(bot_env(tg, data, **env), data / "bot.log")
+        proc = fork_server.spawn(bot_env(tg, data, **engine_env(database), **env), data / "bot.log")
         try:
             await wait_ready(tg, proc)
             inject(tg)
             started = time.monotonic()
             for user in users:
                 tg.push_message(f"кот номер {user} гуляет по крыше", user_id=user)
-            rows = await wait_all_final(data / "bot.sqlite3", len(users), proc, timeout)
+            rows = await wait_all_final(database, len(users), proc, timeout)
             seconds = time.monotonic() - started
             faults_served = sum(1 for c in tg.calls if c.status not in (200,))
             # The loop survived: a request after the storm is served normally.
             tg.faults.clear()
             tg.blocked.clear()
             tg.push_message("после бури", user_id=users[0])
-            rows = await wait_all_final(data / "bot.sqlite3", len(users) + 1, proc, timeout)
+            rows = await wait_all_final(database, len(users) + 1, proc, timeout)
             assert rows[-1]["status"] == "delivered", rows[-1]
             assert proc.alive()
         finally:
@@ -90,14 +93,14 @@ def no_tracebacks(log: str) -> None:
     assert "delivery crashed" not in log, log[-3000:]
 
 
-async def test_429_storm(fork_server: ForkServer, tmp_path: Path) -> None:
+async def test_429_storm(fork_server: ForkServer, tmp_path: Path, database: Path | str) -> None:
     def inject(tg: FaultyTelegram) -> None:
         tg.fail("sendMessage", status=429, retry_after=1, times=8)
         tg.fail("editMessageText", status=429, retry_after=1, times=10)
         tg.fail("sendVideo", status=429, retry_after=1, times=4)
         tg.fail("sendChatAction", status=429, retry_after=2, times=3)
 
-    outcome = await scenario(fork_server, tmp_path, inject, preview="off")
+    outcome = await scenario(fork_server, tmp_path, database, inject, preview="off")
     assert_each_delivered_once(outcome)
     no_tracebacks(outcome.log)
     assert outcome.faults_served >= 15
@@ -114,7 +117,9 @@ async def test_429_storm(fork_server: ForkServer, tmp_path: Path) -> None:
     }
 
 
-async def test_5xx_and_dropped_connections(fork_server: ForkServer, tmp_path: Path) -> None:
+async def test_5xx_and_dropped_connections(
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
+) -> None:
     def inject(tg: FaultyTelegram) -> None:
         # At most two failures per request (the session backs off 1 s, 2 s, 4 s…): spread over
         # users, so the test measures survival, not the backoff curve.
@@ -125,7 +130,7 @@ async def test_5xx_and_dropped_connections(fork_server: ForkServer, tmp_path: Pa
         tg.fail("editMessageText", status=503, times=3)
         tg.fail("getUpdates", drop=True, times=2)
 
-    outcome = await scenario(fork_server, tmp_path, inject, preview="off")
+    outcome = await scenario(fork_server, tmp_path, database, inject, preview="off")
     assert_each_delivered_once(outcome)
     no_tracebacks(outcome.log)
     FIGURES["tg_5xx_drops"] = {
@@ -135,14 +140,16 @@ async def test_5xx_and_dropped_connections(fork_server: ForkServer, tmp_path: Pa
     }
 
 
-async def test_slow_upload_does_not_hold_others(fork_server: ForkServer, tmp_path: Path) -> None:
+async def test_slow_upload_does_not_hold_others(
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
+) -> None:
     """One 4-second upload: the other users are answered at once and get their videos."""
     slow_user = USERS[0]
 
     def inject(tg: FaultyTelegram) -> None:
         tg.slow("sendVideo", 4.0, times=1)
 
-    outcome = await scenario(fork_server, tmp_path, inject, preview="off")
+    outcome = await scenario(fork_server, tmp_path, database, inject, preview="off")
     assert_each_delivered_once(outcome)
     tg = outcome.tg
     first_video = tg.calls_of("sendVideo")[0]
@@ -161,13 +168,15 @@ async def test_slow_upload_does_not_hold_others(fork_server: ForkServer, tmp_pat
     }
 
 
-async def test_one_blocked_user_among_many(fork_server: ForkServer, tmp_path: Path) -> None:
+async def test_one_blocked_user_among_many(
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
+) -> None:
     blocked = USERS[2]
 
     def inject(tg: FaultyTelegram) -> None:
         tg.block(blocked)
 
-    outcome = await scenario(fork_server, tmp_path, inject)
+    outcome = await scenario(fork_server, tmp_path, database, inject)
     assert_each_delivered_once(outcome, except_users=(blocked,))
     row = next(r for r in outcome.rows if r["user_id"] == blocked)
     assert row["status"] == "undeliverable", row
@@ -180,7 +189,9 @@ async def test_one_blocked_user_among_many(fork_server: ForkServer, tmp_path: Pa
     }
 
 
-async def test_400_on_every_edit(fork_server: ForkServer, tmp_path: Path) -> None:
+async def test_400_on_every_edit(
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
+) -> None:
     """Status edits all fail (message deleted by the user / not modified): videos still arrive."""
 
     def inject(tg: FaultyTelegram) -> None:
@@ -199,7 +210,9 @@ async def test_400_on_every_edit(fork_server: ForkServer, tmp_path: Path) -> Non
             times=None,
         )
 
-    outcome = await scenario(fork_server, tmp_path, inject, rel_step_delay=0.15, preview="off")
+    outcome = await scenario(
+        fork_server, tmp_path, database, inject, rel_step_delay=0.15, preview="off"
+    )
     assert_each_delivered_once(outcome)
     no_tracebacks(outcome.log)
     edits_refused = sum(1 for c in outcome.tg.calls_of("editMessageText") if c.status == 400)
@@ -207,7 +220,9 @@ async def test_400_on_every_edit(fork_server: ForkServer, tmp_path: Path) -> Non
     FIGURES["tg_400_edits"] = {"edits_refused": edits_refused, "users": len(USERS)}
 
 
-async def test_connection_dropped_after_accept(fork_server: ForkServer, tmp_path: Path) -> None:
+async def test_connection_dropped_after_accept(
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
+) -> None:
     """sendVideo reaches Telegram, the answer is lost on the way back (``PREVIEW=off``). The
     session retries the network error, so the user may get the video twice: measured, at most
     one duplicate. With the preview on, see the next test."""
@@ -215,7 +230,9 @@ async def test_connection_dropped_after_accept(fork_server: ForkServer, tmp_path
     def inject(tg: FaultyTelegram) -> None:
         tg.hang_video = "drop_after"
 
-    outcome = await scenario(fork_server, tmp_path, inject, users=USERS[:2], preview="off")
+    outcome = await scenario(
+        fork_server, tmp_path, database, inject, users=USERS[:2], preview="off"
+    )
     per_job = outcome.tg.videos_per_job()
     duplicates = sum(n - 1 for n in per_job.values())
     assert all(r["status"] == "delivered" for r in outcome.rows), outcome.rows
@@ -224,12 +241,14 @@ async def test_connection_dropped_after_accept(fork_server: ForkServer, tmp_path
 
 
 async def test_one_users_flood_wait_does_not_stall_admission(
-    fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
 ) -> None:
     """User A's "queued" reply gets a 429 with retry_after=3. Other users' requests must still be
     written (and answered) at once, not after A's flood wait."""
     async with FaultyTelegram() as tg:
-        proc = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot.log")
+        proc = fork_server.spawn(
+            bot_env(tg, tmp_path, **engine_env(database)), tmp_path / "bot.log"
+        )
         try:
             await wait_ready(tg, proc)
             tg.fail("sendMessage", status=429, retry_after=3, times=1, chat_id=USERS[0])
@@ -238,9 +257,7 @@ async def test_one_users_flood_wait_does_not_stall_admission(
             started = time.monotonic()
             for user in USERS[1:]:
                 tg.push_message("собака", user_id=user)
-            await wait_for(
-                lambda: len(db_jobs(tmp_path / "bot.sqlite3")) == len(USERS), 10, "all written"
-            )
+            await wait_for(lambda: len(db_jobs(database)) == len(USERS), 10, "all written")
             stalled = time.monotonic() - started
             FIGURES["admission_stall_behind_429_s"] = round(stalled, 2)
             assert stalled < 1.5, f"other users waited {stalled:.1f} s behind one user's 429"
@@ -249,13 +266,15 @@ async def test_one_users_flood_wait_does_not_stall_admission(
 
 
 async def test_repeat_button_flood_wait_does_not_stall_admission(
-    fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
 ) -> None:
     """The same through the «🔁 Ещё вариант» button: its "queued" reply waits out a 429, and the
     other users' requests must not wait with it."""
     user = USERS[0]
     async with FaultyTelegram() as tg:
-        proc = fork_server.spawn(bot_env(tg, tmp_path), tmp_path / "bot.log")
+        proc = fork_server.spawn(
+            bot_env(tg, tmp_path, **engine_env(database)), tmp_path / "bot.log"
+        )
         try:
             await wait_ready(tg, proc)
             tg.push_message("кот", user_id=user)
@@ -267,9 +286,7 @@ async def test_repeat_button_flood_wait_does_not_stall_admission(
             started = time.monotonic()
             for other in USERS[1:]:
                 tg.push_message("собака", user_id=other)
-            await wait_for(
-                lambda: len(db_jobs(tmp_path / "bot.sqlite3")) == len(USERS) + 1, 10, "all written"
-            )
+            await wait_for(lambda: len(db_jobs(database)) == len(USERS) + 1, 10, "all written")
             stalled = time.monotonic() - started
             FIGURES["admission_stall_behind_429_button_s"] = round(stalled, 2)
             assert stalled < 1.5, f"other users waited {stalled:.1f} s behind one button's 429"
@@ -278,14 +295,15 @@ async def test_repeat_button_flood_wait_does_not_stall_admission(
 
 
 async def test_failure_notice_when_status_message_deleted(
-    fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, database: Path | str
 ) -> None:
     """The user deleted the bot's status message (or a restart left the job pointing at a
     deleted one); then the job fails. The failure must still reach the user, in a new message."""
     user = USERS[0]
     async with FaultyTelegram() as tg:
         proc = fork_server.spawn(
-            bot_env(tg, tmp_path, rel_fail_mark="ошибка"), tmp_path / "bot.log"
+            bot_env(tg, tmp_path, rel_fail_mark="ошибка", **engine_env(database)),
+            tmp_path / "bot.log",
         )
         try:
             await wait_ready(tg, proc)
@@ -293,17 +311,14 @@ async def test_failure_notice_when_status_message_deleted(
             await wait_for(lambda: tg.sent(ADMIN_ID), 10, "/pause answered")
             tg.push_message("ошибка генерации", user_id=user)
             await wait_for(
-                lambda: (
-                    db_jobs(tmp_path / "bot.sqlite3")
-                    and db_jobs(tmp_path / "bot.sqlite3")[0]["status_message_id"]
-                ),
+                lambda: db_jobs(database) and db_jobs(database)[0]["status_message_id"],
                 10,
                 "status message stored",
             )
-            status_id = db_jobs(tmp_path / "bot.sqlite3")[0]["status_message_id"]
+            status_id = db_jobs(database)[0]["status_message_id"]
             tg.messages[(user, status_id)].deleted = True  # the user deleted it
             tg.push_message("/resume", user_id=ADMIN_ID)
-            rows = await wait_all_final(tmp_path / "bot.sqlite3", 1, proc)
+            rows = await wait_all_final(database, 1, proc)
             await asyncio.sleep(0.5)  # the final word is sent after the row is final
         finally:
             await proc.terminate()
@@ -324,7 +339,9 @@ async def test_connection_dropped_after_accept_with_preview(
     def inject(tg: FaultyTelegram) -> None:
         tg.hang_video = "drop_after"
 
-    outcome = await scenario(fork_server, tmp_path, inject, users=USERS[:2], rel_step_delay=0.1)
+    outcome = await scenario(
+        fork_server, tmp_path, tmp_path / "bot.sqlite3", inject, users=USERS[:2], rel_step_delay=0.1
+    )
     per_job = outcome.tg.videos_per_job()
     assert all(r["status"] == "delivered" for r in outcome.rows), outcome.rows
     assert all(n == 1 for n in per_job.values()), per_job
@@ -346,7 +363,9 @@ async def test_429_storm_with_preview(fork_server: ForkServer, tmp_path: Path) -
         tg.fail("editMessageMedia", status=429, retry_after=1, times=4)
         tg.fail("sendMessage", status=429, retry_after=1, times=3)
 
-    outcome = await scenario(fork_server, tmp_path, inject, rel_step_delay=0.05)
+    outcome = await scenario(
+        fork_server, tmp_path, tmp_path / "bot.sqlite3", inject, rel_step_delay=0.05
+    )
     assert_each_delivered_once(outcome)
     no_tracebacks(outcome.log)
     assert outcome.faults_served >= 10
@@ -375,7 +394,9 @@ async def test_status_photo_gone_or_unmodified_with_preview(
             tg.fail(method, status=400, description=gone, times=None, chat_id=USERS[0])
         tg.fail("editMessageCaption", status=400, times=None, chat_id=USERS[1])  # not modified
 
-    outcome = await scenario(fork_server, tmp_path, inject, users=USERS[:3], rel_step_delay=0.1)
+    outcome = await scenario(
+        fork_server, tmp_path, tmp_path / "bot.sqlite3", inject, users=USERS[:3], rel_step_delay=0.1
+    )
     assert_each_delivered_once(outcome)
     no_tracebacks(outcome.log)
     tg = outcome.tg

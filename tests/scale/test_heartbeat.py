@@ -1,6 +1,7 @@
 """The generation loop's heartbeat in one process, on a real SQLite database and the fake
 backend: progress reaches the row, a cancel written by another connection stops the render, and
-a heartbeat that cannot reach the database stops the render with nothing written."""
+a heartbeat that cannot reach the database (an error, or no answer at all) stops the render
+with nothing written."""
 
 from __future__ import annotations
 
@@ -127,5 +128,31 @@ async def test_a_heartbeat_that_cannot_reach_the_database_stops_the_render(
         row = await JobStore(conns[1]).get(job.id)
         assert (row.status, row.attempts, row.worker_id) == ("running", 1, "w1")  # nothing written
         assert events.seen == [("started", job.id)]  # no failure, no cancel told to anyone
+    finally:
+        await loop.stop(grace=5)
+
+
+async def test_a_heartbeat_that_never_answers_stops_the_render(
+    conns: tuple[aiosqlite.Connection, aiosqlite.Connection],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A network partition: the statement is sent and no answer, no error ever comes back. The
+    render must still stop on its own within the lease, not wait for the database."""
+    backend = FakeBackend(step_delay=0.05)
+    loop, jobs, events, job = await start(conns[0], backend, tmp_path, steps=200)
+    try:
+        await until(lambda: asyncio.sleep(0, backend.steps_done >= 2))
+
+        async def hangs(*args: Any, **kwargs: Any) -> str:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        monkeypatch.setattr(jobs, "heartbeat", hangs)
+        await until(lambda: asyncio.sleep(0, backend.cancelled == 1))
+        assert backend.steps_done < 200
+        row = await JobStore(conns[1]).get(job.id)
+        assert (row.status, row.attempts, row.worker_id) == ("running", 1, "w1")  # nothing written
+        assert events.seen == [("started", job.id)]
     finally:
         await loop.stop(grace=5)

@@ -1,14 +1,13 @@
-"""A front end and two workers as real processes on one SQLite file (WAL), the fake Bot API.
+"""A front end and two workers as real processes on one database, the fake Bot API.
+
+Every test runs twice: on one SQLite file (WAL) and on a PostgreSQL database (pgserver), given
+to the front end and every worker as ``DATABASE_URL``.
 
 ``python -m bot`` with ``ROLE=frontend`` (Telegram only) and two ``python -m bot.worker``
 processes (the stage backend of tests/reliability/botproc.py; no BOT_TOKEN in their environment)
 share one database and VIDEO_DIR. A worker is killed with SIGKILL at each stage of a job,
 frozen with SIGSTOP past its lease, or has its job cancelled from Telegram; the user must get
 every video exactly once, one "continues" notice for a re-run, and the attempts counted.
-
-The front end runs with ``PREVIEW=on`` (the status message is a photo: its text is the caption,
-the video is edited into it) and ``PREVIEW=off`` (a text status, the video sent as a reply); the
-helpers below read what the user sees in either form.
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
-    replies_to,
     wait_for,
     wait_ready,
 )
@@ -45,18 +43,43 @@ USER_A, USER_B = 7101, 7102
 FINAL = ("delivered", "failed", "cancelled", "undeliverable")
 
 
-PREVIEWS = pytest.mark.parametrize("preview", ["on", "off"], ids=["photo-status", "text-status"])
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The shared database: the SQLite file under ``tmp_path``, or a fresh PostgreSQL URL."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return tmp_path / "bot.sqlite3"
+
+
+def engine_env(db: Path | str) -> dict[str, str]:
+    return {"database_url": db} if isinstance(db, str) else {}
 
 
 def frontend_env(
-    tg: FaultyTelegram, data: Path, preview: str = "on", **extra: Any
+    tg: FaultyTelegram, data: Path, db: Path | str, preview: str = "on", **extra: Any
 ) -> dict[str, str]:
-    settings = {"role": "frontend", "lease_seconds": LEASE, "preview": preview, **extra}
+    """``PREVIEW=on`` (the default): status messages are photos, the video is edited into them
+    (PREVIEW=off's text status and sendVideo are covered by the e2e and crash tests)."""
+    settings = {
+        "role": "frontend",
+        "lease_seconds": LEASE,
+        "preview": preview,
+        **engine_env(db),
+        **extra,
+    }
     return bot_env(tg, data, **settings)
 
 
-def worker_env(tg: FaultyTelegram, data: Path, name: str, **extra: Any) -> dict[str, str]:
-    settings = {"rel_entry": "worker", "worker_id": name, "lease_seconds": LEASE, **extra}
+def worker_env(
+    tg: FaultyTelegram, data: Path, db: Path | str, name: str, **extra: Any
+) -> dict[str, str]:
+    settings = {
+        "rel_entry": "worker",
+        "worker_id": name,
+        "lease_seconds": LEASE,
+        **engine_env(db),
+        **extra,
+    }
     env = bot_env(tg, data, **settings)
     del env["BOT_TOKEN"]  # a worker never holds the token
     return env
@@ -83,9 +106,9 @@ def videos(tg: FaultyTelegram, chat_id: int) -> int:
     return len(tg.video_uploads(chat_id))
 
 
-async def all_final(data: Path, expected: int, *procs: BotProcess) -> list[dict[str, Any]]:
+async def all_final(db: Path | str, expected: int, *procs: BotProcess) -> list[dict[str, Any]]:
     def done() -> list[dict[str, Any]] | None:
-        rows = db_jobs(data / "bot.sqlite3")
+        rows = db_jobs(db)
         if len(rows) >= expected and all(r["status"] in FINAL for r in rows):
             return rows
         return None
@@ -93,14 +116,14 @@ async def all_final(data: Path, expected: int, *procs: BotProcess) -> list[dict[
     try:
         return await wait_for(done, 30, "all jobs final")
     except TimeoutError:
-        states = [(r["id"], r["status"], r["attempts"]) for r in db_jobs(data / "bot.sqlite3")]
+        states = [(r["id"], r["status"], r["attempts"]) for r in db_jobs(db)]
         logs = "\n".join(f"--- {p.log.name}\n{p.output()[-2500:]}" for p in procs)
         raise AssertionError(f"jobs not final: {states}\n{logs}") from None
 
 
-async def delivered_once(tg: FaultyTelegram, data: Path, *procs: BotProcess) -> list[dict]:
+async def delivered_once(tg: FaultyTelegram, db: Path | str, *procs: BotProcess) -> list[dict]:
     """Both jobs delivered, each video sent exactly once, nobody got another's video."""
-    rows = await all_final(data, 2, *procs)
+    rows = await all_final(db, 2, *procs)
     await wait_for(lambda: len(tg.video_messages()) >= 2, 10, "both videos sent")
     assert [r["status"] for r in rows] == ["delivered", "delivered"], rows
     assert sorted(tg.videos_per_job().items()) == [(rows[0]["id"], 1), (rows[1]["id"], 1)]
@@ -117,24 +140,14 @@ def stop_all(*procs: BotProcess) -> None:
                 os.kill(proc.pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize(
-    ("stage", "preview"),
-    [
-        ("translate", "on"),
-        ("denoise", "on"),
-        ("encode", "on"),
-        ("generated", "on"),
-        ("denoise", "off"),
-        ("generated", "off"),
-    ],
-)
+@pytest.mark.parametrize("stage", ["translate", "denoise", "encode", "generated"])
 async def test_kill9_of_a_worker_at_each_stage(
-    stage: str, preview: str, fork_server: ForkServer, tmp_path: Path
+    stage: str, fork_server: ForkServer, tmp_path: Path, db: Path | str
 ) -> None:
     data = tmp_path
     async with FaultyTelegram() as tg:
-        w1 = fork_server.spawn(worker_env(tg, data, "w1", rel_pause_at=stage), data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
+        w1 = fork_server.spawn(worker_env(tg, data, db, "w1", rel_pause_at=stage), data / "w1.log")
+        fe = fork_server.spawn(frontend_env(tg, data, db), data / "fe.log")
         procs: list[BotProcess] = [w1, fe]
         try:
             await wait_ready(tg, fe)
@@ -143,19 +156,19 @@ async def test_kill9_of_a_worker_at_each_stage(
             await wait_for(lambda: (data / marker).exists(), 15, f"w1 stopped at {stage}")
             tg.push_message("собака в космосе", user_id=USER_B)
             # Renders take a little while (real ones take minutes): the re-run is seen running.
-            w2 = fork_server.spawn(worker_env(tg, data, "w2", rel_step_delay=0.3), data / "w2.log")
+            w2 = fork_server.spawn(
+                worker_env(tg, data, db, "w2", rel_step_delay=0.3), data / "w2.log"
+            )
             procs.append(w2)
             assert await w1.kill9() == -9
             killed = time.monotonic()
             if stage != "generated":
-                await wait_for(
-                    lambda: db_jobs(data / "bot.sqlite3")[0]["attempts"] == 2, 30, "re-claim"
-                )
+                await wait_for(lambda: db_jobs(db)[0]["attempts"] == 2, 30, "re-claim")
                 FIGURES.setdefault("reclaim_after_kill9_s", {})[stage] = round(
                     time.monotonic() - killed, 2
                 )
                 FIGURES["lease_seconds"] = LEASE
-            rows = await delivered_once(tg, data, *procs)
+            rows = await delivered_once(tg, db, *procs)
             first = rows[0]
             if stage == "generated":
                 # Rendered and committed before the kill: delivered as is, never rendered again.
@@ -169,38 +182,37 @@ async def test_kill9_of_a_worker_at_each_stage(
             stop_all(*procs)
 
 
-@PREVIEWS
 async def test_a_frozen_worker_loses_its_job_and_writes_nothing(
-    preview: str, fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, db: Path | str
 ) -> None:
     """SIGSTOP past the lease: the other worker re-runs the job; after SIGCONT the stale worker
     finds its lease lost, stops rendering on its own, and none of its late writes land."""
     data = tmp_path
     slow = {"rel_step_delay": 0.25}
     async with FaultyTelegram() as tg:
-        w1 = fork_server.spawn(worker_env(tg, data, "w1", **slow), data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
+        w1 = fork_server.spawn(worker_env(tg, data, db, "w1", **slow), data / "w1.log")
+        fe = fork_server.spawn(frontend_env(tg, data, db), data / "fe.log")
         procs: list[BotProcess] = [w1, fe]
         try:
             await wait_ready(tg, fe)
             tg.push_message("/gen кот играет на пианино --steps 16", user_id=USER_A)
 
             def rendering() -> bool:
-                rows = db_jobs(data / "bot.sqlite3")
+                rows = db_jobs(db)
                 return bool(rows) and rows[0]["stage"] == "denoise" and rows[0]["worker_id"] == "w1"
 
             await wait_for(rendering, 15, "w1 rendering")
             os.kill(w1.pid, signal.SIGSTOP)
-            w2 = fork_server.spawn(worker_env(tg, data, "w2", **slow), data / "w2.log")
+            w2 = fork_server.spawn(worker_env(tg, data, db, "w2", **slow), data / "w2.log")
             procs.append(w2)
             tg.push_message("собака в космосе", user_id=USER_B)
-            rows = await delivered_once(tg, data, *procs)
+            rows = await delivered_once(tg, db, *procs)
             assert (rows[0]["worker_id"], rows[0]["attempts"]) == ("w2", 2)
             os.kill(w1.pid, signal.SIGCONT)
             await wait_for(lambda: "lease lost" in w1.output(), 10, "w1 noticed")
             await wait_for(lambda: "nothing written" in w1.output(), 10, "w1 stopped rendering")
             assert w1.alive()  # it goes on as a worker
-            assert db_jobs(data / "bot.sqlite3") == rows  # its late writes changed nothing
+            assert db_jobs(db) == rows  # its late writes changed nothing
             assert not (data / "videos" / "job-1.mp4").exists()  # it never encoded attempt 1
             assert sorted(tg.videos_per_job().values()) == [1, 1]
             assert notices(tg, USER_A) == 1
@@ -208,17 +220,16 @@ async def test_a_frozen_worker_loses_its_job_and_writes_nothing(
             stop_all(*procs)
 
 
-@PREVIEWS
 async def test_cancel_reaches_a_worker_in_another_process_within_a_step(
-    preview: str, fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, db: Path | str
 ) -> None:
     data = tmp_path
     step = 1.0  # longer than a heartbeat (LEASE / 3)
     async with FaultyTelegram() as tg:
         w1 = fork_server.spawn(
-            worker_env(tg, data, "w1", rel_step_delay=step, rel_step_marks=1), data / "w1.log"
+            worker_env(tg, data, db, "w1", rel_step_delay=step, rel_step_marks=1), data / "w1.log"
         )
-        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, db), data / "fe.log")
         procs = [w1, fe]
         try:
             await wait_ready(tg, fe)
@@ -231,9 +242,7 @@ async def test_cancel_reaches_a_worker_in_another_process_within_a_step(
 
             await wait_for(lambda: steps_done() >= 2, 20, "steps")
             tg.push_message("/cancel", user_id=USER_A)
-            await wait_for(
-                lambda: db_jobs(data / "bot.sqlite3")[0]["status"] == "cancelled", 10, "cancelled"
-            )
+            await wait_for(lambda: db_jobs(db)[0]["status"] == "cancelled", 10, "cancelled")
             at_cancel = await wait_for(steps_done, 5, "steps read")
             await wait_for(lambda: "cancelled while rendering" in w1.output(), 10, "w1 stopped")
             # Seen at the next heartbeat (more often than a step), stopped at the next step.
@@ -246,30 +255,31 @@ async def test_cancel_reaches_a_worker_in_another_process_within_a_step(
             stop_all(*procs)
 
 
-@PREVIEWS
 async def test_sigterm_gives_the_job_to_another_worker_at_once(
-    preview: str, fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, db: Path | str
 ) -> None:
     data = tmp_path
     async with FaultyTelegram() as tg:
-        env = worker_env(tg, data, "w1", rel_step_delay=0.5, lease_seconds=600)
+        env = worker_env(tg, data, db, "w1", rel_step_delay=0.5, lease_seconds=600)
         w1 = fork_server.spawn(env, data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data, preview, lease_seconds=600), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, db, lease_seconds=600), data / "fe.log")
         procs = [w1, fe]
         try:
             await wait_ready(tg, fe)
             tg.push_message("/gen кот играет на пианино --steps 12", user_id=USER_A)
             await wait_for(
-                lambda: (db_jobs(data / "bot.sqlite3") or [{}])[0].get("stage") == "denoise",
+                lambda: (db_jobs(db) or [{}])[0].get("stage") == "denoise",
                 15,
                 "w1 rendering",
             )
-            w2 = fork_server.spawn(worker_env(tg, data, "w2", lease_seconds=600), data / "w2.log")
+            w2 = fork_server.spawn(
+                worker_env(tg, data, db, "w2", lease_seconds=600), data / "w2.log"
+            )
             procs.append(w2)
             assert await w1.terminate() == 0
             # A 600 s lease: only the release can have handed the job over this soon.
             await wait_for(lambda: videos(tg, USER_A), 20, "delivered by w2")
-            rows = await all_final(data, 1, *procs)
+            rows = await all_final(db, 1, *procs)
             row = rows[0]
             assert (row["status"], row["worker_id"], row["attempts"]) == ("delivered", "w2", 2)
             assert notices(tg, USER_A) == 1
@@ -277,15 +287,14 @@ async def test_sigterm_gives_the_job_to_another_worker_at_once(
             stop_all(*procs)
 
 
-@PREVIEWS
 async def test_workers_honour_the_stored_pause(
-    preview: str, fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, db: Path | str
 ) -> None:
     """/pause on the front end holds a worker in another process; /resume lets it go on."""
     data = tmp_path
     async with FaultyTelegram() as tg:
-        w1 = fork_server.spawn(worker_env(tg, data, "w1"), data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
+        w1 = fork_server.spawn(worker_env(tg, data, db, "w1"), data / "w1.log")
+        fe = fork_server.spawn(frontend_env(tg, data, db), data / "fe.log")
         procs = [w1, fe]
         try:
             await wait_ready(tg, fe)
@@ -293,7 +302,7 @@ async def test_workers_honour_the_stored_pause(
             await wait_for(lambda: tg.calls_of("sendMessage", ADMIN_ID), 10, "/pause answered")
             tg.push_message("кот играет на пианино", user_id=USER_A)
             await wait_for(
-                lambda: (db_jobs(data / "bot.sqlite3") or [{}])[0].get("status_message_id"),
+                lambda: (db_jobs(db) or [{}])[0].get("status_message_id"),
                 10,
                 "job acknowledged",
             )
@@ -301,66 +310,64 @@ async def test_workers_honour_the_stored_pause(
             await wait_for(lambda: w1.output().count("generation loop started") == 1, 10, "w1")
             for _ in range(3):
                 await asyncio.sleep(1.0)
-                assert db_jobs(data / "bot.sqlite3")[0]["status"] == "queued"
+                assert db_jobs(db)[0]["status"] == "queued"
             tg.push_message("/resume", user_id=ADMIN_ID)
             await wait_for(lambda: videos(tg, USER_A), 20, "delivered after /resume")
         finally:
             stop_all(*procs)
 
 
-@PREVIEWS
 async def test_the_embedded_bot_follows_an_extra_worker(
-    preview: str, fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, db: Path | str
 ) -> None:
     """``ROLE=all`` with one more ``python -m bot.worker`` on the same database: the extra
     worker's job is reported and delivered by the bot, the embedded one's as before."""
     data = tmp_path
     async with FaultyTelegram() as tg:
-        env = bot_env(tg, data, lease_seconds=LEASE, rel_step_delay=0.5, preview=preview)
+        env = bot_env(tg, data, lease_seconds=LEASE, rel_step_delay=0.5, **engine_env(db))
         bot = fork_server.spawn(env, data / "bot.log")
         procs = [bot]
         try:
             await wait_ready(tg, bot)
             tg.push_message("/gen кот играет на пианино --steps 10", user_id=USER_A)
             await wait_for(
-                lambda: (db_jobs(data / "bot.sqlite3") or [{}])[0].get("stage") == "denoise",
+                lambda: (db_jobs(db) or [{}])[0].get("stage") == "denoise",
                 15,
                 "the embedded worker renders A",
             )
-            w1 = fork_server.spawn(worker_env(tg, data, "w1"), data / "w1.log")
+            w1 = fork_server.spawn(worker_env(tg, data, db, "w1"), data / "w1.log")
             procs.append(w1)
             tg.push_message("собака в космосе", user_id=USER_B)
-            rows = await delivered_once(tg, data, *procs)
+            rows = await delivered_once(tg, db, *procs)
             assert rows[0]["worker_id"].endswith(":bot") and rows[1]["worker_id"] == "w1"
             assert notices(tg, USER_A) == notices(tg, USER_B) == 0
         finally:
             stop_all(*procs)
 
 
-@PREVIEWS
 async def test_a_job_a_worker_refuses_at_claim_time_is_reported(
-    preview: str, fork_server: ForkServer, tmp_path: Path
+    fork_server: ForkServer, tmp_path: Path, db: Path | str
 ) -> None:
     """A worker with lower limits refuses a job at once (claimed and failed between two looks
     of the front end): the user still gets the reason."""
     data = tmp_path
     async with FaultyTelegram() as tg:
-        w0 = fork_server.spawn(worker_env(tg, data, "w0"), data / "w0.log")
-        fe = fork_server.spawn(frontend_env(tg, data, preview), data / "fe.log")
+        w0 = fork_server.spawn(worker_env(tg, data, db, "w0"), data / "w0.log")
+        fe = fork_server.spawn(frontend_env(tg, data, db), data / "fe.log")
         procs = [w0, fe]
         try:
             await wait_ready(tg, fe)  # it validates with w0's limits (50 steps)
             assert await w0.terminate() == 0
             low = {"max_steps": 3, "default_steps": 2}
-            w1 = fork_server.spawn(worker_env(tg, data, "w1", **low), data / "w1.log")
+            w1 = fork_server.spawn(worker_env(tg, data, db, "w1", **low), data / "w1.log")
             procs.append(w1)
             tg.push_message("/gen кот играет на пианино --steps 8", user_id=USER_A)
-            rows = await all_final(data, 1, *procs)
+            rows = await all_final(db, 1, *procs)
             assert (rows[0]["status"], rows[0]["error"]) == ("failed", "over_limit:steps:3")
             with use_locale("ru"):
                 reason = status_texts.failure("over_limit:steps:3")
-            await wait_for(lambda: reason in replies_to(tg, USER_A), 10, "the reason told")
-            assert replies_to(tg, USER_A).count(reason) == 1
+            await wait_for(lambda: reason in tg.texts_to(USER_A), 10, "the reason told")
+            assert tg.texts_to(USER_A).count(reason) == 1
         finally:
             stop_all(*procs)
 
@@ -378,14 +385,15 @@ async def test_a_workers_previews_reach_the_status_photo_then_one_video(
     that same photo. The preview row is gone once the job ended."""
     data = tmp_path
     async with FaultyTelegram() as tg:
-        env = worker_env(tg, data, "w1", rel_previews=1, rel_step_delay=0.4)
+        db = data / "bot.sqlite3"
+        env = worker_env(tg, data, db, "w1", rel_previews=1, rel_step_delay=0.4)
         w1 = fork_server.spawn(env, data / "w1.log")
-        fe = fork_server.spawn(frontend_env(tg, data, "on"), data / "fe.log")
+        fe = fork_server.spawn(frontend_env(tg, data, db, "on"), data / "fe.log")
         procs = [w1, fe]
         try:
             await wait_ready(tg, fe)
             tg.push_message("/gen кот играет на пианино --steps 8", user_id=USER_A)
-            rows = await all_final(data, 1, *procs)
+            rows = await all_final(db, 1, *procs)
             await wait_for(lambda: videos(tg, USER_A), 10, "the video")
             await wait_for(lambda: not stored_previews(data), 10, "the preview row deleted")
         finally:

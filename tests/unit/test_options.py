@@ -119,6 +119,13 @@ def test_unknown_option_lists_the_allowed_ones() -> None:
     assert "--steps" in (info.value.allowed or "")
 
 
+def test_nul_characters_are_dropped() -> None:
+    """PostgreSQL text cannot hold NUL: a request with one must not fail the job's insert."""
+    parsed = parse_request("кот\x00.mp4 --negative раз\x00мыто")
+    assert parsed.prompt == "кот.mp4"
+    assert parsed.overrides.negative_prompt == "размыто"
+
+
 @given(st.text(alphabet="абвгд xyz.,!?", max_size=60))
 def test_plain_prose_is_all_prompt(words: str) -> None:
     assert parse_request(words).prompt == " ".join(words.split())
