@@ -37,7 +37,8 @@ class AccessMiddleware(BaseMiddleware):
         notice_interval: float = NOTICE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._notices = NoticeLimiter(notice_interval, clock)
+        self.clock = clock  # replaceable (tests move time); the limiter reads it
+        self._notices = NoticeLimiter(notice_interval, lambda: self.clock())
 
     async def __call__(
         self,

@@ -46,7 +46,8 @@ class ThrottleMiddleware(BaseMiddleware):
         self.burst = burst
         self.rate = rate
         self._buckets: OrderedDict[int, AsyncLimiter] = OrderedDict()
-        self._notices = NoticeLimiter(notice_interval, clock)
+        self.clock = clock  # replaceable (tests move time); the limiter reads it
+        self._notices = NoticeLimiter(notice_interval, lambda: self.clock())
         self.dropped = 0
         """Updates dropped so far (for logs and metrics)."""
 
