@@ -192,7 +192,8 @@ async def test_installed_t2v_bot_answers_start(
     )
     out = (await asyncio.wait_for(check.communicate(), 120))[0].decode()
     assert check.returncode == 0, out
-    migrations = len(list((REPO / "bot" / "migrations").glob("*.sql")))
+    # One migration per number (a ``.postgres.sql`` file overrides its number on PostgreSQL only).
+    migrations = len({p.name[:4] for p in (REPO / "bot" / "migrations").glob("*.sql")})
     assert f"is created at start ({migrations} migrations)" in out, out  # read from the wheel
     log = (run_dir / "bot.log").open("w")
     proc = subprocess.Popen(  # noqa: ASYNC220 - the installed program, as an operator runs it
