@@ -125,6 +125,9 @@ class InboxDispatcher(Dispatcher):
         self.inbox = inbox
         self.handling: set[asyncio.Task[None]] = set()
         """Handler tasks in flight (:meth:`dispatch`)."""
+        self.in_flight: set[int] = set()
+        """Ids of the updates those tasks handle: a replay (a front end taking the lead while
+        webhooks already arrive) must not handle one of them a second time."""
         self.last_prune = time.monotonic()
         self.update.outer_middleware(InboxMiddleware(inbox))
 
@@ -143,7 +146,9 @@ class InboxDispatcher(Dispatcher):
             self.handle(bot, update, **kwargs), name=f"update-{update.update_id}"
         )
         self.handling.add(task)
+        self.in_flight.add(update.update_id)
         task.add_done_callback(self.handling.discard)
+        task.add_done_callback(lambda _: self.in_flight.discard(update.update_id))
         return task
 
     async def handle(self, bot: Bot, update: Update, **kwargs: Any) -> None:
@@ -191,6 +196,8 @@ class InboxDispatcher(Dispatcher):
         if pending:
             log.info("update inbox: replaying %d unfinished updates", len(pending))
         for update_id, payload in pending:
+            if update_id in self.in_flight:  # being handled here right now (a webhook)
+                continue
             try:
                 update = Update.model_validate_json(payload, context={"bot": bot})
             except ValueError:
