@@ -34,6 +34,7 @@ from tests.reliability.harness import (
     ForkServer,
     bot_env,
     db_jobs,
+    replies_to,
     wait_for,
     wait_ready,
 )
@@ -366,8 +367,8 @@ async def test_a_job_a_worker_refuses_at_claim_time_is_reported(
             assert (rows[0]["status"], rows[0]["error"]) == ("failed", "over_limit:steps:3")
             with use_locale("ru"):
                 reason = status_texts.failure("over_limit:steps:3")
-            await wait_for(lambda: reason in tg.texts_to(USER_A), 10, "the reason told")
-            assert tg.texts_to(USER_A).count(reason) == 1
+            await wait_for(lambda: reason in replies_to(tg, USER_A), 10, "the reason told")
+            assert replies_to(tg, USER_A).count(reason) == 1
         finally:
             stop_all(*procs)
 
