@@ -58,7 +58,12 @@ async def test_each_family_renders_a_request_through_the_bot(
         # PREVIEW=on (the default): the video is edited into the status photo, and each
         # family's latents go through the live preview (a family it cannot read turns it off).
         (video,) = await tg.wait_for(lambda: tg.video_uploads(ALICE), timeout=120)
-        job = await app.jobs.get(1)
+        # The upload is seen before the «готово» reply and the commit that follow it.
+        for _ in range(500):
+            job = await app.jobs.get(1)
+            if job is not None and job.status == "delivered":
+                break
+            await asyncio.sleep(0.02)
     finally:
         await app.stop()
         await task
