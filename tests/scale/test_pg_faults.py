@@ -83,10 +83,10 @@ async def test_a_cancel_is_notified_at_once_and_listen_reconnects(
             await wait_for(lambda: "(connection 2)" in w1.output(), 20, "w1 listening again")
             tg.push_message("/gen кот играет на пианино --steps 40", user_id=USER_A)
             await cancel_arrives_at_once(tg, db, data, w1, USER_A, 1)
-            assert tg.videos(USER_A) == []
+            assert tg.video_uploads(USER_A) == []
             # The worker is free at once: the next job renders and is delivered.
             tg.push_message("/gen собака в космосе --steps 2", user_id=USER_B)
-            await wait_for(lambda: tg.videos(USER_B), 30, "the next job delivered")
+            await wait_for(lambda: tg.video_uploads(USER_B), 30, "the next job delivered")
         finally:
             stop_all(*procs)
 
